@@ -1,0 +1,167 @@
+//! Settings, each read from an environment variable with a default, so `cargo run` with nothing
+//! set serves on 127.0.0.1:8080 with an SQLite file and writes mail to `./data/mail`.
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use anyhow::Context;
+use groundswell_domain::secrets::SecretKey;
+use lettre::message::Mailbox;
+
+/// The settings as the command line and environment give them.
+#[derive(Clone, Debug, clap::Args)]
+pub struct Settings {
+    /// Address and port to serve on.
+    #[arg(long, env = "BIND_ADDR", default_value = "127.0.0.1:8080")]
+    pub bind_addr: SocketAddr,
+    /// `sqlite://…` or `postgres://…`.
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "sqlite://data/groundswell.db"
+    )]
+    pub database_url: String,
+    /// Most database connections this server holds.
+    #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 10)]
+    pub database_max_connections: u32,
+    /// Base URL used in links inside emails and calendar files.
+    #[arg(long, env = "PUBLIC_URL", default_value = "http://127.0.0.1:8080")]
+    pub public_url: String,
+    /// `smtp://user:pass@host:port` or `smtps://…`; when unset, mail is written to MAIL_DIR.
+    #[arg(long, env = "SMTP_URL")]
+    pub smtp_url: Option<String>,
+    /// Folder that receives one `.eml` file per message when no SMTP server is set.
+    #[arg(long, env = "MAIL_DIR", default_value = "./data/mail")]
+    pub mail_dir: PathBuf,
+    /// Sender address.
+    #[arg(
+        long,
+        env = "MAIL_FROM",
+        default_value = "Groundswell <noreply@localhost>"
+    )]
+    pub mail_from: String,
+    /// `requestSignIn` calls allowed per client address per minute.
+    #[arg(long, env = "SIGN_IN_REQUESTS_PER_MINUTE", default_value_t = 10)]
+    pub sign_in_requests_per_minute: u32,
+    /// Base64url key of at least 32 bytes that signs sign-in links; every server sharing a
+    /// database needs the same one. When unset, a key is made once and kept in SECRET_KEY_FILE.
+    #[arg(long, env = "SECRET_KEY", hide_env_values = true)]
+    pub secret_key: Option<String>,
+    /// Where the generated secret key is kept when SECRET_KEY is unset.
+    #[arg(long, env = "SECRET_KEY_FILE", default_value = "./data/secret.key")]
+    pub secret_key_file: PathBuf,
+    /// Seconds a request may take before it is answered with a timeout.
+    #[arg(long, env = "REQUEST_TIMEOUT_SECONDS", default_value_t = 30)]
+    pub request_timeout_seconds: u64,
+    /// Delivery attempts before a message is marked failed.
+    #[arg(long, env = "MAIL_MAX_ATTEMPTS", default_value_t = 8)]
+    pub mail_max_attempts: u32,
+    /// Wait before the first retry of a failed delivery, doubling each time (up to an hour).
+    #[arg(long, env = "MAIL_RETRY_BASE_MS", default_value_t = 30_000)]
+    pub mail_retry_base_ms: u64,
+    /// How often the delivery worker looks for due mail.
+    #[arg(long, env = "MAIL_POLL_INTERVAL_MS", default_value_t = 1_000)]
+    pub mail_poll_interval_ms: u64,
+}
+
+/// Validated configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub bind_addr: SocketAddr,
+    pub database_url: String,
+    pub database_max_connections: u32,
+    /// Without a trailing slash.
+    pub public_url: String,
+    pub smtp_url: Option<String>,
+    pub mail_dir: PathBuf,
+    pub mail_from: Mailbox,
+    pub sign_in_requests_per_minute: u32,
+    pub secret_key: SecretKey,
+    pub request_timeout: Duration,
+    /// Largest request body accepted.
+    pub max_body_bytes: usize,
+    pub mail: MailSettings,
+}
+
+#[derive(Clone, Debug)]
+pub struct MailSettings {
+    pub max_attempts: u32,
+    pub retry_base: Duration,
+    pub poll_interval: Duration,
+    /// How long a claimed message stays with one server before another may take it over.
+    pub lease: Duration,
+}
+
+impl Config {
+    pub fn from_settings(settings: Settings) -> anyhow::Result<Self> {
+        let public_url = url::Url::parse(&settings.public_url)
+            .context("PUBLIC_URL must be an absolute URL, like https://groundswell.example")?;
+        let mail_from: Mailbox = settings
+            .mail_from
+            .parse()
+            .context("MAIL_FROM must be an address, like Groundswell <noreply@example.org>")?;
+        let secret_key = match settings.secret_key {
+            Some(text) => {
+                SecretKey::decode(&text).map_err(|e| anyhow::anyhow!("SECRET_KEY {e}"))?
+            }
+            None => load_or_create_key(&settings.secret_key_file)?,
+        };
+        anyhow::ensure!(
+            settings.sign_in_requests_per_minute > 0,
+            "SIGN_IN_REQUESTS_PER_MINUTE must be at least 1"
+        );
+        Ok(Self {
+            bind_addr: settings.bind_addr,
+            database_url: settings.database_url,
+            database_max_connections: settings.database_max_connections.max(1),
+            public_url: public_url.as_str().trim_end_matches('/').to_owned(),
+            smtp_url: settings.smtp_url.filter(|url| !url.trim().is_empty()),
+            mail_dir: settings.mail_dir,
+            mail_from,
+            sign_in_requests_per_minute: settings.sign_in_requests_per_minute,
+            secret_key,
+            request_timeout: Duration::from_secs(settings.request_timeout_seconds.max(1)),
+            max_body_bytes: 1024 * 1024,
+            mail: MailSettings {
+                max_attempts: settings.mail_max_attempts.max(1),
+                retry_base: Duration::from_millis(settings.mail_retry_base_ms),
+                poll_interval: Duration::from_millis(settings.mail_poll_interval_ms.max(10)),
+                lease: Duration::from_secs(300),
+            },
+        })
+    }
+}
+
+fn load_or_create_key(path: &std::path::Path) -> anyhow::Result<SecretKey> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => SecretKey::decode(&text)
+            .map_err(|e| anyhow::anyhow!("the key in {} {e}", path.display())),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+            let key = SecretKey::generate();
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent)
+                    .with_context(|| format!("creating {}", parent.display()))?;
+            }
+            write_private(path, &key.encode())
+                .with_context(|| format!("writing the secret key to {}", path.display()))?;
+            tracing::info!(path = %path.display(), "made a new secret key");
+            Ok(key)
+        }
+        Err(err) => Err(err).with_context(|| format!("reading {}", path.display())),
+    }
+}
+
+#[cfg(unix)]
+fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    use std::{io::Write, os::unix::fs::OpenOptionsExt};
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(text.as_bytes())
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    std::fs::write(path, text)
+}

@@ -1,0 +1,62 @@
+//! Relay connections over domain pages: opaque cursors, `pageInfo` and `totalCount`.
+
+use async_graphql::{
+    OutputType, SimpleObject,
+    connection::{Connection, Edge},
+};
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use groundswell_domain::page::{Page, PageRequest};
+use uuid::Uuid;
+
+use super::{ApiError, ApiResult, error::FieldContext};
+
+#[derive(SimpleObject)]
+pub struct TotalCount {
+    /// How many items the whole list holds, across all pages.
+    pub total_count: i64,
+}
+
+pub type Paged<T> = Connection<String, T, TotalCount>;
+
+fn encode_cursor(id: Uuid) -> String {
+    URL_SAFE_NO_PAD.encode(id.as_bytes())
+}
+
+fn decode_cursor(cursor: &str) -> Option<Uuid> {
+    let bytes = URL_SAFE_NO_PAD.decode(cursor).ok()?;
+    Uuid::from_slice(&bytes).ok()
+}
+
+/// Validates `first` and `after` into a page request.
+pub fn page_request(first: Option<i32>, after: Option<String>) -> ApiResult<PageRequest> {
+    let after = match after {
+        Some(cursor) => Some(
+            decode_cursor(&cursor)
+                .ok_or_else(|| ApiError::bad_input("after", "is not a cursor from this list"))?,
+        ),
+        None => None,
+    };
+    PageRequest::new(first, after).field("first")
+}
+
+/// Builds a connection from a page, each node's cursor made from its id.
+pub fn connection<D, T: OutputType>(
+    page: Page<D>,
+    had_cursor: bool,
+    id: impl Fn(&D) -> Uuid,
+    node: impl Fn(D) -> T,
+) -> Paged<T> {
+    let mut connection = Connection::with_additional_fields(
+        had_cursor,
+        page.has_next_page,
+        TotalCount {
+            total_count: i64::try_from(page.total_count).unwrap_or(i64::MAX),
+        },
+    );
+    connection.edges.extend(
+        page.items
+            .into_iter()
+            .map(|item| Edge::new(encode_cursor(id(&item)), node(item))),
+    );
+    connection
+}

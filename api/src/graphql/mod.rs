@@ -1,0 +1,92 @@
+//! The GraphQL schema: per-area roots merged into one, with the limits that keep one request
+//! from costing the server too much.
+
+mod changes;
+mod connection;
+pub mod error;
+mod loaders;
+mod organisations;
+mod people;
+
+use std::{net::IpAddr, sync::Arc};
+
+use async_graphql::{Context, EmptySubscription, MergedObject, Schema, SchemaBuilder};
+use governor::DefaultKeyedRateLimiter;
+use groundswell_domain::{Actor, Database, secrets::SecretKey};
+use tokio::sync::Notify;
+
+pub use error::{ApiError, ApiResult};
+pub use loaders::new_loader;
+
+/// Deepest selection a query may nest.
+pub const MAX_DEPTH: usize = 12;
+/// Most fields (aliases included) a query may select, weighted by page sizes.
+pub const MAX_COMPLEXITY: usize = 2_000;
+/// Most operations in one batched request.
+pub const MAX_BATCH: usize = 10;
+
+#[derive(MergedObject, Default)]
+pub struct QueryRoot(
+    people::PeopleQuery,
+    changes::ChangesQuery,
+    organisations::OrganisationsQuery,
+);
+
+#[derive(MergedObject, Default)]
+pub struct MutationRoot(people::PeopleMutation, organisations::OrganisationsMutation);
+
+pub type GroundswellSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
+
+/// What every resolver may use, shared by all requests.
+pub struct AppContext {
+    pub db: Database,
+    pub secret: SecretKey,
+    pub sign_in_limiter: DefaultKeyedRateLimiter<IpAddr>,
+    /// Wakes the mail worker when a resolver has queued mail.
+    pub mail_queued: Arc<Notify>,
+}
+
+/// Who is asking, established once per request.
+#[derive(Clone, Debug)]
+pub struct RequestContext {
+    pub actor: Actor,
+    pub client_ip: Option<IpAddr>,
+}
+
+fn builder() -> SchemaBuilder<QueryRoot, MutationRoot, EmptySubscription> {
+    Schema::build(
+        QueryRoot::default(),
+        MutationRoot::default(),
+        EmptySubscription,
+    )
+    .limit_depth(MAX_DEPTH)
+    .limit_complexity(MAX_COMPLEXITY)
+    .limit_recursive_depth(32)
+    .limit_directives(10)
+}
+
+pub fn build(context: AppContext) -> GroundswellSchema {
+    builder().data(context).finish()
+}
+
+/// The schema's SDL, as `groundswell schema` prints it and `schema.graphql` holds it.
+pub fn sdl() -> String {
+    builder().finish().sdl()
+}
+
+pub(crate) fn app<'a>(ctx: &Context<'a>) -> ApiResult<&'a AppContext> {
+    Ok(ctx.data::<AppContext>()?)
+}
+
+pub(crate) fn request<'a>(ctx: &Context<'a>) -> ApiResult<&'a RequestContext> {
+    Ok(ctx.data::<RequestContext>()?)
+}
+
+pub(crate) fn actor<'a>(ctx: &Context<'a>) -> ApiResult<&'a Actor> {
+    Ok(&request(ctx)?.actor)
+}
+
+/// Parses a GraphQL `ID` holding a UUID.
+pub(crate) fn parse_id(field: &str, id: &async_graphql::ID) -> ApiResult<uuid::Uuid> {
+    uuid::Uuid::parse_str(id.as_str()).map_err(|_| ApiError::bad_input(field, "is not a valid id"))
+}

@@ -1,0 +1,268 @@
+//! People, sign-in and what a person holds.
+
+use async_graphql::{Context, Enum, ID, InputObject, Json, Object, SimpleObject};
+use chrono::{DateTime, Utc};
+use groundswell_domain::{
+    Actor,
+    people::{
+        self, DigestPreferencesUpdate, DisplayName, EmailAddress, HourOfDay,
+        Person as DomainPerson, TimeZone, Weekday,
+    },
+};
+
+use super::{
+    ApiError, ApiResult, actor, app, changes::Change, error::FieldContext,
+    organisations::OrganisationMember, request,
+};
+
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+#[graphql(remote = "groundswell_domain::people::Role")]
+pub enum Role {
+    /// Registers for gatherings; the default.
+    Attendee,
+    /// Runs the movement: creates gatherings, plans for access needs, receives digests.
+    Convenor,
+    /// Operates Groundswell.
+    Admin,
+}
+
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+#[graphql(remote = "groundswell_domain::people::DigestFrequency")]
+pub enum DigestFrequency {
+    Daily,
+    Weekly,
+    Monthly,
+    Never,
+}
+
+/// Someone who uses Groundswell. Their email and settings are shown only to themselves and to
+/// admins.
+pub struct Person(pub DomainPerson);
+
+impl Person {
+    fn visible_to(&self, actor: &Actor) -> bool {
+        actor.is_admin()
+            || matches!(actor, Actor::Person { person_id, .. } if *person_id == self.0.id)
+    }
+}
+
+#[Object]
+impl Person {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+
+    /// Their email address; null unless you are this person or an admin.
+    async fn email(&self, ctx: &Context<'_>) -> ApiResult<Option<String>> {
+        Ok(self.visible_to(actor(ctx)?).then(|| self.0.email.clone()))
+    }
+
+    /// The name they chose to show, if any.
+    async fn display_name(&self) -> Option<&str> {
+        self.0.display_name.as_deref()
+    }
+
+    async fn role(&self) -> Role {
+        self.0.role.into()
+    }
+
+    /// Their IANA time zone, such as Europe/London.
+    async fn time_zone(&self) -> &str {
+        self.0.digest.time_zone.name()
+    }
+
+    /// When and what their email digest holds; null unless you are this person or an admin.
+    async fn digest_preferences(&self, ctx: &Context<'_>) -> ApiResult<Option<DigestPreferences>> {
+        let d = &self.0.digest;
+        Ok(self.visible_to(actor(ctx)?).then(|| DigestPreferences {
+            frequency: d.frequency.into(),
+            weekday: i32::from(d.weekday),
+            hour: i32::from(d.hour),
+            time_zone: d.time_zone.name().to_owned(),
+            changes: d.changes.iter().map(|c| Change::from(*c)).collect(),
+            send_empty: d.send_empty,
+        }))
+    }
+
+    /// The organisations they belong to; only they and admins see this.
+    async fn organisations(&self, ctx: &Context<'_>) -> ApiResult<Vec<OrganisationMember>> {
+        if !self.visible_to(actor(ctx)?) {
+            return Err(ApiError::Forbidden(
+                "Only this person can see their organisations.".to_owned(),
+            ));
+        }
+        let members =
+            groundswell_domain::organisations::memberships_of(&app(ctx)?.db, self.0.id).await?;
+        Ok(members.into_iter().map(OrganisationMember).collect())
+    }
+
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+}
+
+/// When and what a person's email digest holds.
+#[derive(SimpleObject)]
+pub struct DigestPreferences {
+    pub frequency: DigestFrequency,
+    /// Weekday of weekly digests: 1 is Monday, 7 is Sunday.
+    pub weekday: i32,
+    /// Local hour the digest is sent, 0 to 23.
+    pub hour: i32,
+    /// IANA time zone the hour is in.
+    pub time_zone: String,
+    /// The changes of interest; empty means all five.
+    pub changes: Vec<Change>,
+    /// Whether to send a digest when nothing happened.
+    pub send_empty: bool,
+}
+
+/// Changes to digest preferences; fields left out stay as they are.
+#[derive(InputObject)]
+pub struct DigestPreferencesInput {
+    pub frequency: Option<DigestFrequency>,
+    /// 1 (Monday) to 7 (Sunday).
+    pub weekday: Option<i32>,
+    /// 0 to 23, in `timeZone`.
+    pub hour: Option<i32>,
+    /// An IANA time zone name, such as Europe/London.
+    pub time_zone: Option<String>,
+    /// The changes of interest; an empty list means all five.
+    pub changes: Option<Vec<Change>>,
+    pub send_empty: Option<bool>,
+}
+
+impl TryFrom<DigestPreferencesInput> for DigestPreferencesUpdate {
+    type Error = ApiError;
+
+    fn try_from(input: DigestPreferencesInput) -> ApiResult<Self> {
+        Ok(Self {
+            frequency: input.frequency.map(Into::into),
+            weekday: input
+                .weekday
+                .map(Weekday::parse)
+                .transpose()
+                .field("weekday")?,
+            hour: input.hour.map(HourOfDay::parse).transpose().field("hour")?,
+            time_zone: input
+                .time_zone
+                .as_deref()
+                .map(TimeZone::parse)
+                .transpose()
+                .field("timeZone")?,
+            changes: input
+                .changes
+                .map(|changes| changes.into_iter().map(Into::into).collect()),
+            send_empty: input.send_empty,
+        })
+    }
+}
+
+/// A signed-in session. Send `token` as `Authorization: Bearer <token>`.
+#[derive(SimpleObject)]
+pub struct Session {
+    /// Shown once; Groundswell keeps only its hash.
+    pub token: String,
+    pub person: Person,
+}
+
+#[derive(Default)]
+pub struct PeopleQuery;
+
+#[Object]
+impl PeopleQuery {
+    /// The signed-in person, or null.
+    async fn me(&self, ctx: &Context<'_>) -> ApiResult<Option<Person>> {
+        let Actor::Person { person_id, .. } = actor(ctx)? else {
+            return Ok(None);
+        };
+        Ok(people::by_id(&app(ctx)?.db, *person_id).await?.map(Person))
+    }
+
+    /// Everything Groundswell holds about the signed-in person.
+    async fn my_data(&self, ctx: &Context<'_>) -> ApiResult<Json<serde_json::Value>> {
+        Ok(Json(people::my_data(&app(ctx)?.db, actor(ctx)?).await?))
+    }
+}
+
+#[derive(Default)]
+pub struct PeopleMutation;
+
+#[Object]
+impl PeopleMutation {
+    /// Emails a one-time sign-in link to `email`. Always true: it never tells whether an
+    /// account exists.
+    async fn request_sign_in(&self, ctx: &Context<'_>, email: String) -> ApiResult<bool> {
+        let app = app(ctx)?;
+        let email = EmailAddress::parse(&email).field("email")?;
+        if let Some(ip) = request(ctx)?.client_ip {
+            if app.sign_in_limiter.check_key(&ip).is_err() {
+                return Err(ApiError::RateLimited(
+                    "Too many sign-in requests from your network. Wait a minute and try again."
+                        .to_owned(),
+                ));
+            }
+        }
+        people::request_sign_in(&app.db, &app.secret, &email, groundswell_domain::now()).await?;
+        app.mail_queued.notify_one();
+        Ok(true)
+    }
+
+    /// Exchanges the token from a sign-in link for a session, once, within 30 minutes.
+    async fn sign_in(&self, ctx: &Context<'_>, token: String) -> ApiResult<Session> {
+        if token.len() > 512 {
+            return Err(ApiError::bad_input("token", "is not a sign-in token"));
+        }
+        let session = people::sign_in(&app(ctx)?.db, &token, groundswell_domain::now()).await?;
+        Ok(Session {
+            token: session.token,
+            person: Person(session.person),
+        })
+    }
+
+    /// Ends the current session.
+    async fn sign_out(&self, ctx: &Context<'_>) -> ApiResult<bool> {
+        people::sign_out(&app(ctx)?.db, actor(ctx)?, groundswell_domain::now()).await?;
+        Ok(true)
+    }
+
+    /// Sets the name the signed-in person shows; null clears it.
+    async fn update_profile(
+        &self,
+        ctx: &Context<'_>,
+        display_name: Option<String>,
+    ) -> ApiResult<Person> {
+        let name = display_name
+            .as_deref()
+            .map(DisplayName::parse)
+            .transpose()
+            .field("displayName")?;
+        let person =
+            people::update_profile(&app(ctx)?.db, actor(ctx)?, name, groundswell_domain::now())
+                .await?;
+        Ok(Person(person))
+    }
+
+    /// Changes when and what the signed-in person's digest holds.
+    async fn update_digest_preferences(
+        &self,
+        ctx: &Context<'_>,
+        input: DigestPreferencesInput,
+    ) -> ApiResult<Person> {
+        let update = DigestPreferencesUpdate::try_from(input)?;
+        let person = people::update_digest_preferences(
+            &app(ctx)?.db,
+            actor(ctx)?,
+            update,
+            groundswell_domain::now(),
+        )
+        .await?;
+        Ok(Person(person))
+    }
+
+    /// Erases the signed-in person's personal details and ends their sessions.
+    async fn erase_my_data(&self, ctx: &Context<'_>) -> ApiResult<bool> {
+        people::erase(&app(ctx)?.db, actor(ctx)?, groundswell_domain::now()).await?;
+        Ok(true)
+    }
+}

@@ -1,0 +1,153 @@
+//! GraphQL over HTTP: authenticates the caller, reads a bounded body, refuses oversized
+//! batches, executes, and gives every error a code.
+
+use std::net::SocketAddr;
+
+use async_graphql::{BatchRequest, BatchResponse, http::GraphiQLSource};
+use axum::{
+    Json,
+    body::{Body, to_bytes},
+    extract::{ConnectInfo, State},
+    http::{HeaderMap, StatusCode, header},
+    response::{Html, IntoResponse, Response},
+};
+use groundswell_domain::Actor;
+use serde_json::json;
+
+use super::{AppState, SESSION_COOKIE};
+use crate::graphql::{MAX_BATCH, RequestContext, error::assign_codes, new_loader};
+
+pub async fn graphiql() -> Html<String> {
+    Html(
+        GraphiQLSource::build()
+            .endpoint("/graphql")
+            .subscription_endpoint("/graphql/ws")
+            .title("Groundswell")
+            .finish(),
+    )
+}
+
+pub fn error_response(status: StatusCode, message: &str, code: &str) -> Response {
+    (
+        status,
+        Json(json!({ "errors": [{ "message": message, "extensions": { "code": code } }] })),
+    )
+        .into_response()
+}
+
+/// The bearer token, or the session cookie set by the sign-in page. The cookie counts only on
+/// JSON requests, which a cross-site form cannot send.
+fn credential(headers: &HeaderMap) -> Option<String> {
+    if let Some(value) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
+        let (scheme, token) = value.trim().split_once(' ')?;
+        return scheme
+            .eq_ignore_ascii_case("bearer")
+            .then(|| token.trim().to_owned());
+    }
+    let is_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !is_json {
+        return None;
+    }
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == SESSION_COOKIE)
+        .map(|(_, value)| value.to_owned())
+}
+
+pub async fn execute(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let actor = match credential(&headers) {
+        Some(token) => {
+            match groundswell_domain::access::authenticate(
+                &state.db,
+                &token,
+                groundswell_domain::now(),
+            )
+            .await
+            {
+                Ok(actor) => actor,
+                Err(err) => {
+                    tracing::error!(error = %err, "authenticating failed");
+                    return error_response(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "Groundswell cannot reach its database just now. Please try again.",
+                        "INTERNAL_SERVER_ERROR",
+                    );
+                }
+            }
+        }
+        None => Actor::Anonymous,
+    };
+
+    let bytes = match to_bytes(body, state.max_body_bytes).await {
+        Ok(bytes) => bytes,
+        Err(_) => {
+            return error_response(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "The request body is too large. Requests are limited to 1 MiB.",
+                "BAD_USER_INPUT",
+            );
+        }
+    };
+    let batch: BatchRequest = match serde_json::from_slice(&bytes) {
+        Ok(batch) => batch,
+        Err(err) => {
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                &format!("The request body is not a GraphQL request in JSON: {err}."),
+                "BAD_USER_INPUT",
+            );
+        }
+    };
+    if let BatchRequest::Batch(requests) = &batch {
+        if requests.len() > MAX_BATCH || requests.is_empty() {
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                &format!("A batch may hold 1 to {MAX_BATCH} operations."),
+                "BAD_USER_INPUT",
+            );
+        }
+    }
+
+    let context = RequestContext {
+        actor,
+        client_ip: Some(peer.ip()),
+    };
+    // Each operation gets its own loader, so nothing cached for one caller reaches another.
+    let with_context = |request: async_graphql::Request| {
+        request
+            .data(context.clone())
+            .data(new_loader(state.db.clone()))
+    };
+    let mut response = match batch {
+        BatchRequest::Single(request) => {
+            BatchResponse::Single(state.schema.execute(with_context(request)).await)
+        }
+        BatchRequest::Batch(requests) => {
+            let mut responses = Vec::with_capacity(requests.len());
+            for request in requests {
+                responses.push(state.schema.execute(with_context(request)).await);
+            }
+            BatchResponse::Batch(responses)
+        }
+    };
+    match &mut response {
+        BatchResponse::Single(one) => assign_codes(one),
+        BatchResponse::Batch(many) => many.iter_mut().for_each(assign_codes),
+    }
+    Json(response).into_response()
+}

@@ -1,0 +1,94 @@
+//! The HTTP surface: GraphQL over HTTP, the sign-in page, health checks, and the layers that
+//! bound every request (body size, time, logging without secrets).
+
+mod graphql;
+mod health;
+mod sign_in;
+
+use std::{sync::Arc, time::Duration};
+
+use axum::{
+    Router,
+    body::Body,
+    extract::MatchedPath,
+    http::{Request, Response, StatusCode, header},
+    middleware,
+    routing::get,
+};
+use tower_http::{
+    catch_panic::CatchPanicLayer, limit::RequestBodyLimitLayer, timeout::TimeoutLayer,
+    trace::TraceLayer,
+};
+
+use crate::graphql::GroundswellSchema;
+use groundswell_domain::Database;
+
+pub const SESSION_COOKIE: &str = "groundswell_session";
+
+#[derive(Clone)]
+pub struct AppState {
+    pub db: Database,
+    pub schema: GroundswellSchema,
+    pub public_url: Arc<str>,
+    pub max_body_bytes: usize,
+}
+
+pub fn router(state: AppState, request_timeout: Duration) -> Router {
+    let max_body = state.max_body_bytes;
+    Router::new()
+        .route("/graphql", get(graphql::graphiql).post(graphql::execute))
+        .route("/sign-in", get(sign_in::page).post(sign_in::submit))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .with_state(state)
+        .layer(middleware::map_response(json_for_bare_errors))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            request_timeout,
+        ))
+        // Holds however the body is read: the body itself is capped, not only the extractor.
+        .layer(RequestBodyLimitLayer::new(max_body))
+        .layer(CatchPanicLayer::new())
+        .layer(
+            TraceLayer::new_for_http()
+                // The route pattern, never the URI: queries and paths can carry tokens.
+                .make_span_with(|request: &Request<Body>| {
+                    let route = request
+                        .extensions()
+                        .get::<MatchedPath>()
+                        .map_or("unmatched", MatchedPath::as_str);
+                    tracing::info_span!("http.request", http.method = %request.method(), http.route = route)
+                })
+                .on_response(
+                    tower_http::trace::DefaultOnResponse::new().level(tracing::Level::INFO),
+                ),
+        )
+}
+
+/// Gives errors raised by layers (too large, too slow, a panic) a GraphQL-shaped JSON body, so
+/// a client reads them like any other error.
+async fn json_for_bare_errors(response: Response<Body>) -> Response<Body> {
+    let status = response.status();
+    let is_bare = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_none_or(|v| v.starts_with("text/plain"));
+    let (message, code) = match status {
+        _ if !is_bare => return response,
+        StatusCode::PAYLOAD_TOO_LARGE => (
+            "The request body is too large. Requests are limited to 1 MiB.",
+            "BAD_USER_INPUT",
+        ),
+        StatusCode::REQUEST_TIMEOUT => (
+            "The request took too long and was stopped. Try a smaller query.",
+            "INTERNAL_SERVER_ERROR",
+        ),
+        StatusCode::INTERNAL_SERVER_ERROR => (
+            "Something went wrong on our side. Please try again.",
+            "INTERNAL_SERVER_ERROR",
+        ),
+        _ => return response,
+    };
+    graphql::error_response(status, message, code)
+}

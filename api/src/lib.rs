@@ -1,0 +1,14 @@
+//! Groundswell's transport: the HTTP server, the GraphQL schema, authentication, mail delivery
+//! and the command line. Resolvers authenticate, call a domain service and map the result; no
+//! SQL is built here.
+
+pub mod cli;
+pub mod config;
+pub mod graphql;
+pub mod http;
+pub mod mail;
+pub mod startup;
+pub mod telemetry;
+
+pub use config::Config;
+pub use startup::Application;

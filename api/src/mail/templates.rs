@@ -1,0 +1,162 @@
+//! Mail templates: a subject, a plain-text body and an HTML body per message, in
+//! `api/templates/mail/`, compiled into the binary. HTML is escaped automatically.
+
+use anyhow::{Context, anyhow};
+use groundswell_domain::{mail::QueuedMail, people::SIGN_IN_PURPOSE, secrets::SecretKey};
+use minijinja::Environment;
+use serde_json::Value;
+use uuid::Uuid;
+
+/// Every template file, by name.
+const TEMPLATES: &[(&str, &str)] = &[
+    (
+        "layout.html",
+        include_str!("../../templates/mail/layout.html"),
+    ),
+    (
+        "sign_in.subject.txt",
+        include_str!("../../templates/mail/sign_in.subject.txt"),
+    ),
+    (
+        "sign_in.txt",
+        include_str!("../../templates/mail/sign_in.txt"),
+    ),
+    (
+        "sign_in.html",
+        include_str!("../../templates/mail/sign_in.html"),
+    ),
+    (
+        "added_to_organisation.subject.txt",
+        include_str!("../../templates/mail/added_to_organisation.subject.txt"),
+    ),
+    (
+        "added_to_organisation.txt",
+        include_str!("../../templates/mail/added_to_organisation.txt"),
+    ),
+    (
+        "added_to_organisation.html",
+        include_str!("../../templates/mail/added_to_organisation.html"),
+    ),
+];
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rendered {
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+}
+
+pub struct Renderer {
+    env: Environment<'static>,
+    public_url: String,
+    secret: SecretKey,
+}
+
+impl Renderer {
+    pub fn new(public_url: String, secret: SecretKey) -> anyhow::Result<Self> {
+        let mut env = Environment::new();
+        for (name, source) in TEMPLATES {
+            env.add_template(name, source)
+                .with_context(|| format!("mail template {name}"))?;
+        }
+        Ok(Self {
+            env,
+            public_url,
+            secret,
+        })
+    }
+
+    /// Renders a queued message. Secrets the message carries (the sign-in link) are derived
+    /// here, at delivery, so the outbox never holds them.
+    pub fn render(&self, mail: &QueuedMail) -> anyhow::Result<Rendered> {
+        let mut context = match &mail.context {
+            Value::Object(map) => map.clone(),
+            _ => serde_json::Map::new(),
+        };
+        context.insert("public_url".into(), Value::String(self.public_url.clone()));
+        if mail.template == "sign_in" {
+            let id = context
+                .get("sign_in_id")
+                .and_then(Value::as_str)
+                .and_then(|id| Uuid::parse_str(id).ok())
+                .ok_or_else(|| anyhow!("sign-in mail without its request id"))?;
+            let token = self.secret.derive(SIGN_IN_PURPOSE, id);
+            context.insert(
+                "link".into(),
+                Value::String(format!("{}/sign-in?token={token}", self.public_url)),
+            );
+        }
+        let context = Value::Object(context);
+        let render = |suffix: &str| -> anyhow::Result<String> {
+            let name = format!("{}.{suffix}", mail.template);
+            let template = self
+                .env
+                .get_template(&name)
+                .with_context(|| format!("no mail template {name}"))?;
+            template
+                .render(&context)
+                .with_context(|| format!("rendering {name}"))
+        };
+        Ok(Rendered {
+            subject: render("subject.txt")?.trim().to_owned(),
+            text: render("txt")?,
+            html: render("html")?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn queued(template: &str, context: Value) -> QueuedMail {
+        QueuedMail {
+            id: Uuid::now_v7(),
+            recipient: "ada@example.org".into(),
+            template: template.into(),
+            context,
+            attempts: 1,
+        }
+    }
+
+    #[test]
+    fn sign_in_mail_carries_a_link_derived_from_the_secret() -> anyhow::Result<()> {
+        let secret = SecretKey::generate();
+        let renderer = Renderer::new("https://gs.example".into(), secret.clone())?;
+        let id = Uuid::now_v7();
+        let rendered = renderer.render(&queued(
+            "sign_in",
+            json!({"sign_in_id": id, "expires_in_minutes": 30}),
+        ))?;
+        let link = format!(
+            "https://gs.example/sign-in?token={}",
+            secret.derive(SIGN_IN_PURPOSE, id)
+        );
+        assert!(rendered.text.contains(&link));
+        assert!(rendered.html.contains(&link));
+        assert!(rendered.text.contains("30 minutes"));
+        assert_eq!(rendered.subject, "Your link to sign in to Groundswell");
+        Ok(())
+    }
+
+    #[test]
+    fn html_parts_escape_what_people_typed() -> anyhow::Result<()> {
+        let renderer = Renderer::new("https://gs.example".into(), SecretKey::generate())?;
+        let rendered = renderer.render(&queued(
+            "added_to_organisation",
+            json!({"organisation_name": "<script>x</script> & Co", "owner": false}),
+        ))?;
+        assert!(!rendered.html.contains("<script>"));
+        assert!(rendered.html.contains("&lt;script&gt;"));
+        assert!(rendered.text.contains("<script>x</script> & Co"));
+        Ok(())
+    }
+
+    #[test]
+    fn unknown_templates_are_an_error_not_a_blank_mail() -> anyhow::Result<()> {
+        let renderer = Renderer::new("https://gs.example".into(), SecretKey::generate())?;
+        assert!(renderer.render(&queued("nope", json!({}))).is_err());
+        Ok(())
+    }
+}

@@ -1,0 +1,180 @@
+//! The delivery worker: claims due messages from the outbox, renders and sends them, and
+//! records each outcome. A failed attempt is retried with exponential back-off until the last
+//! attempt, after which the message is marked failed for operators to see.
+
+use std::{sync::Arc, time::Duration};
+
+use anyhow::Context;
+use futures::StreamExt;
+use groundswell_domain::{
+    Database,
+    mail::{self, QueuedMail},
+};
+use lettre::{
+    Message,
+    message::{Mailbox, MultiPart},
+};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use super::{Renderer, Transport};
+use crate::config::MailSettings;
+
+/// Messages claimed at a time.
+const BATCH: u64 = 32;
+/// Messages of one batch in flight at once.
+const CONCURRENCY: usize = 4;
+const MAX_BACKOFF: Duration = Duration::from_secs(3600);
+
+pub struct DeliveryWorker {
+    db: Database,
+    renderer: Renderer,
+    transport: Transport,
+    from: Mailbox,
+    settings: MailSettings,
+    wake: Arc<Notify>,
+}
+
+/// The wait before retrying after `attempts` failed attempts: `base`, then doubling, at most
+/// an hour.
+pub fn backoff(base: Duration, attempts: u32) -> Duration {
+    let factor = 2u32.saturating_pow(attempts.saturating_sub(1));
+    base.saturating_mul(factor).min(MAX_BACKOFF)
+}
+
+impl DeliveryWorker {
+    pub fn new(
+        db: Database,
+        renderer: Renderer,
+        transport: Transport,
+        from: Mailbox,
+        settings: MailSettings,
+        wake: Arc<Notify>,
+    ) -> Self {
+        Self {
+            db,
+            renderer,
+            transport,
+            from,
+            settings,
+            wake,
+        }
+    }
+
+    /// Delivers until `shutdown`; a batch under way is finished first.
+    pub async fn run(self, shutdown: CancellationToken) {
+        tracing::info!("mail delivery started");
+        while !shutdown.is_cancelled() {
+            match self.deliver_due().await {
+                Ok(claimed) if claimed > 0 => continue,
+                Ok(_) => {}
+                Err(err) => tracing::error!(error = format!("{err:#}"), "claiming mail failed"),
+            }
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                () = self.wake.notified() => {}
+                () = tokio::time::sleep(self.settings.poll_interval) => {}
+            }
+        }
+        tracing::info!("mail delivery stopped");
+    }
+
+    /// Claims and delivers one batch of due messages; returns how many were claimed.
+    pub async fn deliver_due(&self) -> anyhow::Result<usize> {
+        let batch = mail::claim(
+            &self.db,
+            BATCH,
+            self.settings.lease,
+            groundswell_domain::now(),
+        )
+        .await
+        .context("claiming from the outbox")?;
+        let claimed = batch.len();
+        futures::stream::iter(batch)
+            .for_each_concurrent(CONCURRENCY, |queued| async move {
+                if let Err(err) = self.deliver(&queued).await {
+                    tracing::error!(mail.id = %queued.id, error = format!("{err:#}"), "recording a delivery failed");
+                }
+            })
+            .await;
+        Ok(claimed)
+    }
+
+    #[tracing::instrument(skip_all, fields(mail.id = %queued.id, mail.template = %queued.template, mail.attempt = queued.attempts))]
+    async fn deliver(&self, queued: &QueuedMail) -> anyhow::Result<()> {
+        let message = match self.compose(queued) {
+            Ok(message) => message,
+            Err(err) => {
+                // A message that cannot be composed will not compose on a retry either.
+                tracing::error!(error = format!("{err:#}"), "mail could not be composed");
+                return Ok(mail::mark_attempt_failed(
+                    &self.db,
+                    queued.id,
+                    &format!("{err:#}"),
+                    None,
+                )
+                .await?);
+            }
+        };
+        match self.transport.send(message).await {
+            Ok(()) => {
+                mail::mark_sent(&self.db, queued.id, groundswell_domain::now()).await?;
+                tracing::info!("mail sent");
+            }
+            Err(err) => {
+                let attempts = u32::try_from(queued.attempts).unwrap_or(u32::MAX);
+                let retry_at =
+                    (!err.permanent && attempts < self.settings.max_attempts).then(|| {
+                        groundswell_domain::now()
+                            + chrono::Duration::from_std(backoff(
+                                self.settings.retry_base,
+                                attempts,
+                            ))
+                            .unwrap_or(chrono::Duration::hours(1))
+                    });
+                if retry_at.is_some() {
+                    tracing::warn!(error = %err.message, "mail not sent; will retry");
+                } else {
+                    tracing::error!(error = %err.message, "mail not sent; giving up");
+                }
+                mail::mark_attempt_failed(&self.db, queued.id, &err.message, retry_at).await?;
+            }
+        }
+        Ok(())
+    }
+
+    fn compose(&self, queued: &QueuedMail) -> anyhow::Result<Message> {
+        let rendered = self.renderer.render(queued)?;
+        let to: Mailbox = queued
+            .recipient
+            .parse()
+            .context("the recipient is not a mailbox")?;
+        // The Message-ID is made from the outbox row, so every attempt of one message carries
+        // the same id and a receiver can tell a retry from a new message.
+        let domain = self.from.email.domain().to_owned();
+        Message::builder()
+            .from(self.from.clone())
+            .to(to)
+            .subject(rendered.subject)
+            .message_id(Some(format!("<{}@{domain}>", queued.id)))
+            .multipart(MultiPart::alternative_plain_html(
+                rendered.text,
+                rendered.html,
+            ))
+            .context("building the message")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_from_the_base_and_stops_at_an_hour() {
+        let base = Duration::from_secs(30);
+        assert_eq!(backoff(base, 1), Duration::from_secs(30));
+        assert_eq!(backoff(base, 2), Duration::from_secs(60));
+        assert_eq!(backoff(base, 4), Duration::from_secs(240));
+        assert_eq!(backoff(base, 40), MAX_BACKOFF);
+    }
+}

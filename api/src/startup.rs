@@ -1,0 +1,131 @@
+//! Building and running the application: connect and migrate, bind (port 0 in tests), then
+//! serve HTTP and deliver mail until stopped, letting in-flight requests and mail finish.
+
+use std::{net::SocketAddr, num::NonZeroU32, sync::Arc};
+
+use anyhow::Context;
+use governor::{Quota, RateLimiter};
+use groundswell_migration::{Migrator, MigratorTrait};
+use tokio::{net::TcpListener, sync::Notify};
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    Config,
+    cli::connect,
+    graphql::{self, AppContext},
+    http::{self, AppState},
+    mail::{DeliveryWorker, Renderer, Transport},
+};
+
+pub struct Application {
+    listener: TcpListener,
+    address: SocketAddr,
+    router: axum::Router,
+    worker: DeliveryWorker,
+    shutdown: CancellationToken,
+}
+
+impl Application {
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let db = connect(&config).await?;
+        Migrator::up(db.conn(), None)
+            .await
+            .context("migrating the database")?;
+
+        let mail_queued = Arc::new(Notify::new());
+        let per_minute =
+            NonZeroU32::new(config.sign_in_requests_per_minute).unwrap_or(NonZeroU32::MIN);
+        let schema = graphql::build(AppContext {
+            db: db.clone(),
+            secret: config.secret_key.clone(),
+            sign_in_limiter: RateLimiter::keyed(Quota::per_minute(per_minute)),
+            mail_queued: mail_queued.clone(),
+        });
+        let transport = match &config.smtp_url {
+            Some(url) => Transport::smtp(url)?,
+            None => Transport::folder(config.mail_dir.clone())?,
+        };
+        let worker = DeliveryWorker::new(
+            db.clone(),
+            Renderer::new(config.public_url.clone(), config.secret_key.clone())?,
+            transport,
+            config.mail_from.clone(),
+            config.mail.clone(),
+            mail_queued,
+        );
+        let router = http::router(
+            AppState {
+                db,
+                schema,
+                public_url: config.public_url.clone().into(),
+                max_body_bytes: config.max_body_bytes,
+            },
+            config.request_timeout,
+        );
+        let listener = TcpListener::bind(config.bind_addr)
+            .await
+            .with_context(|| format!("binding {}", config.bind_addr))?;
+        let address = listener.local_addr()?;
+        Ok(Self {
+            listener,
+            address,
+            router,
+            worker,
+            shutdown: CancellationToken::new(),
+        })
+    }
+
+    /// Where the server listens (the real port when BIND_ADDR asked for port 0).
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// Cancelling this token stops the server gracefully, as SIGTERM does.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Serves until SIGTERM, Ctrl-C or the shutdown token; then stops taking requests, lets
+    /// those in flight finish, and lets the mail worker finish its batch.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let shutdown = self.shutdown.clone();
+        let signals = shutdown.clone();
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            tracing::info!("shutting down");
+            signals.cancel();
+        });
+        tracing::info!(address = %self.address, "serving");
+        let server = axum::serve(
+            self.listener,
+            self.router
+                .into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned());
+        let (served, ()) = tokio::join!(server, self.worker.run(shutdown));
+        served.context("serving HTTP")
+    }
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+}

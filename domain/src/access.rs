@@ -1,0 +1,75 @@
+//! Who is acting, and the refusals every area shares.
+
+use uuid::Uuid;
+
+use crate::people::Role;
+
+/// The caller of a service, as established by a session or an organisation API token.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Actor {
+    Anonymous,
+    /// A person signed in with a session.
+    Person {
+        person_id: Uuid,
+        role: Role,
+        session_id: Uuid,
+    },
+    /// An integration acting for one organisation with its API token.
+    Organisation {
+        organisation_id: Uuid,
+        token_id: Uuid,
+    },
+}
+
+impl Actor {
+    /// The signed-in person, or `Unauthenticated`; organisation tokens act for an organisation,
+    /// never for a person.
+    pub fn person(&self) -> Result<(Uuid, Role), AccessError> {
+        match self {
+            Actor::Person {
+                person_id, role, ..
+            } => Ok((*person_id, *role)),
+            Actor::Anonymous => Err(AccessError::Unauthenticated),
+            Actor::Organisation { .. } => Err(AccessError::Forbidden(
+                "this needs a person's sign-in, not an organisation API token",
+            )),
+        }
+    }
+
+    pub fn is_admin(&self) -> bool {
+        matches!(
+            self,
+            Actor::Person {
+                role: Role::Admin,
+                ..
+            }
+        )
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum AccessError {
+    #[error("You need to sign in to do this.")]
+    Unauthenticated,
+    #[error("You are not allowed to do this: {0}.")]
+    Forbidden(&'static str),
+}
+
+/// Establishes who is calling from a bearer token: a session token (`gss_…`) or an
+/// organisation API token (`gso_…`). An unknown, expired or revoked token is nobody.
+#[tracing::instrument(skip_all)]
+pub async fn authenticate(
+    db: &crate::Database,
+    token: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Actor, sea_orm::DbErr> {
+    let token = token.trim();
+    let actor = if token.starts_with(crate::organisations::API_TOKEN_PREFIX) {
+        crate::organisations::token_actor(db, token, now).await?
+    } else if token.starts_with(crate::people::SESSION_TOKEN_PREFIX) {
+        crate::people::session_actor(db, token, now).await?
+    } else {
+        None
+    };
+    Ok(actor.unwrap_or(Actor::Anonymous))
+}

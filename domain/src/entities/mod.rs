@@ -1,0 +1,10 @@
+//! sea-orm entities: the tables as rows. Private to the domain; services return domain types.
+
+pub(crate) mod api_token;
+pub(crate) mod change;
+pub(crate) mod organisation;
+pub(crate) mod organisation_member;
+pub(crate) mod outbox;
+pub(crate) mod person;
+pub(crate) mod session;
+pub(crate) mod sign_in_token;

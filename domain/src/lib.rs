@@ -1,0 +1,27 @@
+//! Groundswell's rules and data. Services here take a database and validated inputs, enforce the
+//! movement's rules and return domain values or a typed error. Nothing here knows of HTTP,
+//! GraphQL or SMTP.
+
+pub mod access;
+pub mod changes;
+pub mod db;
+pub mod mail;
+pub mod organisations;
+pub mod page;
+pub mod people;
+pub mod secrets;
+pub mod text;
+
+mod entities;
+
+pub use access::{AccessError, Actor};
+pub use db::Database;
+pub use text::InvalidInput;
+
+use chrono::{DateTime, SubsecRound, Utc};
+
+/// The current time at the precision both databases store (microseconds), so a value written
+/// and read back compares equal.
+pub fn now() -> DateTime<Utc> {
+    Utc::now().trunc_subsecs(6)
+}

@@ -1,0 +1,224 @@
+//! The mail outbox. A change that must send mail writes the message here in the same
+//! transaction as the change itself; the delivery worker (in the API crate) claims rows, sends
+//! them and records the outcome, so nothing is lost if the process dies and several servers
+//! never hold the same row at once.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, PaginatorTrait,
+    QueryFilter, Statement, entity::prelude::*, sea_query::Expr,
+};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::{Database, entities::outbox, people::EmailAddress};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, EnumIter, DeriveActiveEnum)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
+pub enum OutboxStatus {
+    #[sea_orm(string_value = "PENDING")]
+    Pending,
+    #[sea_orm(string_value = "SENDING")]
+    Sending,
+    #[sea_orm(string_value = "SENT")]
+    Sent,
+    #[sea_orm(string_value = "FAILED")]
+    Failed,
+}
+
+/// Every message Groundswell sends, by the name of its templates in the API's mail folder.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Template {
+    SignIn,
+    AddedToOrganisation,
+}
+
+impl Template {
+    pub fn name(self) -> &'static str {
+        match self {
+            Template::SignIn => "sign_in",
+            Template::AddedToOrganisation => "added_to_organisation",
+        }
+    }
+}
+
+/// A message to queue: who gets it, which template, and the data the template shows.
+#[derive(Clone, Debug)]
+pub struct Mail {
+    pub recipient: EmailAddress,
+    pub template: Template,
+    pub context: Value,
+}
+
+/// Queues `mail` on `conn`, which should be the transaction of the change that causes it.
+pub async fn enqueue(
+    conn: &impl ConnectionTrait,
+    mail: Mail,
+    now: DateTime<Utc>,
+) -> Result<Uuid, DbErr> {
+    let id = Uuid::now_v7();
+    outbox::Entity::insert(outbox::ActiveModel {
+        id: Set(id),
+        recipient: Set(mail.recipient.as_str().to_owned()),
+        template: Set(mail.template.name().to_owned()),
+        context: Set(mail.context),
+        status: Set(OutboxStatus::Pending),
+        attempts: Set(0),
+        next_attempt_at: Set(now),
+        locked_until: Set(None),
+        last_error: Set(None),
+        created_at: Set(now),
+        sent_at: Set(None),
+    })
+    .exec_without_returning(conn)
+    .await?;
+    Ok(id)
+}
+
+/// A message claimed for delivery.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QueuedMail {
+    /// Stable across retries: the Message-ID is made from it.
+    pub id: Uuid,
+    pub recipient: String,
+    pub template: String,
+    pub context: Value,
+    /// Attempts so far, including this one.
+    pub attempts: i32,
+}
+
+/// Claims up to `limit` messages that are due, or whose earlier claim lapsed (the server
+/// holding them died), leasing them for `lease`. On PostgreSQL `SKIP LOCKED` lets several
+/// servers claim side by side without ever taking the same row.
+#[tracing::instrument(skip_all, fields(mail.limit = limit))]
+pub async fn claim(
+    db: &Database,
+    limit: u64,
+    lease: Duration,
+    now: DateTime<Utc>,
+) -> Result<Vec<QueuedMail>, DbErr> {
+    let locked_until = now + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::MAX);
+    let backend = db.backend();
+    let sql = match backend {
+        DbBackend::Postgres => {
+            "UPDATE outbox SET status = 'SENDING', locked_until = $1, attempts = attempts + 1 \
+             WHERE id IN (SELECT id FROM outbox \
+               WHERE (status = 'PENDING' AND next_attempt_at <= $2) \
+                  OR (status = 'SENDING' AND locked_until < $2) \
+               ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED) \
+             RETURNING *"
+        }
+        _ => {
+            "UPDATE outbox SET status = 'SENDING', locked_until = ?, attempts = attempts + 1 \
+             WHERE id IN (SELECT id FROM outbox \
+               WHERE (status = 'PENDING' AND next_attempt_at <= ?) \
+                  OR (status = 'SENDING' AND locked_until < ?) \
+               ORDER BY next_attempt_at LIMIT ?) \
+             RETURNING *"
+        }
+    };
+    let values: Vec<sea_orm::Value> = match backend {
+        DbBackend::Postgres => vec![locked_until.into(), now.into(), (limit as i64).into()],
+        _ => vec![
+            locked_until.into(),
+            now.into(),
+            now.into(),
+            (limit as i64).into(),
+        ],
+    };
+    let txn = db.begin_write().await?;
+    let rows = outbox::Entity::find()
+        .from_raw_sql(Statement::from_sql_and_values(backend, sql, values))
+        .all(&*txn)
+        .await?;
+    txn.commit().await?;
+    Ok(rows
+        .into_iter()
+        .map(|row| QueuedMail {
+            id: row.id,
+            recipient: row.recipient,
+            template: row.template,
+            context: row.context,
+            attempts: row.attempts,
+        })
+        .collect())
+}
+
+/// Records a delivery. Only a row still held for sending is marked, so a lapsed claim taken
+/// over by another server is not marked twice.
+pub async fn mark_sent(db: &Database, id: Uuid, now: DateTime<Utc>) -> Result<(), DbErr> {
+    let txn = db.begin_write().await?;
+    outbox::Entity::update_many()
+        .col_expr(outbox::Column::Status, Expr::value(OutboxStatus::Sent))
+        .col_expr(outbox::Column::SentAt, Expr::value(now))
+        .col_expr(
+            outbox::Column::LockedUntil,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        )
+        .col_expr(
+            outbox::Column::LastError,
+            Expr::value(Option::<String>::None),
+        )
+        .filter(outbox::Column::Id.eq(id))
+        .filter(outbox::Column::Status.eq(OutboxStatus::Sending))
+        .exec(&*txn)
+        .await?;
+    txn.commit().await
+}
+
+/// Records a failed attempt: due again at `retry_at`, or failed for good when there is none.
+pub async fn mark_attempt_failed(
+    db: &Database,
+    id: Uuid,
+    error: &str,
+    retry_at: Option<DateTime<Utc>>,
+) -> Result<(), DbErr> {
+    let (status, next) = match retry_at {
+        Some(at) => (OutboxStatus::Pending, Some(at)),
+        None => (OutboxStatus::Failed, None),
+    };
+    let mut update = outbox::Entity::update_many()
+        .col_expr(outbox::Column::Status, Expr::value(status))
+        .col_expr(
+            outbox::Column::LockedUntil,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        )
+        .col_expr(outbox::Column::LastError, Expr::value(error.to_owned()));
+    if let Some(next) = next {
+        update = update.col_expr(outbox::Column::NextAttemptAt, Expr::value(next));
+    }
+    let txn = db.begin_write().await?;
+    update
+        .filter(outbox::Column::Id.eq(id))
+        .filter(outbox::Column::Status.eq(OutboxStatus::Sending))
+        .exec(&*txn)
+        .await?;
+    txn.commit().await
+}
+
+/// How many messages are in each state, for metrics and operators.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OutboxCounts {
+    pub pending: u64,
+    pub sending: u64,
+    pub sent: u64,
+    pub failed: u64,
+}
+
+pub async fn counts(db: &Database) -> Result<OutboxCounts, DbErr> {
+    let mut counts = OutboxCounts::default();
+    for (status, slot) in [
+        (OutboxStatus::Pending, &mut counts.pending),
+        (OutboxStatus::Sending, &mut counts.sending),
+        (OutboxStatus::Sent, &mut counts.sent),
+        (OutboxStatus::Failed, &mut counts.failed),
+    ] {
+        *slot = outbox::Entity::find()
+            .filter(outbox::Column::Status.eq(status))
+            .count(db.conn())
+            .await?;
+    }
+    Ok(counts)
+}

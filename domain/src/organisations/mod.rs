@@ -1,0 +1,395 @@
+//! Organisations that pledge and report: their members (owners and members) and the API tokens
+//! their owners make for integrations. Only an organisation's owners manage it.
+
+mod tokens;
+
+pub(crate) use tokens::token_actor;
+pub use tokens::{
+    API_TOKEN_PREFIX, ApiToken, NewApiToken, api_tokens, create_api_token, revoke_api_token,
+    token_name,
+};
+
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, entity::prelude::*,
+};
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::{
+    AccessError, Actor, Database, InvalidInput,
+    db::is_unique_violation,
+    entities::{organisation, organisation_member},
+    mail::{self, Mail, Template},
+    page::{Page, PageRequest},
+    people::{self, EmailAddress},
+    text::{self, Slug, WebUrl},
+};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
+pub enum OrganisationKind {
+    #[sea_orm(string_value = "COUNCIL")]
+    Council,
+    #[sea_orm(string_value = "NATIONAL_CHARITY")]
+    NationalCharity,
+    #[sea_orm(string_value = "CARE_PROVIDER")]
+    CareProvider,
+    #[sea_orm(string_value = "USER_LED_ORGANISATION")]
+    UserLedOrganisation,
+    #[sea_orm(string_value = "COMMUNITY_GROUP")]
+    CommunityGroup,
+    #[sea_orm(string_value = "NHS_BODY")]
+    NhsBody,
+    #[sea_orm(string_value = "OTHER")]
+    Other,
+}
+
+/// England's regions, or the whole country for national bodies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
+pub enum Region {
+    #[sea_orm(string_value = "NATIONAL")]
+    National,
+    #[sea_orm(string_value = "NORTH_EAST")]
+    NorthEast,
+    #[sea_orm(string_value = "NORTH_WEST")]
+    NorthWest,
+    #[sea_orm(string_value = "YORKSHIRE_AND_THE_HUMBER")]
+    YorkshireAndTheHumber,
+    #[sea_orm(string_value = "EAST_MIDLANDS")]
+    EastMidlands,
+    #[sea_orm(string_value = "WEST_MIDLANDS")]
+    WestMidlands,
+    #[sea_orm(string_value = "EAST_OF_ENGLAND")]
+    EastOfEngland,
+    #[sea_orm(string_value = "LONDON")]
+    London,
+    #[sea_orm(string_value = "SOUTH_EAST")]
+    SouthEast,
+    #[sea_orm(string_value = "SOUTH_WEST")]
+    SouthWest,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
+pub enum OrganisationRole {
+    #[sea_orm(string_value = "OWNER")]
+    Owner,
+    #[sea_orm(string_value = "MEMBER")]
+    Member,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Organisation {
+    pub id: Uuid,
+    pub name: String,
+    pub slug: String,
+    pub kind: OrganisationKind,
+    pub region: Region,
+    pub website: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<organisation::Model> for Organisation {
+    fn from(row: organisation::Model) -> Self {
+        Self {
+            id: row.id,
+            name: row.name,
+            slug: row.slug,
+            kind: row.kind,
+            region: row.region,
+            website: row.website,
+            created_at: row.created_at,
+        }
+    }
+}
+
+/// An organisation's name: 1 to 200 characters.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OrganisationName(String);
+
+impl OrganisationName {
+    pub fn parse(value: &str) -> Result<Self, InvalidInput> {
+        text::bounded(value, 1, 200).map(Self)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A validated request to create an organisation.
+#[derive(Clone, Debug)]
+pub struct NewOrganisation {
+    pub name: OrganisationName,
+    pub slug: Slug,
+    pub kind: OrganisationKind,
+    pub region: Region,
+    pub website: Option<WebUrl>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Member {
+    pub id: Uuid,
+    pub organisation_id: Uuid,
+    pub person_id: Uuid,
+    pub role: OrganisationRole,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<organisation_member::Model> for Member {
+    fn from(row: organisation_member::Model) -> Self {
+        Self {
+            id: row.id,
+            organisation_id: row.organisation_id,
+            person_id: row.person_id,
+            role: row.role,
+            created_at: row.created_at,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OrganisationError {
+    #[error(transparent)]
+    Access(#[from] AccessError),
+    #[error("No organisation has that id.")]
+    NotFound,
+    #[error("No API token has that id.")]
+    TokenNotFound,
+    #[error("Another organisation already uses the slug \"{0}\".")]
+    SlugTaken(String),
+    #[error("An organisation needs at least one owner; make someone else an owner first.")]
+    LastOwner,
+    #[error(transparent)]
+    Database(#[from] DbErr),
+}
+
+/// Creates an organisation; the person creating it becomes its first owner.
+#[tracing::instrument(skip_all, fields(organisation.slug = %new.slug))]
+pub async fn create(
+    db: &Database,
+    actor: &Actor,
+    new: NewOrganisation,
+    now: DateTime<Utc>,
+) -> Result<Organisation, OrganisationError> {
+    let (person_id, _) = actor.person()?;
+    let txn = db.begin_write().await?;
+    let row = organisation::Model {
+        id: Uuid::now_v7(),
+        name: new.name.0,
+        slug: new.slug.as_str().to_owned(),
+        kind: new.kind,
+        region: new.region,
+        website: new.website.map(|url| url.as_str().to_owned()),
+        created_at: now,
+    };
+    let active: organisation::ActiveModel = row.clone().into();
+    if let Err(err) = organisation::Entity::insert(active)
+        .exec_without_returning(&*txn)
+        .await
+    {
+        return Err(if is_unique_violation(&err) {
+            OrganisationError::SlugTaken(row.slug)
+        } else {
+            err.into()
+        });
+    }
+    insert_member(&*txn, row.id, person_id, OrganisationRole::Owner, now).await?;
+    txn.commit().await?;
+    Ok(row.into())
+}
+
+async fn insert_member(
+    conn: &impl ConnectionTrait,
+    organisation_id: Uuid,
+    person_id: Uuid,
+    role: OrganisationRole,
+    now: DateTime<Utc>,
+) -> Result<organisation_member::Model, DbErr> {
+    let row = organisation_member::Model {
+        id: Uuid::now_v7(),
+        organisation_id,
+        person_id,
+        role,
+        created_at: now,
+    };
+    organisation_member::Entity::insert(organisation_member::ActiveModel::from(row.clone()))
+        .exec_without_returning(conn)
+        .await?;
+    Ok(row)
+}
+
+/// The role `person_id` holds in `organisation_id`, if any.
+pub async fn role_of(
+    conn: &impl ConnectionTrait,
+    organisation_id: Uuid,
+    person_id: Uuid,
+) -> Result<Option<OrganisationRole>, DbErr> {
+    Ok(organisation_member::Entity::find()
+        .filter(organisation_member::Column::OrganisationId.eq(organisation_id))
+        .filter(organisation_member::Column::PersonId.eq(person_id))
+        .one(conn)
+        .await?
+        .map(|m| m.role))
+}
+
+/// Refuses anyone but an owner of `organisation_id` (which must exist); returns the owner.
+pub(crate) async fn require_owner(
+    conn: &impl ConnectionTrait,
+    actor: &Actor,
+    organisation_id: Uuid,
+) -> Result<Uuid, OrganisationError> {
+    let (person_id, _) = actor.person()?;
+    if organisation::Entity::find_by_id(organisation_id)
+        .one(conn)
+        .await?
+        .is_none()
+    {
+        return Err(OrganisationError::NotFound);
+    }
+    match role_of(conn, organisation_id, person_id).await? {
+        Some(OrganisationRole::Owner) => Ok(person_id),
+        _ => Err(AccessError::Forbidden("only the organisation's owners can manage it").into()),
+    }
+}
+
+/// Adds the person with `email` (creating them if new) to the organisation with `role`, or
+/// changes the role of an existing member. Owners only. The person is told by email.
+#[tracing::instrument(skip_all, fields(organisation.id = %organisation_id, member.role = ?role))]
+pub async fn add_member(
+    db: &Database,
+    actor: &Actor,
+    organisation_id: Uuid,
+    email: &EmailAddress,
+    role: OrganisationRole,
+    now: DateTime<Utc>,
+) -> Result<Member, OrganisationError> {
+    let txn = db.begin_write().await?;
+    require_owner(&*txn, actor, organisation_id).await?;
+    let person = people::find_or_create(&*txn, email, now).await?;
+    let existing = organisation_member::Entity::find()
+        .filter(organisation_member::Column::OrganisationId.eq(organisation_id))
+        .filter(organisation_member::Column::PersonId.eq(person.id))
+        .one(&*txn)
+        .await?;
+    let member = match existing {
+        Some(member) if member.role == role => member,
+        Some(member) => {
+            if member.role == OrganisationRole::Owner
+                && owner_count(&*txn, organisation_id).await? <= 1
+            {
+                return Err(OrganisationError::LastOwner);
+            }
+            let mut active: organisation_member::ActiveModel = member.into();
+            active.role = Set(role);
+            sea_orm::ActiveModelTrait::update(active, &*txn).await?
+        }
+        None => {
+            let member = insert_member(&*txn, organisation_id, person.id, role, now).await?;
+            let organisation = organisation::Entity::find_by_id(organisation_id)
+                .one(&*txn)
+                .await?
+                .ok_or(OrganisationError::NotFound)?;
+            mail::enqueue(
+                &*txn,
+                Mail {
+                    recipient: email.clone(),
+                    template: Template::AddedToOrganisation,
+                    context: json!({
+                        "organisation_name": organisation.name,
+                        "organisation_slug": organisation.slug,
+                        "owner": role == OrganisationRole::Owner,
+                    }),
+                },
+                now,
+            )
+            .await?;
+            member
+        }
+    };
+    txn.commit().await?;
+    Ok(member.into())
+}
+
+async fn owner_count(conn: &impl ConnectionTrait, organisation_id: Uuid) -> Result<u64, DbErr> {
+    organisation_member::Entity::find()
+        .filter(organisation_member::Column::OrganisationId.eq(organisation_id))
+        .filter(organisation_member::Column::Role.eq(OrganisationRole::Owner))
+        .count(conn)
+        .await
+}
+
+/// An organisation's members, shown to its own members and to admins.
+pub async fn members(
+    db: &Database,
+    actor: &Actor,
+    organisation_id: Uuid,
+) -> Result<Vec<Member>, OrganisationError> {
+    if !actor.is_admin() {
+        let (person_id, _) = actor.person()?;
+        if role_of(db.conn(), organisation_id, person_id)
+            .await?
+            .is_none()
+        {
+            return Err(
+                AccessError::Forbidden("only an organisation's members see its members").into(),
+            );
+        }
+    }
+    Ok(organisation_member::Entity::find()
+        .filter(organisation_member::Column::OrganisationId.eq(organisation_id))
+        .order_by_asc(organisation_member::Column::Id)
+        .all(db.conn())
+        .await?
+        .into_iter()
+        .map(Member::from)
+        .collect())
+}
+
+/// The organisations a person belongs to, with their role in each.
+pub async fn memberships_of(db: &Database, person_id: Uuid) -> Result<Vec<Member>, DbErr> {
+    Ok(organisation_member::Entity::find()
+        .filter(organisation_member::Column::PersonId.eq(person_id))
+        .order_by_asc(organisation_member::Column::Id)
+        .all(db.conn())
+        .await?
+        .into_iter()
+        .map(Member::from)
+        .collect())
+}
+
+pub async fn by_slug(db: &Database, slug: &str) -> Result<Option<Organisation>, DbErr> {
+    Ok(organisation::Entity::find()
+        .filter(organisation::Column::Slug.eq(slug.trim()))
+        .one(db.conn())
+        .await?
+        .map(Organisation::from))
+}
+
+/// Organisations by id, for batched loading.
+pub async fn by_ids(db: &Database, ids: &[Uuid]) -> Result<Vec<Organisation>, DbErr> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(organisation::Entity::find()
+        .filter(organisation::Column::Id.is_in(ids.iter().copied()))
+        .all(db.conn())
+        .await?
+        .into_iter()
+        .map(Organisation::from)
+        .collect())
+}
+
+/// A page of organisations in the order they joined.
+pub async fn list(db: &Database, page: PageRequest) -> Result<Page<Organisation>, DbErr> {
+    let total = organisation::Entity::find().count(db.conn()).await?;
+    let mut query = organisation::Entity::find().order_by_asc(organisation::Column::Id);
+    if let Some(after) = page.after {
+        query = query.filter(organisation::Column::Id.gt(after));
+    }
+    let rows = query.limit(page.first + 1).all(db.conn()).await?;
+    Ok(Page::from_rows(rows, page, total).map(Organisation::from))
+}

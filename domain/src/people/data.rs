@@ -1,0 +1,131 @@
+//! What Groundswell holds about a person, and erasing it.
+
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, sea_query::Expr,
+};
+use serde_json::{Value, json};
+
+use super::{DigestFrequency, PeopleError};
+use crate::{
+    Actor, Database,
+    entities::{api_token, organisation, organisation_member, person, session, sign_in_token},
+};
+
+/// Everything held about the signed-in person, as one JSON document. Token hashes are left
+/// out: they identify nothing to the person and are secrets of the server.
+#[tracing::instrument(skip_all)]
+pub async fn my_data(db: &Database, actor: &Actor) -> Result<Value, PeopleError> {
+    let (person_id, _) = actor.person()?;
+    let conn = db.conn();
+    let person = person::Entity::find_by_id(person_id)
+        .one(conn)
+        .await?
+        .ok_or(PeopleError::NotFound)?;
+    let sessions = session::Entity::find()
+        .filter(session::Column::PersonId.eq(person_id))
+        .order_by_asc(session::Column::CreatedAt)
+        .all(conn)
+        .await?;
+    let sign_in_requests = sign_in_token::Entity::find()
+        .filter(sign_in_token::Column::Email.eq(person.email.as_str()))
+        .order_by_asc(sign_in_token::Column::CreatedAt)
+        .all(conn)
+        .await?;
+    let memberships = organisation_member::Entity::find()
+        .filter(organisation_member::Column::PersonId.eq(person_id))
+        .all(conn)
+        .await?;
+    let organisations = organisation::Entity::find()
+        .filter(organisation::Column::Id.is_in(memberships.iter().map(|m| m.organisation_id)))
+        .all(conn)
+        .await?;
+    let tokens_created = api_token::Entity::find()
+        .filter(api_token::Column::CreatedBy.eq(person_id))
+        .all(conn)
+        .await?;
+
+    Ok(json!({
+        "person": {
+            "id": person.id,
+            "email": person.email,
+            "displayName": person.display_name,
+            "role": format!("{:?}", person.role).to_uppercase(),
+            "timeZone": person.time_zone,
+            "emailConsent": person.email_consent,
+            "createdAt": person.created_at,
+            "updatedAt": person.updated_at,
+        },
+        "digestPreferences": {
+            "frequency": format!("{:?}", person.digest_frequency).to_uppercase(),
+            "weekday": person.digest_weekday,
+            "hour": person.digest_hour,
+            "changes": person.digest_changes,
+            "sendEmpty": person.digest_send_empty,
+        },
+        "sessions": sessions.iter().map(|s| json!({
+            "id": s.id,
+            "createdAt": s.created_at,
+            "expiresAt": s.expires_at,
+            "revokedAt": s.revoked_at,
+        })).collect::<Vec<_>>(),
+        "signInRequests": sign_in_requests.iter().map(|r| json!({
+            "createdAt": r.created_at,
+            "usedAt": r.used_at,
+        })).collect::<Vec<_>>(),
+        "organisationMemberships": memberships.iter().map(|m| json!({
+            "organisation": organisations.iter().find(|o| o.id == m.organisation_id).map(|o| o.name.clone()),
+            "role": format!("{:?}", m.role).to_uppercase(),
+            "since": m.created_at,
+        })).collect::<Vec<_>>(),
+        "apiTokensCreated": tokens_created.iter().map(|t| json!({
+            "name": t.name,
+            "createdAt": t.created_at,
+            "revokedAt": t.revoked_at,
+        })).collect::<Vec<_>>(),
+    }))
+}
+
+/// Erases the signed-in person's personal details: name and address are replaced, sessions
+/// and sign-in requests removed, memberships ended, digests stopped. The row itself stays, as
+/// an anonymous placeholder, so counts elsewhere stay right.
+#[tracing::instrument(skip_all)]
+pub async fn erase(db: &Database, actor: &Actor, now: DateTime<Utc>) -> Result<(), PeopleError> {
+    let (person_id, _) = actor.person()?;
+    let txn = db.begin_write().await?;
+    let person = person::Entity::find_by_id(person_id)
+        .one(&*txn)
+        .await?
+        .ok_or(PeopleError::NotFound)?;
+    sign_in_token::Entity::delete_many()
+        .filter(sign_in_token::Column::Email.eq(person.email.as_str()))
+        .exec(&*txn)
+        .await?;
+    session::Entity::delete_many()
+        .filter(session::Column::PersonId.eq(person_id))
+        .exec(&*txn)
+        .await?;
+    organisation_member::Entity::delete_many()
+        .filter(organisation_member::Column::PersonId.eq(person_id))
+        .exec(&*txn)
+        .await?;
+    api_token::Entity::update_many()
+        .col_expr(
+            api_token::Column::CreatedBy,
+            Expr::value(Option::<uuid::Uuid>::None),
+        )
+        .filter(api_token::Column::CreatedBy.eq(person_id))
+        .exec(&*txn)
+        .await?;
+    let mut active: person::ActiveModel = person.into();
+    active.email = Set(format!("erased-{person_id}@erased.invalid"));
+    active.display_name = Set(None);
+    active.digest_frequency = Set(DigestFrequency::Never);
+    active.digest_changes = Set(json!([]));
+    active.email_consent = Set(false);
+    active.erased_at = Set(Some(now));
+    active.updated_at = Set(now);
+    sea_orm::ActiveModelTrait::update(active, &*txn).await?;
+    txn.commit().await?;
+    Ok(())
+}

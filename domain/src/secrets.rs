@@ -1,0 +1,108 @@
+//! Tokens: random or derived from the server's secret, shown once, stored only as a hash.
+
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use hmac::{Hmac, Mac};
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::InvalidInput;
+
+/// The server's secret key. Tokens that must be recreated later (the link in a queued sign-in
+/// mail) are derived from it, so the database never holds them.
+#[derive(Clone)]
+pub struct SecretKey(Vec<u8>);
+
+impl std::fmt::Debug for SecretKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecretKey(..)")
+    }
+}
+
+impl SecretKey {
+    pub fn generate() -> Self {
+        let mut bytes = vec![0u8; 32];
+        rand::rng().fill_bytes(&mut bytes);
+        Self(bytes)
+    }
+
+    /// Reads a key written by `encode`: at least 32 bytes, base64url.
+    pub fn decode(text: &str) -> Result<Self, InvalidInput> {
+        let bytes = URL_SAFE_NO_PAD
+            .decode(text.trim().trim_end_matches('='))
+            .map_err(|_| InvalidInput::new("must be base64url"))?;
+        if bytes.len() < 32 {
+            return Err(InvalidInput::new("must hold at least 32 bytes"));
+        }
+        Ok(Self(bytes))
+    }
+
+    pub fn encode(&self) -> String {
+        URL_SAFE_NO_PAD.encode(&self.0)
+    }
+
+    /// A token for `purpose` and `id` that only this key can produce.
+    pub fn derive(&self, purpose: &str, id: Uuid) -> String {
+        let mut mac = match Hmac::<Sha256>::new_from_slice(&self.0) {
+            Ok(mac) => mac,
+            // HMAC takes keys of any length.
+            Err(_) => unreachable!("HMAC accepts any key length"),
+        };
+        mac.update(purpose.as_bytes());
+        mac.update(b":");
+        mac.update(id.as_bytes());
+        URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+    }
+}
+
+/// A fresh random token with a readable prefix saying what it is for.
+pub fn random_token(prefix: &str) -> String {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    format!("{prefix}{}", URL_SAFE_NO_PAD.encode(bytes))
+}
+
+/// What is stored in place of a token: its SHA-256, hex. Tokens carry 256 random bits, so a
+/// fast hash is enough; a slow password hash would add nothing.
+pub fn hash_token(token: &str) -> String {
+    let digest = Sha256::digest(token.as_bytes());
+    let mut hex = String::with_capacity(64);
+    for byte in digest {
+        hex.push_str(&format!("{byte:02x}"));
+    }
+    hex
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn derived_tokens_depend_on_key_purpose_and_id() {
+        let key = SecretKey::generate();
+        let id = Uuid::now_v7();
+        assert_eq!(key.derive("sign-in", id), key.derive("sign-in", id));
+        assert_ne!(key.derive("sign-in", id), key.derive("unsubscribe", id));
+        assert_ne!(
+            key.derive("sign-in", id),
+            SecretKey::generate().derive("sign-in", id)
+        );
+    }
+
+    #[test]
+    fn keys_round_trip_and_short_keys_are_refused() {
+        let key = SecretKey::generate();
+        let again = SecretKey::decode(&key.encode()).map(|k| k.0);
+        assert_eq!(again.ok(), Some(key.0.clone()));
+        assert!(SecretKey::decode("c2hvcnQ").is_err());
+    }
+
+    #[test]
+    fn random_tokens_differ_and_hash_to_hex() {
+        let (a, b) = (random_token("x_"), random_token("x_"));
+        assert_ne!(a, b);
+        assert!(a.starts_with("x_"));
+        assert_eq!(hash_token(&a).len(), 64);
+        assert_ne!(hash_token(&a), a);
+    }
+}

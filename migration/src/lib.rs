@@ -1,0 +1,15 @@
+//! Groundswell's schema history. Every migration runs unchanged on SQLite and PostgreSQL, so
+//! only portable column types and statements are used here.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261129_000001_foundation;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261129_000001_foundation::Migration)]
+    }
+}
