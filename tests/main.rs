@@ -1,1 +1,13 @@
-mod x {}
+//! End-to-end tests: each starts the real server on a random port with a fresh database
+//! (SQLite file or PostgreSQL database), a real SMTP server to receive its mail, and speaks
+//! GraphQL over HTTP as a client would. Every test runs on both databases.
+
+mod helpers;
+
+mod http;
+mod mail_delivery;
+mod organisations;
+mod schema;
+mod secrets;
+mod sign_in;
+mod validation;

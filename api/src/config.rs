@@ -58,6 +58,10 @@ pub struct Settings {
     /// Wait before the first retry of a failed delivery, doubling each time (up to an hour).
     #[arg(long, env = "MAIL_RETRY_BASE_MS", default_value_t = 30_000)]
     pub mail_retry_base_ms: u64,
+    /// How long a claimed message stays with one server before another may take it over
+    /// (when the first died mid-delivery).
+    #[arg(long, env = "MAIL_LEASE_SECONDS", default_value_t = 300)]
+    pub mail_lease_seconds: u64,
     /// How often the delivery worker looks for due mail.
     #[arg(long, env = "MAIL_POLL_INTERVAL_MS", default_value_t = 1_000)]
     pub mail_poll_interval_ms: u64,
@@ -125,7 +129,7 @@ impl Config {
                 max_attempts: settings.mail_max_attempts.max(1),
                 retry_base: Duration::from_millis(settings.mail_retry_base_ms),
                 poll_interval: Duration::from_millis(settings.mail_poll_interval_ms.max(10)),
-                lease: Duration::from_secs(300),
+                lease: Duration::from_secs(settings.mail_lease_seconds.max(1)),
             },
         })
     }

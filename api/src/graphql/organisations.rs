@@ -132,7 +132,7 @@ impl OrganisationMember {
             .load_one(PersonId(self.0.person_id))
             .await
             .map_err(ApiError::internal)?
-            .map(Person)
+            .map(Person::new)
             .ok_or_else(|| ApiError::internal(anyhow::anyhow!("member without a person")))
     }
 
@@ -146,7 +146,10 @@ impl OrganisationMember {
     }
 }
 
-async fn load_organisation(ctx: &Context<'_>, id: uuid::Uuid) -> ApiResult<Organisation> {
+pub(crate) async fn load_organisation(
+    ctx: &Context<'_>,
+    id: uuid::Uuid,
+) -> ApiResult<Organisation> {
     let loader = ctx.data::<DataLoader<DbLoader>>()?;
     loader
         .load_one(OrganisationId(id))

@@ -11,8 +11,11 @@ use groundswell_domain::{
 };
 
 use super::{
-    ApiError, ApiResult, actor, app, changes::Change, error::FieldContext,
-    organisations::OrganisationMember, request,
+    ApiError, ApiResult, actor, app,
+    changes::Change,
+    error::FieldContext,
+    organisations::{Organisation, OrganisationMember, load_organisation},
+    request,
 };
 
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
@@ -37,11 +40,24 @@ pub enum DigestFrequency {
 
 /// Someone who uses Groundswell. Their email and settings are shown only to themselves and to
 /// admins.
-pub struct Person(pub DomainPerson);
+pub struct Person(pub DomainPerson, Privacy);
+
+/// Whether a person's private fields may be shown without checking the caller, as when the
+/// person has just proved who they are by signing in.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Privacy {
+    CheckCaller,
+    ShownToThemselves,
+}
 
 impl Person {
+    pub fn new(person: DomainPerson) -> Self {
+        Self(person, Privacy::CheckCaller)
+    }
+
     fn visible_to(&self, actor: &Actor) -> bool {
-        actor.is_admin()
+        self.1 == Privacy::ShownToThemselves
+            || actor.is_admin()
             || matches!(actor, Actor::Person { person_id, .. } if *person_id == self.0.id)
     }
 }
@@ -166,6 +182,33 @@ pub struct Session {
     pub person: Person,
 }
 
+/// Who is calling: a signed-in person, an organisation's API token, or nobody.
+pub struct Viewer;
+
+#[Object]
+impl Viewer {
+    /// The signed-in person, when the caller uses a session.
+    async fn person(&self, ctx: &Context<'_>) -> ApiResult<Option<Person>> {
+        let Actor::Person { person_id, .. } = actor(ctx)? else {
+            return Ok(None);
+        };
+        Ok(people::by_id(&app(ctx)?.db, *person_id)
+            .await?
+            .map(Person::new))
+    }
+
+    /// The organisation an API token acts for, when the caller uses one.
+    async fn organisation(&self, ctx: &Context<'_>) -> ApiResult<Option<Organisation>> {
+        let Actor::Organisation {
+            organisation_id, ..
+        } = actor(ctx)?
+        else {
+            return Ok(None);
+        };
+        load_organisation(ctx, *organisation_id).await.map(Some)
+    }
+}
+
 #[derive(Default)]
 pub struct PeopleQuery;
 
@@ -176,7 +219,14 @@ impl PeopleQuery {
         let Actor::Person { person_id, .. } = actor(ctx)? else {
             return Ok(None);
         };
-        Ok(people::by_id(&app(ctx)?.db, *person_id).await?.map(Person))
+        Ok(people::by_id(&app(ctx)?.db, *person_id)
+            .await?
+            .map(Person::new))
+    }
+
+    /// Who is calling, for clients to check their credentials.
+    async fn viewer(&self) -> Viewer {
+        Viewer
     }
 
     /// Everything Groundswell holds about the signed-in person.
@@ -195,13 +245,13 @@ impl PeopleMutation {
     async fn request_sign_in(&self, ctx: &Context<'_>, email: String) -> ApiResult<bool> {
         let app = app(ctx)?;
         let email = EmailAddress::parse(&email).field("email")?;
-        if let Some(ip) = request(ctx)?.client_ip {
-            if app.sign_in_limiter.check_key(&ip).is_err() {
-                return Err(ApiError::RateLimited(
-                    "Too many sign-in requests from your network. Wait a minute and try again."
-                        .to_owned(),
-                ));
-            }
+        if let Some(ip) = request(ctx)?.client_ip
+            && app.sign_in_limiter.check_key(&ip).is_err()
+        {
+            return Err(ApiError::RateLimited(
+                "Too many sign-in requests from your network. Wait a minute and try again."
+                    .to_owned(),
+            ));
         }
         people::request_sign_in(&app.db, &app.secret, &email, groundswell_domain::now()).await?;
         app.mail_queued.notify_one();
@@ -216,7 +266,7 @@ impl PeopleMutation {
         let session = people::sign_in(&app(ctx)?.db, &token, groundswell_domain::now()).await?;
         Ok(Session {
             token: session.token,
-            person: Person(session.person),
+            person: Person(session.person, Privacy::ShownToThemselves),
         })
     }
 
@@ -240,7 +290,7 @@ impl PeopleMutation {
         let person =
             people::update_profile(&app(ctx)?.db, actor(ctx)?, name, groundswell_domain::now())
                 .await?;
-        Ok(Person(person))
+        Ok(Person::new(person))
     }
 
     /// Changes when and what the signed-in person's digest holds.
@@ -257,7 +307,7 @@ impl PeopleMutation {
             groundswell_domain::now(),
         )
         .await?;
-        Ok(Person(person))
+        Ok(Person::new(person))
     }
 
     /// Erases the signed-in person's personal details and ends their sessions.

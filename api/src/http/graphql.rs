@@ -113,14 +113,14 @@ pub async fn execute(
             );
         }
     };
-    if let BatchRequest::Batch(requests) = &batch {
-        if requests.len() > MAX_BATCH || requests.is_empty() {
-            return error_response(
-                StatusCode::BAD_REQUEST,
-                &format!("A batch may hold 1 to {MAX_BATCH} operations."),
-                "BAD_USER_INPUT",
-            );
-        }
+    if let BatchRequest::Batch(requests) = &batch
+        && (requests.len() > MAX_BATCH || requests.is_empty())
+    {
+        return error_response(
+            StatusCode::BAD_REQUEST,
+            &format!("A batch may hold 1 to {MAX_BATCH} operations."),
+            "BAD_USER_INPUT",
+        );
     }
 
     let context = RequestContext {

@@ -41,7 +41,6 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .with_state(state)
-        .layer(middleware::map_response(json_for_bare_errors))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             request_timeout,
@@ -49,6 +48,7 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
         // Holds however the body is read: the body itself is capped, not only the extractor.
         .layer(RequestBodyLimitLayer::new(max_body))
         .layer(CatchPanicLayer::new())
+        .layer(middleware::map_response(json_for_bare_errors))
         .layer(
             TraceLayer::new_for_http()
                 // The route pattern, never the URI: queries and paths can carry tokens.

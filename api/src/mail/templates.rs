@@ -86,7 +86,20 @@ impl Renderer {
                 Value::String(format!("{}/sign-in?token={token}", self.public_url)),
             );
         }
-        let context = Value::Object(context);
+        // Links are built here from trusted parts; marking them safe keeps HTML escaping
+        // from turning their slashes into entities.
+        let context: std::collections::BTreeMap<String, minijinja::Value> = context
+            .into_iter()
+            .map(|(key, value)| {
+                let value = match (&*key, value) {
+                    ("link" | "public_url", Value::String(url)) => {
+                        minijinja::Value::from_safe_string(url)
+                    }
+                    (_, value) => minijinja::Value::from_serialize(value),
+                };
+                (key, value)
+            })
+            .collect();
         let render = |suffix: &str| -> anyhow::Result<String> {
             let name = format!("{}.{suffix}", mail.template);
             let template = self

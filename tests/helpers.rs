@@ -1,0 +1,539 @@
+//! The harness: `spawn_app`, a real SMTP server, and typed helpers for the calls clients make.
+
+use std::{
+    io,
+    net::{SocketAddr, TcpListener},
+    path::PathBuf,
+    sync::{
+        Arc, Mutex, OnceLock,
+        atomic::{AtomicBool, AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
+
+use anyhow::{Context, bail};
+use groundswell_api::{Application, Config, config::Settings};
+use mail_parser::MessageParser;
+use sea_orm::{ConnectionTrait, Database as SeaDatabase, DatabaseConnection, Statement};
+use serde_json::{Value, json};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+/// Runs each listed `async fn name(db: Backend) -> anyhow::Result<()>` once on SQLite and once
+/// on PostgreSQL, as `name::sqlite` and `name::postgres`.
+#[macro_export]
+macro_rules! on_both_databases {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn sqlite() -> anyhow::Result<()> {
+                    super::$name($crate::helpers::Backend::Sqlite).await
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn postgres() -> anyhow::Result<()> {
+                    super::$name($crate::helpers::Backend::Postgres).await
+                }
+            }
+        )*
+    };
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Where the test PostgreSQL server is; CI and the README's test command start it.
+fn postgres_base() -> String {
+    std::env::var("TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_owned())
+}
+
+/// A fresh, empty database for one test.
+pub async fn fresh_database(backend: Backend) -> anyhow::Result<String> {
+    match backend {
+        Backend::Sqlite => {
+            let dir = std::env::temp_dir().join("groundswell-tests");
+            std::fs::create_dir_all(&dir)?;
+            Ok(format!(
+                "sqlite://{}",
+                dir.join(format!("{}.db", Uuid::now_v7())).display()
+            ))
+        }
+        Backend::Postgres => {
+            let base = postgres_base();
+            let admin = SeaDatabase::connect(format!("{base}/postgres"))
+                .await
+                .with_context(|| {
+                    format!("PostgreSQL is not reachable at {base}: start it (the README's test command does)")
+                })?;
+            let name = format!("gs_test_{}", Uuid::now_v7().simple());
+            admin
+                .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
+                .await?;
+            admin.close().await?;
+            Ok(format!("{base}/{name}"))
+        }
+    }
+}
+
+/// Log lines the servers under test wrote, so tests can check what never appears in them.
+pub fn captured_logs() -> String {
+    let logs = log_buffer().lock().map(|b| b.clone()).unwrap_or_default();
+    String::from_utf8_lossy(&logs).into_owned()
+}
+
+fn log_buffer() -> &'static Arc<Mutex<Vec<u8>>> {
+    static BUFFER: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+    BUFFER.get_or_init(|| Arc::new(Mutex::new(Vec::new())))
+}
+
+struct BufferWriter;
+
+impl io::Write for BufferWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if let Ok(mut logs) = log_buffer().lock() {
+            logs.extend_from_slice(buf);
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+fn init_logs() {
+    static INIT: OnceLock<()> = OnceLock::new();
+    INIT.get_or_init(|| {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter("debug,mailin=off,mailin_embedded=off,h2=info,hyper=info,hyper_util=info,reqwest=info")
+            .with_writer(|| BufferWriter)
+            .with_ansi(false)
+            .try_init();
+    });
+}
+
+/// A real SMTP server (mailin-embedded) on a random port, keeping what it receives.
+#[derive(Clone)]
+pub struct SmtpServer {
+    pub port: u16,
+    received: Arc<Mutex<Vec<Vec<u8>>>>,
+    /// While set, every message is refused with 451 (a temporary failure) at DATA.
+    pub refusing: Arc<AtomicBool>,
+    /// While set, the server holds each session at DATA, as a slow server would.
+    pub stalled: Arc<AtomicBool>,
+    pub sessions_started: Arc<AtomicUsize>,
+}
+
+#[derive(Clone)]
+struct Handler {
+    buffer: Vec<u8>,
+    received: Arc<Mutex<Vec<Vec<u8>>>>,
+    refusing: Arc<AtomicBool>,
+    stalled: Arc<AtomicBool>,
+    sessions_started: Arc<AtomicUsize>,
+}
+
+impl mailin_embedded::Handler for Handler {
+    fn data_start(&mut self, _: &str, _: &str, _: bool, _: &[String]) -> mailin_embedded::Response {
+        self.sessions_started.fetch_add(1, Ordering::SeqCst);
+        while self.stalled.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.buffer.clear();
+        if self.refusing.load(Ordering::SeqCst) {
+            return mailin_embedded::response::INTERNAL_ERROR;
+        }
+        mailin_embedded::response::OK
+    }
+
+    fn data(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.buffer.extend_from_slice(buf);
+        Ok(())
+    }
+
+    fn data_end(&mut self) -> mailin_embedded::Response {
+        if let Ok(mut received) = self.received.lock() {
+            received.push(std::mem::take(&mut self.buffer));
+        }
+        mailin_embedded::response::OK
+    }
+}
+
+impl SmtpServer {
+    pub fn start() -> anyhow::Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        Self::start_on(listener)
+    }
+
+    /// Starts a server on a port reserved earlier with [`free_port`].
+    pub fn start_on(listener: TcpListener) -> anyhow::Result<Self> {
+        let port = listener.local_addr()?.port();
+        let server = SmtpServer {
+            port,
+            received: Arc::default(),
+            refusing: Arc::default(),
+            stalled: Arc::default(),
+            sessions_started: Arc::default(),
+        };
+        let handler = Handler {
+            buffer: Vec::new(),
+            received: server.received.clone(),
+            refusing: server.refusing.clone(),
+            stalled: server.stalled.clone(),
+            sessions_started: server.sessions_started.clone(),
+        };
+        let mut smtp = mailin_embedded::Server::new(handler);
+        smtp.with_name("smtp.groundswell.test")
+            .with_num_threads(16)
+            .with_tcp_listener(listener);
+        std::thread::spawn(move || {
+            let _ = smtp.serve();
+        });
+        Ok(server)
+    }
+
+    pub fn url(&self) -> String {
+        format!("smtp://127.0.0.1:{}", self.port)
+    }
+
+    pub fn messages(&self) -> Vec<Mail> {
+        self.received
+            .lock()
+            .map(|r| r.iter().filter_map(|raw| Mail::parse(raw)).collect())
+            .unwrap_or_default()
+    }
+
+    /// Waits (up to 15 s) until `count` messages to `to` have arrived, and returns them.
+    pub async fn wait_for(&self, to: &str, count: usize) -> anyhow::Result<Vec<Mail>> {
+        for _ in 0..300 {
+            let found: Vec<Mail> = self.messages().into_iter().filter(|m| m.to == to).collect();
+            if found.len() >= count {
+                return Ok(found);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        bail!("{count} message(s) to {to} did not arrive")
+    }
+}
+
+/// A port nobody listens on yet, kept reserved until the listener is handed over.
+pub fn free_port() -> anyhow::Result<TcpListener> {
+    Ok(TcpListener::bind("127.0.0.1:0")?)
+}
+
+/// A received message, parsed back from MIME.
+#[derive(Clone, Debug)]
+pub struct Mail {
+    pub to: String,
+    pub from: String,
+    pub subject: String,
+    pub message_id: String,
+    pub text: String,
+    pub html: String,
+}
+
+impl Mail {
+    fn parse(raw: &[u8]) -> Option<Mail> {
+        let message = MessageParser::default().parse(raw)?;
+        let address = |a: Option<&mail_parser::Address>| {
+            a.and_then(|a| a.first())
+                .and_then(|a| a.address())
+                .unwrap_or_default()
+                .to_owned()
+        };
+        Some(Mail {
+            to: address(message.to()),
+            from: address(message.from()),
+            subject: message.subject().unwrap_or_default().to_owned(),
+            message_id: message.message_id().unwrap_or_default().to_owned(),
+            text: message
+                .body_text(0)
+                .map(|t| t.into_owned())
+                .unwrap_or_default(),
+            html: message
+                .body_html(0)
+                .map(|t| t.into_owned())
+                .unwrap_or_default(),
+        })
+    }
+
+    /// The sign-in token from the link in this message.
+    pub fn sign_in_token(&self) -> anyhow::Result<String> {
+        let start = self
+            .text
+            .find("/sign-in?token=")
+            .context("no sign-in link in the message")?;
+        let token: String = self.text[start + "/sign-in?token=".len()..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+            .collect();
+        Ok(token)
+    }
+}
+
+/// How to start a server under test.
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub smtp_url: Option<String>,
+    pub sign_in_requests_per_minute: u32,
+    pub mail_lease_seconds: u64,
+    pub secret_key: String,
+    pub mail_dir: PathBuf,
+}
+
+impl Options {
+    pub fn new(smtp: &SmtpServer) -> Self {
+        Self {
+            smtp_url: Some(smtp.url()),
+            sign_in_requests_per_minute: 100_000,
+            mail_lease_seconds: 300,
+            secret_key: groundswell_domain::secrets::SecretKey::generate().encode(),
+            mail_dir: std::env::temp_dir()
+                .join("groundswell-tests")
+                .join(format!("mail-{}", Uuid::now_v7())),
+        }
+    }
+}
+
+pub struct TestApp {
+    pub address: SocketAddr,
+    pub database_url: String,
+    pub smtp: SmtpServer,
+    pub options: Options,
+    pub http: reqwest::Client,
+    shutdown: CancellationToken,
+    handle: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+/// Starts the real server on a random port with a fresh database and a fresh SMTP server.
+pub async fn spawn_app(backend: Backend) -> anyhow::Result<TestApp> {
+    let smtp = SmtpServer::start()?;
+    let options = Options::new(&smtp);
+    let database_url = fresh_database(backend).await?;
+    start(database_url, smtp, options).await
+}
+
+/// Starts a server on an existing database (a restart, or a second server).
+pub async fn start(
+    database_url: String,
+    smtp: SmtpServer,
+    options: Options,
+) -> anyhow::Result<TestApp> {
+    init_logs();
+    let settings = Settings {
+        bind_addr: "127.0.0.1:0".parse()?,
+        database_url: database_url.clone(),
+        database_max_connections: 10,
+        public_url: "http://groundswell.test".to_owned(),
+        smtp_url: options.smtp_url.clone(),
+        mail_dir: options.mail_dir.clone(),
+        mail_from: "Groundswell <noreply@groundswell.test>".to_owned(),
+        sign_in_requests_per_minute: options.sign_in_requests_per_minute,
+        secret_key: Some(options.secret_key.clone()),
+        secret_key_file: PathBuf::from("/nonexistent"),
+        request_timeout_seconds: 30,
+        mail_max_attempts: 8,
+        mail_retry_base_ms: 100,
+        mail_lease_seconds: options.mail_lease_seconds,
+        mail_poll_interval_ms: 50,
+    };
+    let app = Application::build(Config::from_settings(settings)?).await?;
+    let address = app.address();
+    let shutdown = app.shutdown_token();
+    let handle = tokio::spawn(app.run_until_stopped());
+    Ok(TestApp {
+        address,
+        database_url,
+        smtp,
+        options,
+        http: reqwest::Client::new(),
+        shutdown,
+        handle: Some(handle),
+    })
+}
+
+/// What a GraphQL call answered.
+#[derive(Clone, Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub body: Value,
+}
+
+impl Reply {
+    /// The first error's `extensions.code`, if any.
+    pub fn code(&self) -> Option<&str> {
+        self.body["errors"][0]["extensions"]["code"].as_str()
+    }
+
+    pub fn field(&self) -> Option<&str> {
+        self.body["errors"][0]["extensions"]["field"].as_str()
+    }
+
+    pub fn message(&self) -> &str {
+        self.body["errors"][0]["message"]
+            .as_str()
+            .unwrap_or_default()
+    }
+
+    /// Fails the test with the errors if there were any.
+    pub fn ok(self) -> anyhow::Result<Value> {
+        if self.body.get("errors").is_some_and(|e| !e.is_null()) || self.status != 200 {
+            bail!("request failed ({}): {}", self.status, self.body);
+        }
+        Ok(self.body["data"].clone())
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.address)
+    }
+
+    /// Posts one GraphQL operation, with a bearer token when given.
+    pub async fn gql(
+        &self,
+        token: Option<&str>,
+        query: &str,
+        variables: Value,
+    ) -> anyhow::Result<Reply> {
+        self.post_json(token, &json!({ "query": query, "variables": variables }))
+            .await
+    }
+
+    pub async fn post_json(&self, token: Option<&str>, body: &Value) -> anyhow::Result<Reply> {
+        let mut request = self.http.post(self.url("/graphql")).json(body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await?;
+        let status = response.status().as_u16();
+        let body = response.json::<Value>().await.unwrap_or(Value::Null);
+        Ok(Reply { status, body })
+    }
+
+    pub async fn request_sign_in(&self, email: &str) -> anyhow::Result<Reply> {
+        self.gql(
+            None,
+            "mutation($email: String!) { requestSignIn(email: $email) }",
+            json!({ "email": email }),
+        )
+        .await
+    }
+
+    /// Asks for a link and waits for the mail: the token from the newest link to `email`.
+    pub async fn sign_in_token(&self, email: &str) -> anyhow::Result<String> {
+        let links = || {
+            self.smtp
+                .messages()
+                .into_iter()
+                .filter(|m| m.to == email && m.subject.contains("sign in"))
+                .collect::<Vec<_>>()
+        };
+        let before = links().len();
+        self.request_sign_in(email).await?.ok()?;
+        for _ in 0..300 {
+            if let Some(mail) = links().get(before) {
+                return mail.sign_in_token();
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        bail!("no sign-in link reached {email}")
+    }
+
+    /// Signs `email` in through the mail, returning the session token.
+    pub async fn sign_in(&self, email: &str) -> anyhow::Result<String> {
+        let token = self.sign_in_token(email).await?;
+        let data = self
+            .gql(
+                None,
+                "mutation($token: String!) { signIn(token: $token) { token } }",
+                json!({ "token": token }),
+            )
+            .await?
+            .ok()?;
+        Ok(data["signIn"]["token"]
+            .as_str()
+            .context("no session token")?
+            .to_owned())
+    }
+
+    /// Creates an organisation as `session`; returns its id.
+    pub async fn create_organisation(&self, session: &str, name: &str) -> anyhow::Result<String> {
+        let data = self
+            .gql(
+                Some(session),
+                "mutation($input: CreateOrganisationInput!) { createOrganisation(input: $input) { id } }",
+                json!({ "input": { "name": name, "kind": "USER_LED_ORGANISATION", "region": "NORTH_WEST" } }),
+            )
+            .await?
+            .ok()?;
+        Ok(data["createOrganisation"]["id"]
+            .as_str()
+            .context("no id")?
+            .to_owned())
+    }
+
+    pub async fn create_api_token(
+        &self,
+        credential: Option<&str>,
+        organisation_id: &str,
+    ) -> anyhow::Result<Reply> {
+        self.gql(
+            credential,
+            "mutation($org: ID!) { createApiToken(organisationId: $org, name: \"CRM sync\") { token apiToken { id name } } }",
+            json!({ "org": organisation_id }),
+        )
+        .await
+    }
+
+    /// A direct connection to the server's database, for checks no client could make.
+    pub async fn database(&self) -> anyhow::Result<DatabaseConnection> {
+        let mut options = sea_orm::ConnectOptions::new(self.database_url.clone());
+        options.sqlx_logging(false).max_connections(2);
+        Ok(SeaDatabase::connect(options).await?)
+    }
+
+    pub async fn count(&self, sql: &str) -> anyhow::Result<i64> {
+        let db = self.database().await?;
+        let row = db
+            .query_one_raw(Statement::from_string(
+                db.get_database_backend(),
+                sql.to_owned(),
+            ))
+            .await?
+            .context("no row")?;
+        let count: i64 = row.try_get_by_index(0)?;
+        db.close().await?;
+        Ok(count)
+    }
+
+    /// Stops the server as SIGTERM would, waiting for in-flight work to finish.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        self.shutdown.cancel();
+        if let Some(handle) = self.handle.take() {
+            handle.await??;
+        }
+        Ok(())
+    }
+
+    /// Kills the server at once, mid-whatever it was doing, as `kill -9` would.
+    pub fn kill(mut self) {
+        if let Some(handle) = self.handle.take() {
+            handle.abort();
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(handle) = self.handle.take() {
+            handle.abort();
+        }
+    }
+}
