@@ -342,6 +342,7 @@ pub async fn start(
         mail_retry_base_ms: 100,
         mail_lease_seconds: options.mail_lease_seconds,
         mail_poll_interval_ms: 50,
+        access_notes_retention_days: 30,
     };
     let app = Application::build(Config::from_settings(settings)?).await?;
     let address = app.address();

@@ -62,6 +62,9 @@ pub struct Settings {
     /// (when the first died mid-delivery).
     #[arg(long, env = "MAIL_LEASE_SECONDS", default_value_t = 300)]
     pub mail_lease_seconds: u64,
+    /// Days after a gathering ends when its access notes are erased, keeping anonymous totals.
+    #[arg(long, env = "ACCESS_NOTES_RETENTION_DAYS", default_value_t = 30)]
+    pub access_notes_retention_days: u32,
     /// How often the delivery worker looks for due mail.
     #[arg(long, env = "MAIL_POLL_INTERVAL_MS", default_value_t = 1_000)]
     pub mail_poll_interval_ms: u64,
@@ -84,6 +87,8 @@ pub struct Config {
     /// Largest request body accepted.
     pub max_body_bytes: usize,
     pub mail: MailSettings,
+    /// How long after a gathering its access notes are kept.
+    pub access_notes_retention: chrono::Duration,
 }
 
 #[derive(Clone, Debug)]
@@ -125,6 +130,9 @@ impl Config {
             secret_key,
             request_timeout: Duration::from_secs(settings.request_timeout_seconds.max(1)),
             max_body_bytes: 1024 * 1024,
+            access_notes_retention: chrono::Duration::days(i64::from(
+                settings.access_notes_retention_days,
+            )),
             mail: MailSettings {
                 max_attempts: settings.mail_max_attempts.max(1),
                 retry_base: Duration::from_millis(settings.mail_retry_base_ms),

@@ -2,8 +2,10 @@
 //! and the command line. Resolvers authenticate, call a domain service and map the result; no
 //! SQL is built here.
 
+pub mod calendar;
 pub mod cli;
 pub mod config;
+pub mod events;
 pub mod graphql;
 pub mod http;
 pub mod mail;

@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     Config,
     cli::connect,
+    events::Events,
     graphql::{self, AppContext},
     http::{self, AppState},
     mail::{DeliveryWorker, Renderer, Transport},
@@ -19,6 +20,9 @@ use crate::{
 
 pub struct Application {
     listener: TcpListener,
+    events: Events,
+    database_url: String,
+    maintenance: Maintenance,
     address: SocketAddr,
     router: axum::Router,
     worker: DeliveryWorker,
@@ -33,6 +37,7 @@ impl Application {
             .context("migrating the database")?;
 
         let mail_queued = Arc::new(Notify::new());
+        let events = Events::new(db.clone());
         let per_minute =
             NonZeroU32::new(config.sign_in_requests_per_minute).unwrap_or(NonZeroU32::MIN);
         let schema = graphql::build(AppContext {
@@ -40,6 +45,8 @@ impl Application {
             secret: config.secret_key.clone(),
             sign_in_limiter: RateLimiter::keyed(Quota::per_minute(per_minute)),
             mail_queued: mail_queued.clone(),
+            events: events.clone(),
+            public_url: config.public_url.clone(),
         });
         let transport = match &config.smtp_url {
             Some(url) => Transport::smtp(url)?,
@@ -53,6 +60,7 @@ impl Application {
             config.mail.clone(),
             mail_queued,
         );
+        let db_for_maintenance = db.clone();
         let router = http::router(
             AppState {
                 db,
@@ -66,8 +74,15 @@ impl Application {
             .await
             .with_context(|| format!("binding {}", config.bind_addr))?;
         let address = listener.local_addr()?;
+        let maintenance = Maintenance {
+            db: db_for_maintenance,
+            access_retention: config.access_notes_retention,
+        };
         Ok(Self {
             listener,
+            events,
+            database_url: config.database_url.clone(),
+            maintenance,
             address,
             router,
             worker,
@@ -102,7 +117,12 @@ impl Application {
                 .into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(shutdown.clone().cancelled_owned());
-        let (served, ()) = tokio::join!(server, self.worker.run(shutdown));
+        let (served, (), (), ()) = tokio::join!(
+            server,
+            self.worker.run(shutdown.clone()),
+            self.events.relay(self.database_url, shutdown.clone()),
+            self.maintenance.run(shutdown),
+        );
         served.context("serving HTTP")
     }
 }
@@ -127,5 +147,29 @@ async fn wait_for_signal() {
     tokio::select! {
         () = ctrl_c => {}
         () = terminate => {}
+    }
+}
+
+/// Housekeeping on a timer: erasing access needs once their retention time has passed.
+struct Maintenance {
+    db: groundswell_domain::Database,
+    access_retention: chrono::Duration,
+}
+
+impl Maintenance {
+    async fn run(self, shutdown: CancellationToken) {
+        let mut every = tokio::time::interval(std::time::Duration::from_secs(3600));
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                _ = every.tick() => {}
+            }
+            let cutoff = groundswell_domain::now() - self.access_retention;
+            if let Err(err) =
+                groundswell_domain::registrations::erase_expired_access_data(&self.db, cutoff).await
+            {
+                tracing::error!(error = %err, "erasing expired access needs failed");
+            }
+        }
     }
 }

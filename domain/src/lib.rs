@@ -5,10 +5,13 @@
 pub mod access;
 pub mod changes;
 pub mod db;
+pub mod events;
+pub mod gatherings;
 pub mod mail;
 pub mod organisations;
 pub mod page;
 pub mod people;
+pub mod registrations;
 pub mod secrets;
 pub mod text;
 

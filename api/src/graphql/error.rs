@@ -7,7 +7,8 @@
 
 use async_graphql::ErrorExtensions;
 use groundswell_domain::{
-    AccessError, InvalidInput, organisations::OrganisationError, people::PeopleError,
+    AccessError, InvalidInput, gatherings::GatheringError, organisations::OrganisationError,
+    people::PeopleError, registrations::RegistrationError,
 };
 
 #[derive(Clone, Debug)]
@@ -135,6 +136,40 @@ impl From<OrganisationError> for ApiError {
                 ApiError::Conflict(err.to_string())
             }
             OrganisationError::Database(err) => ApiError::internal(err),
+        }
+    }
+}
+
+impl From<GatheringError> for ApiError {
+    fn from(err: GatheringError) -> Self {
+        match err {
+            GatheringError::Access(err) => err.into(),
+            GatheringError::NotFound => ApiError::NotFound(err.to_string()),
+            GatheringError::SlugTaken(_)
+            | GatheringError::Cancelled
+            | GatheringError::AlreadyPublished
+            | GatheringError::CapacityBelowTaken(_) => ApiError::Conflict(err.to_string()),
+            GatheringError::Database(err) => ApiError::internal(err),
+        }
+    }
+}
+
+impl From<RegistrationError> for ApiError {
+    fn from(err: RegistrationError) -> Self {
+        match err {
+            RegistrationError::Access(err) => err.into(),
+            RegistrationError::NotFound | RegistrationError::GatheringNotFound => {
+                ApiError::NotFound(err.to_string())
+            }
+            RegistrationError::ModeNotOffered => ApiError::BadUserInput {
+                field: "mode".to_owned(),
+                message: err.to_string(),
+            },
+            RegistrationError::GatheringCancelled
+            | RegistrationError::NotOpen(_)
+            | RegistrationError::AlreadyCancelled
+            | RegistrationError::NotConfirmed => ApiError::Conflict(err.to_string()),
+            RegistrationError::Database(err) => ApiError::internal(err),
         }
     }
 }

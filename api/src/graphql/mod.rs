@@ -4,13 +4,16 @@
 mod changes;
 mod connection;
 pub mod error;
+mod gatherings;
 mod loaders;
 mod organisations;
 mod people;
+mod registrations;
+mod subscriptions;
 
 use std::{net::IpAddr, sync::Arc};
 
-use async_graphql::{Context, EmptySubscription, MergedObject, Schema, SchemaBuilder};
+use async_graphql::{Context, MergedObject, Schema, SchemaBuilder};
 use governor::DefaultKeyedRateLimiter;
 use groundswell_domain::{Actor, Database, secrets::SecretKey};
 use tokio::sync::Notify;
@@ -26,16 +29,26 @@ pub const MAX_COMPLEXITY: usize = 2_000;
 pub const MAX_BATCH: usize = 10;
 
 #[derive(MergedObject, Default)]
+#[graphql(name = "Query")]
 pub struct QueryRoot(
     people::PeopleQuery,
     changes::ChangesQuery,
     organisations::OrganisationsQuery,
+    gatherings::GatheringsQuery,
 );
 
 #[derive(MergedObject, Default)]
-pub struct MutationRoot(people::PeopleMutation, organisations::OrganisationsMutation);
+#[graphql(name = "Mutation")]
+pub struct MutationRoot(
+    people::PeopleMutation,
+    organisations::OrganisationsMutation,
+    gatherings::GatheringsMutation,
+    registrations::RegistrationsMutation,
+);
 
-pub type GroundswellSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
+pub use subscriptions::SubscriptionRoot;
+
+pub type GroundswellSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 
 /// What every resolver may use, shared by all requests.
 pub struct AppContext {
@@ -44,6 +57,10 @@ pub struct AppContext {
     pub sign_in_limiter: DefaultKeyedRateLimiter<IpAddr>,
     /// Wakes the mail worker when a resolver has queued mail.
     pub mail_queued: Arc<Notify>,
+    /// Where live subscriptions hear of changes.
+    pub events: crate::events::Events,
+    /// Base URL for links, without a trailing slash.
+    pub public_url: String,
 }
 
 /// Who is asking, established once per request.
@@ -53,11 +70,11 @@ pub struct RequestContext {
     pub client_ip: Option<IpAddr>,
 }
 
-fn builder() -> SchemaBuilder<QueryRoot, MutationRoot, EmptySubscription> {
+fn builder() -> SchemaBuilder<QueryRoot, MutationRoot, SubscriptionRoot> {
     Schema::build(
         QueryRoot::default(),
         MutationRoot::default(),
-        EmptySubscription,
+        SubscriptionRoot,
     )
     .limit_depth(MAX_DEPTH)
     .limit_complexity(MAX_COMPLEXITY)

@@ -15,6 +15,7 @@ use super::{
     changes::Change,
     error::FieldContext,
     organisations::{Organisation, OrganisationMember, load_organisation},
+    registrations::Registration,
     request,
 };
 
@@ -110,6 +111,19 @@ impl Person {
         let members =
             groundswell_domain::organisations::memberships_of(&app(ctx)?.db, self.0.id).await?;
         Ok(members.into_iter().map(OrganisationMember).collect())
+    }
+
+    /// Their registrations for gatherings, newest first; only they see these.
+    async fn registrations(&self, ctx: &Context<'_>) -> ApiResult<Vec<Registration>> {
+        let actor = actor(ctx)?;
+        let own = matches!(actor, Actor::Person { person_id, .. } if *person_id == self.0.id);
+        if !own {
+            return Err(ApiError::Forbidden(
+                "Only this person can see their registrations.".to_owned(),
+            ));
+        }
+        let found = groundswell_domain::registrations::for_person(&app(ctx)?.db, self.0.id).await?;
+        Ok(found.into_iter().map(Registration).collect())
     }
 
     async fn created_at(&self) -> DateTime<Utc> {

@@ -8,13 +8,13 @@ use axum::{
     Json,
     body::{Body, to_bytes},
     extract::{ConnectInfo, State},
-    http::{HeaderMap, StatusCode, header},
+    http::{HeaderMap, StatusCode},
     response::{Html, IntoResponse, Response},
 };
 use groundswell_domain::Actor;
 use serde_json::json;
 
-use super::{AppState, SESSION_COOKIE};
+use super::{AppState, credential};
 use crate::graphql::{MAX_BATCH, RequestContext, error::assign_codes, new_loader};
 
 pub async fn graphiql() -> Html<String> {
@@ -35,42 +35,13 @@ pub fn error_response(status: StatusCode, message: &str, code: &str) -> Response
         .into_response()
 }
 
-/// The bearer token, or the session cookie set by the sign-in page. The cookie counts only on
-/// JSON requests, which a cross-site form cannot send.
-fn credential(headers: &HeaderMap) -> Option<String> {
-    if let Some(value) = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-    {
-        let (scheme, token) = value.trim().split_once(' ')?;
-        return scheme
-            .eq_ignore_ascii_case("bearer")
-            .then(|| token.trim().to_owned());
-    }
-    let is_json = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
-    if !is_json {
-        return None;
-    }
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == SESSION_COOKIE)
-        .map(|(_, value)| value.to_owned())
-}
-
 pub async fn execute(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let actor = match credential(&headers) {
+    let actor = match credential(&headers, false) {
         Some(token) => {
             match groundswell_domain::access::authenticate(
                 &state.db,
@@ -150,4 +121,50 @@ pub async fn execute(
         BatchResponse::Batch(many) => many.iter_mut().for_each(assign_codes),
     }
     Json(response).into_response()
+}
+
+/// `GET /graphql/ws`: subscriptions over graphql-transport-ws (or the older graphql-ws). The
+/// client authenticates in `connection_init` with `{"Authorization": "Bearer <token>"}`.
+pub async fn subscriptions(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    protocol: async_graphql_axum::GraphQLProtocol,
+    upgrade: axum::extract::WebSocketUpgrade,
+) -> Response {
+    let schema = state.schema.clone();
+    upgrade
+        .protocols(async_graphql::http::ALL_WEBSOCKET_PROTOCOLS)
+        .on_upgrade(move |stream| {
+            async_graphql_axum::GraphQLWebSocket::new(stream, schema, protocol)
+                .on_connection_init(move |payload| async move {
+                    let token = ["Authorization", "authorization"]
+                        .iter()
+                        .find_map(|key| payload.get(key).and_then(|v| v.as_str()))
+                        .and_then(|value| value.trim().split_once(' '))
+                        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+                        .map(|(_, token)| token.trim().to_owned());
+                    let actor = match token {
+                        Some(token) => groundswell_domain::access::authenticate(
+                            &state.db,
+                            &token,
+                            groundswell_domain::now(),
+                        )
+                        .await
+                        .map_err(|_| {
+                            async_graphql::Error::new(
+                                "Groundswell cannot reach its database just now.",
+                            )
+                        })?,
+                        None => Actor::Anonymous,
+                    };
+                    let mut data = async_graphql::Data::default();
+                    data.insert(RequestContext {
+                        actor,
+                        client_ip: Some(peer.ip()),
+                    });
+                    data.insert(new_loader(state.db.clone()));
+                    Ok(data)
+                })
+                .serve()
+        })
 }

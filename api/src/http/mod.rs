@@ -1,6 +1,7 @@
 //! The HTTP surface: GraphQL over HTTP, the sign-in page, health checks, and the layers that
 //! bound every request (body size, time, logging without secrets).
 
+mod gatherings;
 mod graphql;
 mod health;
 mod sign_in;
@@ -11,7 +12,7 @@ use axum::{
     Router,
     body::Body,
     extract::MatchedPath,
-    http::{Request, Response, StatusCode, header},
+    http::{HeaderMap, Request, Response, StatusCode, header},
     middleware,
     routing::get,
 };
@@ -37,6 +38,12 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
     let max_body = state.max_body_bytes;
     Router::new()
         .route("/graphql", get(graphql::graphiql).post(graphql::execute))
+        .route("/graphql/ws", get(graphql::subscriptions))
+        .route("/gatherings/{file}", get(gatherings::ics))
+        .route(
+            "/gatherings/{slug}/registrations.csv",
+            get(gatherings::registrations_csv),
+        )
         .route("/sign-in", get(sign_in::page).post(sign_in::submit))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
@@ -91,4 +98,34 @@ async fn json_for_bare_errors(response: Response<Body>) -> Response<Body> {
         _ => return response,
     };
     graphql::error_response(status, message, code)
+}
+
+/// The bearer token, or the session cookie set by the sign-in page. For GraphQL the cookie
+/// counts only on JSON requests, which a cross-site form cannot send; downloads (`GET`) take
+/// it as it is, being SameSite=Strict.
+pub(crate) fn credential(headers: &HeaderMap, cookie_on_any_request: bool) -> Option<String> {
+    if let Some(value) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
+        let (scheme, token) = value.trim().split_once(' ')?;
+        return scheme
+            .eq_ignore_ascii_case("bearer")
+            .then(|| token.trim().to_owned());
+    }
+    let is_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !is_json && !cookie_on_any_request {
+        return None;
+    }
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == SESSION_COOKIE)
+        .map(|(_, value)| value.to_owned())
 }

@@ -2,65 +2,82 @@
 //! `api/templates/mail/`, compiled into the binary. HTML is escaped automatically.
 
 use anyhow::{Context, anyhow};
-use groundswell_domain::{mail::QueuedMail, people::SIGN_IN_PURPOSE, secrets::SecretKey};
+use groundswell_domain::{
+    gatherings::CalendarEntry, mail::QueuedMail, people::SIGN_IN_PURPOSE, secrets::SecretKey,
+};
 use minijinja::Environment;
 use serde_json::Value;
 use uuid::Uuid;
 
-/// Every template file, by name.
-const TEMPLATES: &[(&str, &str)] = &[
-    (
-        "layout.html",
-        include_str!("../../templates/mail/layout.html"),
-    ),
-    (
-        "sign_in.subject.txt",
-        include_str!("../../templates/mail/sign_in.subject.txt"),
-    ),
-    (
-        "sign_in.txt",
-        include_str!("../../templates/mail/sign_in.txt"),
-    ),
-    (
-        "sign_in.html",
-        include_str!("../../templates/mail/sign_in.html"),
-    ),
-    (
-        "added_to_organisation.subject.txt",
-        include_str!("../../templates/mail/added_to_organisation.subject.txt"),
-    ),
-    (
-        "added_to_organisation.txt",
-        include_str!("../../templates/mail/added_to_organisation.txt"),
-    ),
-    (
-        "added_to_organisation.html",
-        include_str!("../../templates/mail/added_to_organisation.html"),
-    ),
+use crate::calendar;
+
+/// Names a message's three template files (subject, plain text, HTML) and their text.
+macro_rules! template {
+    ($name:literal) => {
+        [
+            (
+                concat!($name, ".subject.txt"),
+                include_str!(concat!("../../templates/mail/", $name, ".subject.txt")),
+            ),
+            (
+                concat!($name, ".txt"),
+                include_str!(concat!("../../templates/mail/", $name, ".txt")),
+            ),
+            (
+                concat!($name, ".html"),
+                include_str!(concat!("../../templates/mail/", $name, ".html")),
+            ),
+        ]
+    };
+}
+
+/// Every message's templates, by name.
+const MESSAGES: &[[(&str, &str); 3]] = &[
+    template!("sign_in"),
+    template!("added_to_organisation"),
+    template!("registration_confirmed"),
+    template!("registration_waitlisted"),
+    template!("registration_promoted"),
+    template!("registration_cancelled"),
+    template!("gathering_cancelled"),
 ];
+
+const LAYOUT: (&str, &str) = (
+    "layout.html",
+    include_str!("../../templates/mail/layout.html"),
+);
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Rendered {
     pub subject: String,
     pub text: String,
     pub html: String,
+    /// An iCalendar file to attach, for messages that give someone a place.
+    pub calendar: Option<String>,
 }
 
 pub struct Renderer {
     env: Environment<'static>,
     public_url: String,
+    /// For calendar UIDs.
+    host: String,
     secret: SecretKey,
 }
 
 impl Renderer {
     pub fn new(public_url: String, secret: SecretKey) -> anyhow::Result<Self> {
         let mut env = Environment::new();
-        for (name, source) in TEMPLATES {
+        for (name, source) in MESSAGES.iter().flatten().chain([&LAYOUT]) {
             env.add_template(name, source)
                 .with_context(|| format!("mail template {name}"))?;
         }
+        let host = url::Url::parse(&public_url)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_owned))
+            .unwrap_or_else(|| "groundswell".to_owned());
         Ok(Self {
             env,
+            host,
             public_url,
             secret,
         })
@@ -110,10 +127,19 @@ impl Renderer {
                 .render(&context)
                 .with_context(|| format!("rendering {name}"))
         };
+        let calendar = match mail.context.get("calendar") {
+            Some(Value::Null) | None => None,
+            Some(entry) => {
+                let entry: CalendarEntry = serde_json::from_value(entry.clone())
+                    .context("the calendar entry in a queued message")?;
+                Some(calendar::ics(&entry, &self.public_url, &self.host))
+            }
+        };
         Ok(Rendered {
             subject: render("subject.txt")?.trim().to_owned(),
             text: render("txt")?,
             html: render("html")?,
+            calendar,
         })
     }
 }

@@ -12,7 +12,7 @@ use groundswell_domain::{
 };
 use lettre::{
     Message,
-    message::{Mailbox, MultiPart},
+    message::{Attachment, Mailbox, MultiPart, header::ContentType},
 };
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -152,16 +152,23 @@ impl DeliveryWorker {
         // The Message-ID is made from the outbox row, so every attempt of one message carries
         // the same id and a receiver can tell a retry from a new message.
         let domain = self.from.email.domain().to_owned();
-        Message::builder()
+        let message = Message::builder()
             .from(self.from.clone())
             .to(to)
             .subject(rendered.subject)
-            .message_id(Some(format!("<{}@{domain}>", queued.id)))
-            .multipart(MultiPart::alternative_plain_html(
-                rendered.text,
-                rendered.html,
-            ))
-            .context("building the message")
+            .message_id(Some(format!("<{}@{domain}>", queued.id)));
+        let body = MultiPart::alternative_plain_html(rendered.text, rendered.html);
+        let body = match rendered.calendar {
+            Some(ics) => MultiPart::mixed().multipart(body).singlepart(
+                Attachment::new("invite.ics".to_owned()).body(
+                    ics,
+                    ContentType::parse("text/calendar; charset=utf-8; method=PUBLISH")
+                        .context("the calendar content type")?,
+                ),
+            ),
+            None => body,
+        };
+        message.multipart(body).context("building the message")
     }
 }
 

@@ -2,9 +2,12 @@
 
 pub(crate) mod api_token;
 pub(crate) mod change;
+pub(crate) mod gathering;
+pub(crate) mod gathering_convenor;
 pub(crate) mod organisation;
 pub(crate) mod organisation_member;
 pub(crate) mod outbox;
 pub(crate) mod person;
+pub(crate) mod registration;
 pub(crate) mod session;
 pub(crate) mod sign_in_token;

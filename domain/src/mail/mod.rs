@@ -33,6 +33,11 @@ pub enum OutboxStatus {
 pub enum Template {
     SignIn,
     AddedToOrganisation,
+    RegistrationConfirmed,
+    RegistrationWaitlisted,
+    RegistrationPromoted,
+    RegistrationCancelled,
+    GatheringCancelled,
 }
 
 impl Template {
@@ -40,6 +45,11 @@ impl Template {
         match self {
             Template::SignIn => "sign_in",
             Template::AddedToOrganisation => "added_to_organisation",
+            Template::RegistrationConfirmed => "registration_confirmed",
+            Template::RegistrationWaitlisted => "registration_waitlisted",
+            Template::RegistrationPromoted => "registration_promoted",
+            Template::RegistrationCancelled => "registration_cancelled",
+            Template::GatheringCancelled => "gathering_cancelled",
         }
     }
 }

@@ -40,6 +40,7 @@ pub async fn my_data(db: &Database, actor: &Actor) -> Result<Value, PeopleError>
         .filter(organisation::Column::Id.is_in(memberships.iter().map(|m| m.organisation_id)))
         .all(conn)
         .await?;
+    let registrations = crate::registrations::data_of(conn, person_id).await?;
     let tokens_created = api_token::Entity::find()
         .filter(api_token::Column::CreatedBy.eq(person_id))
         .all(conn)
@@ -78,6 +79,7 @@ pub async fn my_data(db: &Database, actor: &Actor) -> Result<Value, PeopleError>
             "role": format!("{:?}", m.role).to_uppercase(),
             "since": m.created_at,
         })).collect::<Vec<_>>(),
+        "registrations": registrations,
         "apiTokensCreated": tokens_created.iter().map(|t| json!({
             "name": t.name,
             "createdAt": t.created_at,
@@ -109,6 +111,7 @@ pub async fn erase(db: &Database, actor: &Actor, now: DateTime<Utc>) -> Result<(
         .filter(organisation_member::Column::PersonId.eq(person_id))
         .exec(&*txn)
         .await?;
+    crate::registrations::erase_for_person(&*txn, person_id).await?;
     api_token::Entity::update_many()
         .col_expr(
             api_token::Column::CreatedBy,

@@ -1,0 +1,616 @@
+//! Gatherings: creating, publishing, changing and cancelling them, and finding them.
+
+use async_graphql::{
+    Context, Enum, ID, InputObject, MaybeUndefined, Object, SimpleObject, dataloader::DataLoader,
+};
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use chrono::{DateTime, Utc};
+use groundswell_domain::{
+    Actor,
+    gatherings::{
+        self, Capacity, Gathering as DomainGathering, GatheringFilter as DomainFilter,
+        GatheringUpdate, NewGathering, Times, When, Window,
+    },
+    people::TimeZone,
+    registrations::{self, AttendanceMode as DomainMode, RegistrationFilter as DomainRegFilter},
+    text::{Slug, WebUrl},
+};
+
+use super::{
+    ApiError, ApiResult, actor, app,
+    connection::{Paged, TotalCount, connection, page_request},
+    error::FieldContext,
+    loaders::{DbLoader, GatheringCounts, ViewerRegistration},
+    organisations::Region,
+    parse_id,
+    registrations::{AccessRequirement, AttendanceMode, Registration, RegistrationStatus},
+};
+
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+#[graphql(remote = "groundswell_domain::gatherings::GatheringFormat")]
+pub enum GatheringFormat {
+    InPerson,
+    Online,
+    /// In person and online at once, with a capacity for each.
+    Hybrid,
+}
+
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+#[graphql(remote = "groundswell_domain::gatherings::GatheringStatus")]
+pub enum GatheringStatus {
+    /// Being prepared; seen only by convenors.
+    Draft,
+    /// Open to see and, within its window, to register.
+    Published,
+    Cancelled,
+}
+
+#[derive(Enum, Clone, Copy, PartialEq, Eq, Default)]
+pub enum GatheringWhen {
+    /// Not yet ended, soonest first.
+    #[default]
+    Upcoming,
+    /// Ended, most recent first.
+    Past,
+}
+
+/// A gathering of the movement: in person, online, or both.
+pub struct Gathering(pub DomainGathering);
+
+#[Object]
+impl Gathering {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+
+    async fn title(&self) -> &str {
+        &self.0.title
+    }
+
+    async fn slug(&self) -> &str {
+        &self.0.slug
+    }
+
+    async fn description(&self) -> &str {
+        &self.0.description
+    }
+
+    /// When it starts (UTC).
+    async fn starts_at(&self) -> DateTime<Utc> {
+        self.0.starts_at
+    }
+
+    /// When it ends (UTC).
+    async fn ends_at(&self) -> DateTime<Utc> {
+        self.0.ends_at
+    }
+
+    /// The gathering's IANA time zone, in which its times are shown.
+    async fn time_zone(&self) -> &str {
+        self.0.time_zone.name()
+    }
+
+    /// When it starts, in its own time zone (RFC 3339 with the local offset).
+    async fn starts_at_local(&self) -> String {
+        self.0
+            .starts_at
+            .with_timezone(&self.0.time_zone.tz())
+            .to_rfc3339()
+    }
+
+    /// When it ends, in its own time zone (RFC 3339 with the local offset).
+    async fn ends_at_local(&self) -> String {
+        self.0
+            .ends_at
+            .with_timezone(&self.0.time_zone.tz())
+            .to_rfc3339()
+    }
+
+    async fn format(&self) -> GatheringFormat {
+        self.0.format.into()
+    }
+
+    /// The region it is held in, if it belongs to one.
+    async fn area(&self) -> Option<Region> {
+        self.0.area.map(Into::into)
+    }
+
+    async fn venue(&self) -> Option<&str> {
+        self.0.venue.as_deref()
+    }
+
+    /// The link to join online; shown only to people with a confirmed place, and convenors.
+    async fn joining_url(&self, ctx: &Context<'_>) -> ApiResult<Option<String>> {
+        if self.0.joining_url.is_none() {
+            return Ok(None);
+        }
+        let actor = actor(ctx)?;
+        if gatherings::is_convenor(app(ctx)?.db.conn(), actor, self.0.id).await? {
+            return Ok(self.0.joining_url.clone());
+        }
+        let mine = viewer_registration(ctx, self.0.id).await?;
+        let confirmed =
+            mine.is_some_and(|r| r.status == registrations::RegistrationStatus::Confirmed);
+        Ok(confirmed.then(|| self.0.joining_url.clone()).flatten())
+    }
+
+    /// In-person places in all; null when unlimited.
+    async fn in_person_capacity(&self) -> Option<i32> {
+        self.0.in_person_capacity
+    }
+
+    /// Online places in all; null when unlimited.
+    async fn online_capacity(&self) -> Option<i32> {
+        self.0.online_capacity
+    }
+
+    /// Places left for a way of attending (the format's own when left out); null when
+    /// unlimited, 0 when the gathering does not offer it.
+    async fn places_left(&self, mode: Option<AttendanceMode>) -> Option<i32> {
+        let mode = mode.map_or(self.0.format.default_mode(), DomainMode::from);
+        self.0.places_left(mode)
+    }
+
+    /// Confirmed registrations (people, not counting their companions).
+    async fn confirmed_count(&self, ctx: &Context<'_>) -> ApiResult<i32> {
+        Ok(counts(ctx, self.0.id).await?.confirmed as i32)
+    }
+
+    /// Places taken by confirmed registrations, companions included.
+    async fn confirmed_places(&self) -> i32 {
+        self.0.in_person_taken + self.0.online_taken
+    }
+
+    /// Registrations waiting for a place.
+    async fn waitlisted_count(&self, ctx: &Context<'_>) -> ApiResult<i32> {
+        Ok(counts(ctx, self.0.id).await?.waitlisted as i32)
+    }
+
+    async fn registration_opens_at(&self) -> Option<DateTime<Utc>> {
+        self.0.registration_opens_at
+    }
+
+    async fn registration_closes_at(&self) -> Option<DateTime<Utc>> {
+        self.0.registration_closes_at
+    }
+
+    /// Whether registration is open now.
+    async fn registration_open(&self) -> bool {
+        self.0.registration_open(groundswell_domain::now())
+    }
+
+    async fn status(&self) -> GatheringStatus {
+        self.0.status.into()
+    }
+
+    /// Why it was cancelled, if it was.
+    async fn cancel_reason(&self) -> Option<&str> {
+        self.0.cancel_reason.as_deref()
+    }
+
+    /// The calendar file for this gathering.
+    async fn calendar_url(&self, ctx: &Context<'_>) -> ApiResult<String> {
+        Ok(format!(
+            "{}/gatherings/{}.ics",
+            app(ctx)?.public_url,
+            self.0.slug
+        ))
+    }
+
+    /// The caller's own registration, if they have one.
+    async fn viewer_registration(&self, ctx: &Context<'_>) -> ApiResult<Option<Registration>> {
+        Ok(viewer_registration(ctx, self.0.id).await?.map(Registration))
+    }
+
+    /// Everyone registered, in the order they registered; convenors only.
+    #[graphql(complexity = "first.unwrap_or(20).clamp(0, 100) as usize * child_complexity")]
+    async fn registrations(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        filter: Option<RegistrationFilter>,
+    ) -> ApiResult<Paged<Registration>> {
+        let had_cursor = after.is_some();
+        let filter = filter.map(DomainRegFilter::from).unwrap_or_default();
+        let page = registrations::for_gathering(
+            &app(ctx)?.db,
+            actor(ctx)?,
+            self.0.id,
+            &filter,
+            page_request(first, after)?,
+        )
+        .await?;
+        Ok(connection(page, had_cursor, |r| r.id, Registration))
+    }
+
+    /// How many live registrations need each access requirement ("4 step-free, 2 BSL");
+    /// convenors only.
+    async fn access_requirement_totals(
+        &self,
+        ctx: &Context<'_>,
+    ) -> ApiResult<Vec<AccessRequirementTotal>> {
+        let totals = registrations::access_totals(&app(ctx)?.db, actor(ctx)?, self.0.id).await?;
+        Ok(totals
+            .into_iter()
+            .map(|t| AccessRequirementTotal {
+                requirement: t.requirement.into(),
+                count: i32::try_from(t.count).unwrap_or(i32::MAX),
+            })
+            .collect())
+    }
+}
+
+async fn counts(ctx: &Context<'_>, id: uuid::Uuid) -> ApiResult<registrations::Counts> {
+    let loader = ctx.data::<DataLoader<DbLoader>>()?;
+    Ok(loader
+        .load_one(GatheringCounts(id))
+        .await
+        .map_err(ApiError::internal)?
+        .unwrap_or_default())
+}
+
+async fn viewer_registration(
+    ctx: &Context<'_>,
+    gathering_id: uuid::Uuid,
+) -> ApiResult<Option<registrations::Registration>> {
+    let Actor::Person { person_id, .. } = actor(ctx)? else {
+        return Ok(None);
+    };
+    let loader = ctx.data::<DataLoader<DbLoader>>()?;
+    loader
+        .load_one(ViewerRegistration {
+            gathering_id,
+            person_id: *person_id,
+        })
+        .await
+        .map_err(ApiError::internal)
+}
+
+/// How many live registrations need one access requirement.
+#[derive(SimpleObject)]
+pub struct AccessRequirementTotal {
+    pub requirement: AccessRequirement,
+    pub count: i32,
+}
+
+#[derive(InputObject, Default)]
+pub struct RegistrationFilter {
+    pub status: Option<RegistrationStatus>,
+    pub mode: Option<AttendanceMode>,
+    /// Only registrations with (true) or without (false) access needs.
+    pub has_access_needs: Option<bool>,
+}
+
+impl From<RegistrationFilter> for DomainRegFilter {
+    fn from(f: RegistrationFilter) -> Self {
+        Self {
+            status: f.status.map(Into::into),
+            mode: f.mode.map(Into::into),
+            has_access_needs: f.has_access_needs,
+        }
+    }
+}
+
+#[derive(InputObject, Default)]
+pub struct GatheringFilter {
+    /// Upcoming (the default) or past.
+    #[graphql(default)]
+    pub when: GatheringWhen,
+    pub format: Option<GatheringFormat>,
+    pub area: Option<Region>,
+}
+
+#[derive(InputObject)]
+pub struct CreateGatheringInput {
+    /// 1 to 200 characters.
+    pub title: String,
+    /// Lowercase letters, digits and hyphens; made from the title when left out.
+    pub slug: Option<String>,
+    pub description: Option<String>,
+    pub starts_at: DateTime<Utc>,
+    pub ends_at: DateTime<Utc>,
+    /// IANA time zone the gathering is shown in; Europe/London when left out.
+    pub time_zone: Option<String>,
+    pub format: GatheringFormat,
+    pub area: Option<Region>,
+    /// Name and address, for in-person and hybrid gatherings.
+    pub venue: Option<String>,
+    /// An http(s) link to join online; shown only to confirmed attendees.
+    pub joining_url: Option<String>,
+    /// Left out for unlimited.
+    pub in_person_capacity: Option<i32>,
+    /// Left out for unlimited.
+    pub online_capacity: Option<i32>,
+    pub registration_opens_at: Option<DateTime<Utc>>,
+    pub registration_closes_at: Option<DateTime<Utc>>,
+}
+
+fn capacity(field: &str, value: Option<i32>) -> ApiResult<Option<Capacity>> {
+    value.map(Capacity::parse).transpose().field(field)
+}
+
+fn optional_text(
+    field: &str,
+    value: Option<&str>,
+    parse: fn(&str) -> Result<String, groundswell_domain::InvalidInput>,
+) -> ApiResult<Option<String>> {
+    value
+        .filter(|v| !v.trim().is_empty())
+        .map(parse)
+        .transpose()
+        .field(field)
+}
+
+impl TryFrom<CreateGatheringInput> for NewGathering {
+    type Error = ApiError;
+
+    fn try_from(input: CreateGatheringInput) -> ApiResult<Self> {
+        let title = gatherings::title(&input.title).field("title")?;
+        let slug = match input.slug.as_deref() {
+            Some(slug) => Slug::parse(slug).field("slug")?,
+            None => Slug::from_name(&title).field("title")?,
+        };
+        Ok(Self {
+            slug,
+            description: gatherings::description(input.description.as_deref().unwrap_or(""))
+                .field("description")?,
+            times: Times::new(input.starts_at, input.ends_at).field("endsAt")?,
+            time_zone: match input.time_zone.as_deref() {
+                Some(zone) => TimeZone::parse(zone).field("timeZone")?,
+                None => TimeZone::LONDON,
+            },
+            format: input.format.into(),
+            area: input.area.map(Into::into),
+            venue: optional_text("venue", input.venue.as_deref(), gatherings::venue)?,
+            joining_url: input
+                .joining_url
+                .as_deref()
+                .filter(|v| !v.trim().is_empty())
+                .map(WebUrl::parse)
+                .transpose()
+                .field("joiningUrl")?,
+            in_person_capacity: capacity("inPersonCapacity", input.in_person_capacity)?,
+            online_capacity: capacity("onlineCapacity", input.online_capacity)?,
+            window: Window::new(input.registration_opens_at, input.registration_closes_at)
+                .field("registrationClosesAt")?,
+            title,
+        })
+    }
+}
+
+/// Changes to a gathering. Fields left out stay as they are; a nullable field set to null is
+/// cleared (a capacity set to null becomes unlimited).
+#[derive(InputObject)]
+pub struct UpdateGatheringInput {
+    pub title: Option<String>,
+    pub description: Option<String>,
+    /// Give with endsAt.
+    pub starts_at: Option<DateTime<Utc>>,
+    pub ends_at: Option<DateTime<Utc>>,
+    pub time_zone: Option<String>,
+    #[graphql(default)]
+    pub area: MaybeUndefined<Region>,
+    #[graphql(default)]
+    pub venue: MaybeUndefined<String>,
+    #[graphql(default)]
+    pub joining_url: MaybeUndefined<String>,
+    #[graphql(default)]
+    pub in_person_capacity: MaybeUndefined<i32>,
+    #[graphql(default)]
+    pub online_capacity: MaybeUndefined<i32>,
+    /// Give with registrationClosesAt; both replace the window.
+    pub registration_opens_at: Option<DateTime<Utc>>,
+    pub registration_closes_at: Option<DateTime<Utc>>,
+}
+
+fn maybe<T, U>(
+    value: MaybeUndefined<T>,
+    parse: impl FnOnce(T) -> ApiResult<U>,
+) -> ApiResult<Option<Option<U>>> {
+    match value {
+        MaybeUndefined::Undefined => Ok(None),
+        MaybeUndefined::Null => Ok(Some(None)),
+        MaybeUndefined::Value(v) => parse(v).map(|v| Some(Some(v))),
+    }
+}
+
+fn update_from(
+    input: UpdateGatheringInput,
+    current: &DomainGathering,
+) -> ApiResult<GatheringUpdate> {
+    let times = if input.starts_at.is_some() || input.ends_at.is_some() {
+        Some(
+            Times::new(
+                input.starts_at.unwrap_or(current.starts_at),
+                input.ends_at.unwrap_or(current.ends_at),
+            )
+            .field("endsAt")?,
+        )
+    } else {
+        None
+    };
+    let window = if input.registration_opens_at.is_some() || input.registration_closes_at.is_some()
+    {
+        Some(
+            Window::new(input.registration_opens_at, input.registration_closes_at)
+                .field("registrationClosesAt")?,
+        )
+    } else {
+        None
+    };
+    Ok(GatheringUpdate {
+        title: input
+            .title
+            .as_deref()
+            .map(gatherings::title)
+            .transpose()
+            .field("title")?,
+        description: input
+            .description
+            .as_deref()
+            .map(gatherings::description)
+            .transpose()
+            .field("description")?,
+        times,
+        time_zone: input
+            .time_zone
+            .as_deref()
+            .map(TimeZone::parse)
+            .transpose()
+            .field("timeZone")?,
+        area: maybe(input.area, |a| Ok(a.into()))?,
+        venue: maybe(input.venue, |v| gatherings::venue(&v).field("venue"))?,
+        joining_url: maybe(input.joining_url, |u| WebUrl::parse(&u).field("joiningUrl"))?,
+        in_person_capacity: maybe(input.in_person_capacity, |c| {
+            Capacity::parse(c).field("inPersonCapacity")
+        })?,
+        online_capacity: maybe(input.online_capacity, |c| {
+            Capacity::parse(c).field("onlineCapacity")
+        })?,
+        window,
+    })
+}
+
+fn encode_offset(offset: u64) -> String {
+    URL_SAFE_NO_PAD.encode(format!("offset:{offset}"))
+}
+
+fn decode_offset(cursor: &str) -> Option<u64> {
+    let bytes = URL_SAFE_NO_PAD.decode(cursor).ok()?;
+    String::from_utf8(bytes)
+        .ok()?
+        .strip_prefix("offset:")?
+        .parse()
+        .ok()
+}
+
+#[derive(Default)]
+pub struct GatheringsQuery;
+
+#[Object]
+impl GatheringsQuery {
+    /// A gathering by slug; drafts only for convenors.
+    async fn gathering(&self, ctx: &Context<'_>, slug: String) -> ApiResult<Option<Gathering>> {
+        if slug.len() > Slug::MAX {
+            return Ok(None);
+        }
+        Ok(gatherings::by_slug(&app(ctx)?.db, actor(ctx)?, &slug)
+            .await?
+            .map(Gathering))
+    }
+
+    /// Gatherings: upcoming soonest first (the default), or past most recent first.
+    #[graphql(complexity = "first.unwrap_or(20).clamp(0, 100) as usize * child_complexity")]
+    async fn gatherings(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        filter: Option<GatheringFilter>,
+    ) -> ApiResult<Paged<Gathering>> {
+        let request = page_request(first, None)?;
+        let offset = match after.as_deref() {
+            Some(cursor) => {
+                decode_offset(cursor)
+                    .ok_or_else(|| ApiError::bad_input("after", "is not a cursor from this list"))?
+                    + 1
+            }
+            None => 0,
+        };
+        let filter = filter.unwrap_or_default();
+        let filter = DomainFilter {
+            when: match filter.when {
+                GatheringWhen::Upcoming => When::Upcoming,
+                GatheringWhen::Past => When::Past,
+            },
+            format: filter.format.map(Into::into),
+            area: filter.area.map(Into::into),
+        };
+        let (items, total) = gatherings::list(
+            &app(ctx)?.db,
+            actor(ctx)?,
+            &filter,
+            offset,
+            request.first,
+            groundswell_domain::now(),
+        )
+        .await?;
+        let mut connection = Paged::with_additional_fields(
+            offset > 0,
+            offset + (items.len() as u64) < total,
+            TotalCount {
+                total_count: i64::try_from(total).unwrap_or(i64::MAX),
+            },
+        );
+        connection
+            .edges
+            .extend(items.into_iter().enumerate().map(|(n, g)| {
+                async_graphql::connection::Edge::new(encode_offset(offset + n as u64), Gathering(g))
+            }));
+        Ok(connection)
+    }
+}
+
+#[derive(Default)]
+pub struct GatheringsMutation;
+
+#[Object]
+impl GatheringsMutation {
+    /// Creates a draft gathering; convenors only. The creator becomes its convenor.
+    async fn create_gathering(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateGatheringInput,
+    ) -> ApiResult<Gathering> {
+        let new = NewGathering::try_from(input)?;
+        let gathering =
+            gatherings::create(&app(ctx)?.db, actor(ctx)?, new, groundswell_domain::now()).await?;
+        Ok(Gathering(gathering))
+    }
+
+    /// Changes a gathering; its convenors only. Raising a capacity promotes waiting people.
+    async fn update_gathering(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        input: UpdateGatheringInput,
+    ) -> ApiResult<Gathering> {
+        let id = parse_id("id", &id)?;
+        let app = app(ctx)?;
+        let current = gatherings::by_id(app.db.conn(), id)
+            .await?
+            .ok_or_else(|| ApiError::NotFound("No gathering has that id.".to_owned()))?;
+        let update = update_from(input, &current)?;
+        let gathering =
+            gatherings::update(&app.db, actor(ctx)?, id, update, groundswell_domain::now()).await?;
+        app.mail_queued.notify_one();
+        app.events.places_changed(gathering.id);
+        Ok(Gathering(gathering))
+    }
+
+    /// Opens a draft gathering to registration; its convenors only.
+    async fn publish_gathering(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Gathering> {
+        let id = parse_id("id", &id)?;
+        let gathering =
+            gatherings::publish(&app(ctx)?.db, actor(ctx)?, id, groundswell_domain::now()).await?;
+        Ok(Gathering(gathering))
+    }
+
+    /// Cancels a gathering and every registration, telling each person why; convenors only.
+    async fn cancel_gathering(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        reason: String,
+    ) -> ApiResult<Gathering> {
+        let id = parse_id("id", &id)?;
+        let reason = groundswell_domain::text::bounded(&reason, 1, 1000).field("reason")?;
+        let app = app(ctx)?;
+        let gathering =
+            gatherings::cancel(&app.db, actor(ctx)?, id, reason, groundswell_domain::now()).await?;
+        app.mail_queued.notify_one();
+        app.events.places_changed(gathering.id);
+        Ok(Gathering(gathering))
+    }
+}

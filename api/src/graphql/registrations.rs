@@ -1,0 +1,262 @@
+//! Registering for gatherings, cancelling, checking in.
+
+use async_graphql::{Context, Enum, ID, InputObject, Object, dataloader::DataLoader};
+use chrono::{DateTime, Utc};
+use groundswell_domain::{
+    gatherings,
+    people::{DisplayName, EmailAddress},
+    registrations::{
+        self, AccessNeeds, Companions, NewRegistration, OnBehalfOf,
+        Registration as DomainRegistration,
+    },
+};
+
+use super::{
+    ApiError, ApiResult, actor, app,
+    error::FieldContext,
+    gatherings::Gathering,
+    loaders::{DbLoader, GatheringId, PersonId},
+    parse_id,
+    people::Person,
+};
+
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+#[graphql(remote = "groundswell_domain::registrations::AttendanceMode")]
+pub enum AttendanceMode {
+    InPerson,
+    Online,
+}
+
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+#[graphql(remote = "groundswell_domain::registrations::RegistrationStatus")]
+pub enum RegistrationStatus {
+    /// Has a place.
+    Confirmed,
+    /// Waiting for a place; promoted in order as places free up.
+    Waitlisted,
+    Cancelled,
+}
+
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+#[graphql(remote = "groundswell_domain::registrations::AccessRequirement")]
+pub enum AccessRequirement {
+    StepFreeAccess,
+    BslInterpreter,
+    HearingLoop,
+    EasyRead,
+    LargePrint,
+    QuietSpace,
+    Dietary,
+    /// A personal assistant or carer comes too.
+    PersonalAssistant,
+    Other,
+}
+
+/// One person's registration for one gathering.
+pub struct Registration(pub DomainRegistration);
+
+impl Registration {
+    /// The person themselves and the gathering's convenors see access needs; nobody else.
+    async fn may_see_access_needs(&self, ctx: &Context<'_>) -> ApiResult<bool> {
+        let actor = actor(ctx)?;
+        Ok(self.0.is_persons_own(actor)
+            || gatherings::is_convenor(app(ctx)?.db.conn(), actor, self.0.gathering_id).await?)
+    }
+}
+
+#[Object]
+impl Registration {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+
+    async fn gathering(&self, ctx: &Context<'_>) -> ApiResult<Gathering> {
+        let loader = ctx.data::<DataLoader<DbLoader>>()?;
+        loader
+            .load_one(GatheringId(self.0.gathering_id))
+            .await
+            .map_err(ApiError::internal)?
+            .map(Gathering)
+            .ok_or_else(|| ApiError::internal(anyhow::anyhow!("registration without a gathering")))
+    }
+
+    /// The person registered.
+    async fn person(&self, ctx: &Context<'_>) -> ApiResult<Person> {
+        let loader = ctx.data::<DataLoader<DbLoader>>()?;
+        loader
+            .load_one(PersonId(self.0.person_id))
+            .await
+            .map_err(ApiError::internal)?
+            .map(Person::new)
+            .ok_or_else(|| ApiError::internal(anyhow::anyhow!("registration without a person")))
+    }
+
+    async fn mode(&self) -> AttendanceMode {
+        self.0.mode.into()
+    }
+
+    async fn status(&self) -> RegistrationStatus {
+        self.0.status.into()
+    }
+
+    /// 1 for the first person waiting for this way of attending; null unless waitlisted.
+    async fn waitlist_position(&self) -> Option<i32> {
+        self.0
+            .waitlist_position
+            .map(|p| i32::try_from(p).unwrap_or(i32::MAX))
+    }
+
+    /// Personal assistants or carers coming too; each takes a place.
+    async fn companions(&self) -> i32 {
+        self.0.companions
+    }
+
+    /// Places this registration takes: the person and their companions.
+    async fn places(&self) -> i32 {
+        1 + self.0.companions
+    }
+
+    /// Access requirements; only the person and the gathering's convenors see them.
+    async fn access_requirements(
+        &self,
+        ctx: &Context<'_>,
+    ) -> ApiResult<Option<Vec<AccessRequirement>>> {
+        Ok(self.may_see_access_needs(ctx).await?.then(|| {
+            self.0
+                .access_requirements
+                .iter()
+                .map(|r| (*r).into())
+                .collect()
+        }))
+    }
+
+    /// Access needs in the person's words; only they and the gathering's convenors see them.
+    async fn access_notes(&self, ctx: &Context<'_>) -> ApiResult<Option<String>> {
+        Ok(if self.may_see_access_needs(ctx).await? {
+            self.0.access_notes.clone()
+        } else {
+            None
+        })
+    }
+
+    /// Whether someone else (a family member or supporter) made this registration.
+    async fn registered_on_behalf(&self) -> bool {
+        self.0.registered_by.is_some()
+    }
+
+    async fn checked_in_at(&self) -> Option<DateTime<Utc>> {
+        self.0.checked_in_at
+    }
+
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+}
+
+/// Someone registered by a family member or supporter.
+#[derive(InputObject)]
+pub struct OnBehalfOfInput {
+    /// Their name.
+    pub name: String,
+    /// Their email: they get the confirmation, and can cancel or change it themselves.
+    pub email: String,
+    /// That you have their agreement to register them; must be true.
+    pub agreement_confirmed: bool,
+}
+
+#[derive(InputObject)]
+pub struct RegisterInput {
+    pub gathering_id: ID,
+    /// How to attend; the gathering's own format when left out (in person for hybrid).
+    pub mode: Option<AttendanceMode>,
+    pub access_requirements: Option<Vec<AccessRequirement>>,
+    /// Access needs in your own words, up to 2,000 characters.
+    pub access_notes: Option<String>,
+    /// Yes to storing access needs (health data), shown only to you and the convenors.
+    /// Required when access needs are given.
+    pub access_consent: Option<bool>,
+    /// Personal assistants or carers coming too, 0 to 5; each takes a place.
+    pub companions: Option<i32>,
+    /// Register someone else, with their agreement.
+    pub on_behalf_of: Option<OnBehalfOfInput>,
+}
+
+impl TryFrom<RegisterInput> for NewRegistration {
+    type Error = ApiError;
+
+    fn try_from(input: RegisterInput) -> ApiResult<Self> {
+        let gathering_id = parse_id("gatheringId", &input.gathering_id)?;
+        let access = AccessNeeds::given(
+            input
+                .access_requirements
+                .unwrap_or_default()
+                .into_iter()
+                .map(Into::into)
+                .collect(),
+            input.access_notes.as_deref(),
+            input.access_consent,
+        )
+        .map_err(|refused| ApiError::bad_input(refused.field, refused.reason))?;
+        let on_behalf_of = match input.on_behalf_of {
+            Some(behalf) => {
+                if !behalf.agreement_confirmed {
+                    return Err(ApiError::bad_input(
+                        "agreementConfirmed",
+                        "must be true: register someone only with their agreement",
+                    ));
+                }
+                Some(OnBehalfOf {
+                    name: DisplayName::parse(&behalf.name).field("name")?,
+                    email: EmailAddress::parse(&behalf.email).field("email")?,
+                })
+            }
+            None => None,
+        };
+        Ok(Self {
+            gathering_id,
+            mode: input.mode.map(Into::into),
+            companions: Companions::parse(input.companions.unwrap_or(0)).field("companions")?,
+            access,
+            on_behalf_of,
+        })
+    }
+}
+
+#[derive(Default)]
+pub struct RegistrationsMutation;
+
+#[Object]
+impl RegistrationsMutation {
+    /// Registers for a gathering: a confirmed place while places last, else the waitlist.
+    /// Registering again returns the existing registration.
+    async fn register(&self, ctx: &Context<'_>, input: RegisterInput) -> ApiResult<Registration> {
+        let new = NewRegistration::try_from(input)?;
+        let app = app(ctx)?;
+        let registration =
+            registrations::register(&app.db, actor(ctx)?, new, groundswell_domain::now()).await?;
+        app.mail_queued.notify_one();
+        app.events.places_changed(registration.gathering_id);
+        Ok(Registration(registration))
+    }
+
+    /// Cancels a registration: the person, whoever registered them, or the convenors. A place
+    /// freed goes at once to the first waiting registration that fits.
+    async fn cancel_registration(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Registration> {
+        let id = parse_id("id", &id)?;
+        let app = app(ctx)?;
+        let registration =
+            registrations::cancel(&app.db, actor(ctx)?, id, groundswell_domain::now()).await?;
+        app.mail_queued.notify_one();
+        app.events.places_changed(registration.gathering_id);
+        Ok(Registration(registration))
+    }
+
+    /// Records that a confirmed attendee has arrived; convenors only.
+    async fn check_in(&self, ctx: &Context<'_>, registration_id: ID) -> ApiResult<Registration> {
+        let id = parse_id("registrationId", &registration_id)?;
+        let registration =
+            registrations::check_in(&app(ctx)?.db, actor(ctx)?, id, groundswell_domain::now())
+                .await?;
+        Ok(Registration(registration))
+    }
+}

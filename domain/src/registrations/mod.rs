@@ -1,0 +1,786 @@
+//! Registrations: one per person per gathering, confirmed while places last (companions take
+//! places too), then waitlisted in order; a cancellation promotes the first waiting
+//! registration that fits, at once. Access needs are health data: stored only with consent,
+//! shown only to the person and the gathering's convenors, and erased when no longer needed.
+
+mod access;
+mod mail;
+
+pub(crate) use access::erase_for_person;
+pub use access::{
+    AccessNeeds, AccessNeedsRefused, AccessRequirement, AccessTotal, access_totals,
+    erase_expired_access_data,
+};
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, entity::prelude::*,
+};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::{
+    AccessError, Actor, Database, InvalidInput,
+    entities::{gathering, person, registration},
+    gatherings::{self, Gathering, GatheringStatus},
+    page::{Page, PageRequest},
+    people::{self, DisplayName, EmailAddress},
+};
+
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Serialize, Deserialize,
+)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum AttendanceMode {
+    #[sea_orm(string_value = "IN_PERSON")]
+    InPerson,
+    #[sea_orm(string_value = "ONLINE")]
+    Online,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
+pub enum RegistrationStatus {
+    #[sea_orm(string_value = "CONFIRMED")]
+    Confirmed,
+    #[sea_orm(string_value = "WAITLISTED")]
+    Waitlisted,
+    #[sea_orm(string_value = "CANCELLED")]
+    Cancelled,
+}
+
+/// Companion places for personal assistants or carers: 0 to 5.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Companions(i32);
+
+impl Companions {
+    pub fn parse(value: i32) -> Result<Self, InvalidInput> {
+        if (0..=5).contains(&value) {
+            Ok(Self(value))
+        } else {
+            Err(InvalidInput::new("must be from 0 to 5"))
+        }
+    }
+}
+
+/// Someone registered by a family member or supporter, who confirms they have the person's
+/// agreement.
+#[derive(Clone, Debug)]
+pub struct OnBehalfOf {
+    pub name: DisplayName,
+    pub email: EmailAddress,
+}
+
+/// A validated registration request.
+#[derive(Clone, Debug)]
+pub struct NewRegistration {
+    pub gathering_id: Uuid,
+    pub mode: Option<AttendanceMode>,
+    pub companions: Companions,
+    pub access: Option<AccessNeeds>,
+    pub on_behalf_of: Option<OnBehalfOf>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Registration {
+    pub id: Uuid,
+    pub gathering_id: Uuid,
+    pub person_id: Uuid,
+    pub mode: AttendanceMode,
+    pub status: RegistrationStatus,
+    /// 1 for the first person waiting for this mode; `None` unless waitlisted.
+    pub waitlist_position: Option<u64>,
+    pub companions: i32,
+    pub access_requirements: Vec<AccessRequirement>,
+    pub access_notes: Option<String>,
+    pub registered_by: Option<Uuid>,
+    pub checked_in_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl Registration {
+    fn from_row(row: registration::Model, waitlist_position: Option<u64>) -> Self {
+        Self {
+            id: row.id,
+            gathering_id: row.gathering_id,
+            person_id: row.person_id,
+            mode: row.mode,
+            status: row.status,
+            waitlist_position: (row.status == RegistrationStatus::Waitlisted)
+                .then_some(waitlist_position)
+                .flatten(),
+            companions: row.companions,
+            access_requirements: AccessRequirement::from_json(&row.access_requirements),
+            access_notes: row.access_notes,
+            registered_by: row.registered_by,
+            checked_in_at: row.checked_in_at,
+            created_at: row.created_at,
+        }
+    }
+
+    /// Whether `actor` may see this registration's access needs: the person themselves, or
+    /// (checked separately) the gathering's convenors.
+    pub fn is_persons_own(&self, actor: &Actor) -> bool {
+        matches!(actor, Actor::Person { person_id, .. } if *person_id == self.person_id)
+    }
+}
+
+fn places(row: &registration::Model) -> i32 {
+    1 + row.companions
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RegistrationError {
+    #[error(transparent)]
+    Access(#[from] AccessError),
+    #[error("No registration has that id.")]
+    NotFound,
+    #[error("No gathering has that id.")]
+    GatheringNotFound,
+    #[error("This gathering has been cancelled.")]
+    GatheringCancelled,
+    #[error("{0}")]
+    NotOpen(String),
+    #[error("This gathering does not offer that way of attending.")]
+    ModeNotOffered,
+    #[error("This registration is already cancelled.")]
+    AlreadyCancelled,
+    #[error("Only confirmed registrations can be checked in.")]
+    NotConfirmed,
+    #[error(transparent)]
+    Database(#[from] DbErr),
+}
+
+/// Registers the signed-in person, or someone they register on behalf of, for a gathering.
+/// Registering again returns the existing registration.
+#[tracing::instrument(skip_all, fields(gathering.id = %new.gathering_id))]
+pub async fn register(
+    db: &Database,
+    actor: &Actor,
+    new: NewRegistration,
+    now: DateTime<Utc>,
+) -> Result<Registration, RegistrationError> {
+    let (actor_id, _) = actor.person()?;
+    let txn = db.begin_write().await?;
+    let mut gathering = gatherings::lock(&*txn, new.gathering_id)
+        .await?
+        .ok_or(RegistrationError::GatheringNotFound)?;
+    let view = Gathering::from(gathering.clone());
+    match gathering.status {
+        GatheringStatus::Draft => return Err(RegistrationError::GatheringNotFound),
+        GatheringStatus::Cancelled => return Err(RegistrationError::GatheringCancelled),
+        GatheringStatus::Published => {}
+    }
+    if let Some(opens) = gathering.registration_opens_at
+        && now < opens
+    {
+        return Err(RegistrationError::NotOpen(format!(
+            "Registration opens on {}.",
+            mail::local_time(&view, opens)
+        )));
+    }
+    if gathering
+        .registration_closes_at
+        .is_some_and(|closes| now >= closes)
+        || now >= gathering.ends_at
+    {
+        return Err(RegistrationError::NotOpen(
+            "Registration for this gathering has closed.".to_owned(),
+        ));
+    }
+    let mode = new.mode.unwrap_or(gathering.format.default_mode());
+    if !gathering.format.allows(mode) {
+        return Err(RegistrationError::ModeNotOffered);
+    }
+
+    let (person, registered_by) = match &new.on_behalf_of {
+        Some(behalf) => {
+            let person = people::find_or_create(&*txn, &behalf.email, now).await?;
+            let person = if person.display_name.is_none() {
+                let mut active: person::ActiveModel = person.into();
+                active.display_name = Set(Some(behalf.name.as_str().to_owned()));
+                sea_orm::ActiveModelTrait::update(active, &*txn).await?
+            } else {
+                person
+            };
+            let by = (person.id != actor_id).then_some(actor_id);
+            (person, by)
+        }
+        None => (
+            person::Entity::find_by_id(actor_id)
+                .one(&*txn)
+                .await?
+                .ok_or(AccessError::Unauthenticated)?,
+            None,
+        ),
+    };
+
+    let existing = registration::Entity::find()
+        .filter(registration::Column::GatheringId.eq(gathering.id))
+        .filter(registration::Column::PersonId.eq(person.id))
+        .one(&*txn)
+        .await?;
+    if let Some(existing) = &existing
+        && existing.status != RegistrationStatus::Cancelled
+    {
+        let existing = existing.clone();
+        txn.commit().await?;
+        let position = waitlist_position(db.conn(), &existing).await?;
+        return Ok(Registration::from_row(existing, position));
+    }
+
+    let (requirements, notes, consent_at) = match new.access {
+        Some(access) => (access.requirements_json(), access.notes, Some(now)),
+        None => (serde_json::json!([]), None, None),
+    };
+    let mut row = registration::Model {
+        id: existing.as_ref().map_or_else(Uuid::now_v7, |e| e.id),
+        gathering_id: gathering.id,
+        person_id: person.id,
+        mode,
+        status: RegistrationStatus::Waitlisted,
+        waitlist_seq: None,
+        companions: new.companions.0,
+        access_requirements: requirements,
+        access_notes: notes,
+        access_consent_at: consent_at,
+        registered_by,
+        checked_in_at: None,
+        created_at: existing.as_ref().map_or(now, |e| e.created_at),
+        updated_at: now,
+    };
+    if take_places(&mut gathering, mode, places(&row)) {
+        row.status = RegistrationStatus::Confirmed;
+    } else {
+        gathering.waitlist_seq += 1;
+        row.waitlist_seq = Some(gathering.waitlist_seq);
+    }
+    save_gathering_places(&*txn, &gathering, now).await?;
+    if existing.is_some() {
+        let mut active: registration::ActiveModel = row.clone().into();
+        active.id = sea_orm::ActiveValue::Unchanged(row.id);
+        sea_orm::ActiveModelTrait::update(active, &*txn).await?;
+    } else {
+        registration::Entity::insert(registration::ActiveModel::from(row.clone()))
+            .exec_without_returning(&*txn)
+            .await?;
+    }
+    let position = waitlist_position(&*txn, &row).await?;
+    let template = match row.status {
+        RegistrationStatus::Confirmed => crate::mail::Template::RegistrationConfirmed,
+        _ => crate::mail::Template::RegistrationWaitlisted,
+    };
+    mail::send(
+        &*txn,
+        template,
+        &gathering,
+        &row,
+        &person.email,
+        position,
+        now,
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(Registration::from_row(row, position))
+}
+
+/// Takes `places` of `mode` if they fit, updating the gathering's count in memory.
+fn take_places(gathering: &mut gathering::Model, mode: AttendanceMode, places: i32) -> bool {
+    let (capacity, taken) = match mode {
+        AttendanceMode::InPerson => (gathering.in_person_capacity, &mut gathering.in_person_taken),
+        AttendanceMode::Online => (gathering.online_capacity, &mut gathering.online_taken),
+    };
+    if capacity.is_none_or(|capacity| *taken + places <= capacity) {
+        *taken += places;
+        true
+    } else {
+        false
+    }
+}
+
+fn release_places(gathering: &mut gathering::Model, mode: AttendanceMode, places: i32) {
+    let taken = match mode {
+        AttendanceMode::InPerson => &mut gathering.in_person_taken,
+        AttendanceMode::Online => &mut gathering.online_taken,
+    };
+    *taken = (*taken - places).max(0);
+}
+
+async fn save_gathering_places(
+    conn: &impl ConnectionTrait,
+    gathering: &gathering::Model,
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    gathering::Entity::update_many()
+        .col_expr(
+            gathering::Column::InPersonTaken,
+            sea_orm::sea_query::Expr::value(gathering.in_person_taken),
+        )
+        .col_expr(
+            gathering::Column::OnlineTaken,
+            sea_orm::sea_query::Expr::value(gathering.online_taken),
+        )
+        .col_expr(
+            gathering::Column::WaitlistSeq,
+            sea_orm::sea_query::Expr::value(gathering.waitlist_seq),
+        )
+        .col_expr(
+            gathering::Column::UpdatedAt,
+            sea_orm::sea_query::Expr::value(now),
+        )
+        .filter(gathering::Column::Id.eq(gathering.id))
+        .exec(conn)
+        .await?;
+    Ok(())
+}
+
+/// Promotes waiting registrations for `mode`, first fit in waitlist order: the earliest whose
+/// places (the person and their companions) all fit is confirmed, and so on while places
+/// remain. A group is never split. Each promoted person is told by mail. The gathering row must
+/// be locked by the caller's transaction.
+pub(crate) async fn promote(
+    conn: &impl ConnectionTrait,
+    gathering: &mut gathering::Model,
+    mode: AttendanceMode,
+    now: DateTime<Utc>,
+) -> Result<Vec<Uuid>, DbErr> {
+    let mut promoted = Vec::new();
+    if Gathering::from(gathering.clone()).places_left(mode) == Some(0) {
+        return Ok(promoted);
+    }
+    let waiting = registration::Entity::find()
+        .filter(registration::Column::GatheringId.eq(gathering.id))
+        .filter(registration::Column::Mode.eq(mode))
+        .filter(registration::Column::Status.eq(RegistrationStatus::Waitlisted))
+        .order_by_asc(registration::Column::WaitlistSeq)
+        .all(conn)
+        .await?;
+    for row in waiting {
+        if Gathering::from(gathering.clone()).places_left(mode) == Some(0) {
+            break;
+        }
+        if !take_places(gathering, mode, places(&row)) {
+            continue;
+        }
+        let mut active: registration::ActiveModel = row.clone().into();
+        active.status = Set(RegistrationStatus::Confirmed);
+        active.waitlist_seq = Set(None);
+        active.updated_at = Set(now);
+        let row = sea_orm::ActiveModelTrait::update(active, conn).await?;
+        if let Some(person) = person::Entity::find_by_id(row.person_id).one(conn).await? {
+            mail::send(
+                conn,
+                crate::mail::Template::RegistrationPromoted,
+                gathering,
+                &row,
+                &person.email,
+                None,
+                now,
+            )
+            .await?;
+        }
+        promoted.push(row.id);
+    }
+    save_gathering_places(conn, gathering, now).await?;
+    Ok(promoted)
+}
+
+/// Cancels a registration: by the person, whoever registered them, or the gathering's
+/// convenors. A confirmed place goes at once to the first waiting registration that fits.
+#[tracing::instrument(skip_all, fields(registration.id = %id))]
+pub async fn cancel(
+    db: &Database,
+    actor: &Actor,
+    id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<Registration, RegistrationError> {
+    let (actor_id, _) = actor.person()?;
+    let gathering_id = registration::Entity::find_by_id(id)
+        .one(db.conn())
+        .await?
+        .ok_or(RegistrationError::NotFound)?
+        .gathering_id;
+    let txn = db.begin_write().await?;
+    let mut gathering = gatherings::lock(&*txn, gathering_id)
+        .await?
+        .ok_or(RegistrationError::GatheringNotFound)?;
+    let row = registration::Entity::find_by_id(id)
+        .one(&*txn)
+        .await?
+        .ok_or(RegistrationError::NotFound)?;
+    let allowed = row.person_id == actor_id
+        || row.registered_by == Some(actor_id)
+        || gatherings::is_convenor(&*txn, actor, gathering_id).await?;
+    if !allowed {
+        return Err(AccessError::Forbidden(
+            "only the person registered, whoever registered them, or the convenors can cancel a registration",
+        )
+        .into());
+    }
+    if row.status == RegistrationStatus::Cancelled {
+        return Err(RegistrationError::AlreadyCancelled);
+    }
+    let was_confirmed = row.status == RegistrationStatus::Confirmed;
+    let mut active: registration::ActiveModel = row.clone().into();
+    active.status = Set(RegistrationStatus::Cancelled);
+    active.waitlist_seq = Set(None);
+    active.updated_at = Set(now);
+    let row = sea_orm::ActiveModelTrait::update(active, &*txn).await?;
+    if was_confirmed {
+        release_places(&mut gathering, row.mode, places(&row));
+        save_gathering_places(&*txn, &gathering, now).await?;
+        promote(&*txn, &mut gathering, row.mode, now).await?;
+    }
+    if let Some(person) = person::Entity::find_by_id(row.person_id).one(&*txn).await? {
+        mail::send(
+            &*txn,
+            crate::mail::Template::RegistrationCancelled,
+            &gathering,
+            &row,
+            &person.email,
+            None,
+            now,
+        )
+        .await?;
+    }
+    txn.commit().await?;
+    Ok(Registration::from_row(row, None))
+}
+
+/// Cancels every live registration of a cancelled gathering and tells each person why.
+pub(crate) async fn cancel_all(
+    conn: &impl ConnectionTrait,
+    gathering: &gathering::Model,
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    let live = registration::Entity::find()
+        .filter(registration::Column::GatheringId.eq(gathering.id))
+        .filter(registration::Column::Status.ne(RegistrationStatus::Cancelled))
+        .all(conn)
+        .await?;
+    let people: HashMap<Uuid, String> = person::Entity::find()
+        .filter(person::Column::Id.is_in(live.iter().map(|r| r.person_id)))
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(|p| (p.id, p.email))
+        .collect();
+    registration::Entity::update_many()
+        .col_expr(
+            registration::Column::Status,
+            sea_orm::sea_query::Expr::value(RegistrationStatus::Cancelled),
+        )
+        .col_expr(
+            registration::Column::WaitlistSeq,
+            sea_orm::sea_query::Expr::value(Option::<i64>::None),
+        )
+        .col_expr(
+            registration::Column::UpdatedAt,
+            sea_orm::sea_query::Expr::value(now),
+        )
+        .filter(registration::Column::GatheringId.eq(gathering.id))
+        .filter(registration::Column::Status.ne(RegistrationStatus::Cancelled))
+        .exec(conn)
+        .await?;
+    for row in &live {
+        if let Some(email) = people.get(&row.person_id) {
+            mail::send(
+                conn,
+                crate::mail::Template::GatheringCancelled,
+                gathering,
+                row,
+                email,
+                None,
+                now,
+            )
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+/// Records that a confirmed attendee has arrived; the gathering's convenors only.
+pub async fn check_in(
+    db: &Database,
+    actor: &Actor,
+    id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<Registration, RegistrationError> {
+    actor.person()?;
+    let txn = db.begin_write().await?;
+    let row = registration::Entity::find_by_id(id)
+        .one(&*txn)
+        .await?
+        .ok_or(RegistrationError::NotFound)?;
+    gatherings::require_convenor(&*txn, actor, row.gathering_id).await?;
+    if row.status != RegistrationStatus::Confirmed {
+        return Err(RegistrationError::NotConfirmed);
+    }
+    let row = if row.checked_in_at.is_none() {
+        let mut active: registration::ActiveModel = row.into();
+        active.checked_in_at = Set(Some(now));
+        active.updated_at = Set(now);
+        sea_orm::ActiveModelTrait::update(active, &*txn).await?
+    } else {
+        row
+    };
+    txn.commit().await?;
+    Ok(Registration::from_row(row, None))
+}
+
+/// 1 + how many registrations for the same gathering and mode joined the waitlist earlier.
+async fn waitlist_position(
+    conn: &impl ConnectionTrait,
+    row: &registration::Model,
+) -> Result<Option<u64>, DbErr> {
+    let Some(seq) = row
+        .waitlist_seq
+        .filter(|_| row.status == RegistrationStatus::Waitlisted)
+    else {
+        return Ok(None);
+    };
+    let ahead = registration::Entity::find()
+        .filter(registration::Column::GatheringId.eq(row.gathering_id))
+        .filter(registration::Column::Mode.eq(row.mode))
+        .filter(registration::Column::Status.eq(RegistrationStatus::Waitlisted))
+        .filter(registration::Column::WaitlistSeq.lt(seq))
+        .count(conn)
+        .await?;
+    Ok(Some(ahead + 1))
+}
+
+/// Builds registrations with their waitlist positions, one query per gathering involved.
+async fn with_positions(
+    conn: &impl ConnectionTrait,
+    rows: Vec<registration::Model>,
+) -> Result<Vec<Registration>, DbErr> {
+    let gathering_ids: Vec<Uuid> = rows
+        .iter()
+        .filter(|r| r.status == RegistrationStatus::Waitlisted)
+        .map(|r| r.gathering_id)
+        .collect();
+    let mut ranks: HashMap<Uuid, u64> = HashMap::new();
+    if !gathering_ids.is_empty() {
+        let waiting: Vec<(Uuid, Uuid, AttendanceMode)> = registration::Entity::find()
+            .select_only()
+            .column(registration::Column::Id)
+            .column(registration::Column::GatheringId)
+            .column(registration::Column::Mode)
+            .filter(registration::Column::GatheringId.is_in(gathering_ids))
+            .filter(registration::Column::Status.eq(RegistrationStatus::Waitlisted))
+            .order_by_asc(registration::Column::WaitlistSeq)
+            .into_tuple()
+            .all(conn)
+            .await?;
+        let mut counters: HashMap<(Uuid, AttendanceMode), u64> = HashMap::new();
+        for (id, gathering_id, mode) in waiting {
+            let n = counters.entry((gathering_id, mode)).or_insert(0);
+            *n += 1;
+            ranks.insert(id, *n);
+        }
+    }
+    Ok(rows
+        .into_iter()
+        .map(|row| {
+            let position = ranks.get(&row.id).copied();
+            Registration::from_row(row, position)
+        })
+        .collect())
+}
+
+/// Filters for a gathering's registrations.
+#[derive(Clone, Debug, Default)]
+pub struct RegistrationFilter {
+    pub status: Option<RegistrationStatus>,
+    pub mode: Option<AttendanceMode>,
+    pub has_access_needs: Option<bool>,
+}
+
+/// A gathering's registrations in the order they were made; its convenors only.
+pub async fn for_gathering(
+    db: &Database,
+    actor: &Actor,
+    gathering_id: Uuid,
+    filter: &RegistrationFilter,
+    page: PageRequest,
+) -> Result<Page<Registration>, RegistrationError> {
+    gatherings::require_convenor(db.conn(), actor, gathering_id).await?;
+    let mut condition = Condition::all().add(registration::Column::GatheringId.eq(gathering_id));
+    if let Some(status) = filter.status {
+        condition = condition.add(registration::Column::Status.eq(status));
+    }
+    if let Some(mode) = filter.mode {
+        condition = condition.add(registration::Column::Mode.eq(mode));
+    }
+    if let Some(has) = filter.has_access_needs {
+        let needs = Condition::any()
+            .add(registration::Column::AccessNotes.is_not_null())
+            .add(sea_orm::sea_query::ExprTrait::ne(
+                sea_orm::sea_query::ExprTrait::cast_as(
+                    sea_orm::sea_query::Expr::col(registration::Column::AccessRequirements),
+                    "text",
+                ),
+                "[]",
+            ));
+        condition = condition.add(if has { needs } else { needs.not() });
+    }
+    let total = registration::Entity::find()
+        .filter(condition.clone())
+        .count(db.conn())
+        .await?;
+    let mut query = registration::Entity::find()
+        .filter(condition)
+        .order_by_asc(registration::Column::Id);
+    if let Some(after) = page.after {
+        query = query.filter(registration::Column::Id.gt(after));
+    }
+    let rows = query.limit(page.first + 1).all(db.conn()).await?;
+    let page = Page::from_rows(rows, page, total);
+    let items = with_positions(db.conn(), page.items).await?;
+    Ok(Page {
+        items,
+        has_next_page: page.has_next_page,
+        total_count: page.total_count,
+    })
+}
+
+/// Every registration of one gathering, for the convenors' CSV export.
+pub async fn all_for_gathering(
+    db: &Database,
+    actor: &Actor,
+    gathering_id: Uuid,
+) -> Result<Vec<Registration>, RegistrationError> {
+    gatherings::require_convenor(db.conn(), actor, gathering_id).await?;
+    let rows = registration::Entity::find()
+        .filter(registration::Column::GatheringId.eq(gathering_id))
+        .order_by_asc(registration::Column::Id)
+        .all(db.conn())
+        .await?;
+    Ok(with_positions(db.conn(), rows).await?)
+}
+
+/// A person's registrations, newest first.
+pub async fn for_person(db: &Database, person_id: Uuid) -> Result<Vec<Registration>, DbErr> {
+    let rows = registration::Entity::find()
+        .filter(registration::Column::PersonId.eq(person_id))
+        .order_by_desc(registration::Column::Id)
+        .all(db.conn())
+        .await?;
+    with_positions(db.conn(), rows).await
+}
+
+/// The registrations `person_id` holds for each of `gathering_ids`, for batched loading.
+pub async fn of_person_for(
+    db: &Database,
+    person_id: Uuid,
+    gathering_ids: &[Uuid],
+) -> Result<Vec<Registration>, DbErr> {
+    if gathering_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows = registration::Entity::find()
+        .filter(registration::Column::PersonId.eq(person_id))
+        .filter(registration::Column::GatheringId.is_in(gathering_ids.iter().copied()))
+        .all(db.conn())
+        .await?;
+    with_positions(db.conn(), rows).await
+}
+
+/// Confirmed and waitlisted registrations per gathering.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub confirmed: u64,
+    pub waitlisted: u64,
+}
+
+/// Counts for several gatherings in one query.
+pub async fn counts(db: &Database, gathering_ids: &[Uuid]) -> Result<HashMap<Uuid, Counts>, DbErr> {
+    let mut counts: HashMap<Uuid, Counts> = gathering_ids
+        .iter()
+        .map(|id| (*id, Counts::default()))
+        .collect();
+    if gathering_ids.is_empty() {
+        return Ok(counts);
+    }
+    let rows: Vec<(Uuid, RegistrationStatus, i64)> = registration::Entity::find()
+        .select_only()
+        .column(registration::Column::GatheringId)
+        .column(registration::Column::Status)
+        .column_as(registration::Column::Id.count(), "n")
+        .filter(registration::Column::GatheringId.is_in(gathering_ids.iter().copied()))
+        .filter(registration::Column::Status.ne(RegistrationStatus::Cancelled))
+        .group_by(registration::Column::GatheringId)
+        .group_by(registration::Column::Status)
+        .into_tuple()
+        .all(db.conn())
+        .await?;
+    for (gathering_id, status, n) in rows {
+        let entry = counts.entry(gathering_id).or_default();
+        match status {
+            RegistrationStatus::Confirmed => entry.confirmed = n as u64,
+            RegistrationStatus::Waitlisted => entry.waitlisted = n as u64,
+            RegistrationStatus::Cancelled => {}
+        }
+    }
+    Ok(counts)
+}
+
+/// A registration by id, for the person, whoever registered them, or the convenors.
+pub async fn by_id(
+    db: &Database,
+    actor: &Actor,
+    id: Uuid,
+) -> Result<Registration, RegistrationError> {
+    let (actor_id, _) = actor.person()?;
+    let row = registration::Entity::find_by_id(id)
+        .one(db.conn())
+        .await?
+        .ok_or(RegistrationError::NotFound)?;
+    let allowed = row.person_id == actor_id
+        || row.registered_by == Some(actor_id)
+        || gatherings::is_convenor(db.conn(), actor, row.gathering_id).await?;
+    if !allowed {
+        return Err(RegistrationError::NotFound);
+    }
+    Ok(with_positions(db.conn(), vec![row]).await?.remove(0))
+}
+
+/// Rows for `my_data`: everything held in a person's registrations.
+pub(crate) async fn data_of(
+    conn: &impl ConnectionTrait,
+    person_id: Uuid,
+) -> Result<Vec<serde_json::Value>, DbErr> {
+    let rows = registration::Entity::find()
+        .filter(registration::Column::PersonId.eq(person_id))
+        .order_by_asc(registration::Column::Id)
+        .all(conn)
+        .await?;
+    let titles: HashMap<Uuid, String> = gathering::Entity::find()
+        .filter(gathering::Column::Id.is_in(rows.iter().map(|r| r.gathering_id)))
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(|g| (g.id, g.title))
+        .collect();
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            serde_json::json!({
+                "gathering": titles.get(&r.gathering_id),
+                "mode": r.mode,
+                "status": format!("{:?}", r.status).to_uppercase(),
+                "companions": r.companions,
+                "accessRequirements": r.access_requirements,
+                "accessNotes": r.access_notes,
+                "accessConsentAt": r.access_consent_at,
+                "registeredBySomeoneElse": r.registered_by.is_some(),
+                "checkedInAt": r.checked_in_at,
+                "createdAt": r.created_at,
+            })
+        })
+        .collect())
+}
