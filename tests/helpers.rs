@@ -13,7 +13,7 @@ use std::{
 
 use anyhow::{Context, bail};
 use groundswell_api::{Application, Config, config::Settings};
-use mail_parser::MessageParser;
+use mail_parser::{MessageParser, MimeHeaders};
 use sea_orm::{ConnectionTrait, Database as SeaDatabase, DatabaseConnection, Statement};
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
@@ -236,6 +236,8 @@ pub struct Mail {
     pub message_id: String,
     pub text: String,
     pub html: String,
+    /// Attachments: file name, content type and text.
+    pub attachments: Vec<(String, String, String)>,
 }
 
 impl Mail {
@@ -260,6 +262,20 @@ impl Mail {
                 .body_html(0)
                 .map(|t| t.into_owned())
                 .unwrap_or_default(),
+            attachments: message
+                .attachments()
+                .map(|part| {
+                    let content_type = part
+                        .content_type()
+                        .map(|t| format!("{}/{}", t.ctype(), t.subtype().unwrap_or_default()))
+                        .unwrap_or_default();
+                    (
+                        part.attachment_name().unwrap_or_default().to_owned(),
+                        content_type,
+                        String::from_utf8_lossy(part.contents()).into_owned(),
+                    )
+                })
+                .collect(),
         })
     }
 
@@ -489,6 +505,94 @@ impl TestApp {
             credential,
             "mutation($org: ID!) { createApiToken(organisationId: $org, name: \"CRM sync\") { token apiToken { id name } } }",
             json!({ "org": organisation_id }),
+        )
+        .await
+    }
+
+    /// Gives `email` a role through the command line, as an operator would.
+    pub async fn grant_role(&self, email: &str, role: &str) -> anyhow::Result<()> {
+        let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_groundswell"))
+            .args(["grant-role", email, role])
+            .env("DATABASE_URL", &self.database_url)
+            .env("SECRET_KEY", &self.options.secret_key)
+            .env("RUST_LOG", "warn")
+            .output()
+            .await?;
+        anyhow::ensure!(
+            output.status.success(),
+            "grant-role failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        Ok(())
+    }
+
+    /// Signs in a convenor (made one first through the command line).
+    pub async fn convenor(&self, email: &str) -> anyhow::Result<String> {
+        self.grant_role(email, "CONVENOR").await?;
+        self.sign_in(email).await
+    }
+
+    /// Creates a gathering as `session` from a default in-person gathering a month away,
+    /// with `fields` replacing the defaults; publishes it unless `fields` says
+    /// `"publish": false`. Returns the gathering (id, slug, title).
+    pub async fn gathering(&self, session: &str, fields: Value) -> anyhow::Result<Value> {
+        let start = chrono::Utc::now() + chrono::Duration::days(30);
+        let mut input = json!({
+            "title": format!("Gathering {}", Uuid::now_v7().simple()),
+            "startsAt": start.to_rfc3339(),
+            "endsAt": (start + chrono::Duration::hours(6)).to_rfc3339(),
+            "timeZone": "Europe/London",
+            "format": "IN_PERSON",
+            "venue": "Leeds Civic Hall, Calverley Street, Leeds LS1 1UR",
+            "inPersonCapacity": 10,
+        });
+        let publish = fields
+            .get("publish")
+            .and_then(Value::as_bool)
+            .unwrap_or(true);
+        if let (Some(input), Some(fields)) = (input.as_object_mut(), fields.as_object()) {
+            for (key, value) in fields {
+                if key != "publish" {
+                    input.insert(key.clone(), value.clone());
+                }
+            }
+        }
+        let data = self
+            .gql(
+                Some(session),
+                "mutation($input: CreateGatheringInput!) { createGathering(input: $input) { id slug title } }",
+                json!({ "input": input }),
+            )
+            .await?
+            .ok()?;
+        let gathering = data["createGathering"].clone();
+        if publish {
+            self.gql(
+                Some(session),
+                "mutation($id: ID!) { publishGathering(id: $id) { status } }",
+                json!({ "id": gathering["id"] }),
+            )
+            .await?
+            .ok()?;
+        }
+        Ok(gathering)
+    }
+
+    /// Registers as `session` with `input` fields added to the gathering id.
+    pub async fn register(
+        &self,
+        session: &str,
+        gathering_id: &Value,
+        fields: Value,
+    ) -> anyhow::Result<Reply> {
+        let mut input = json!({ "gatheringId": gathering_id });
+        if let (Some(input), Some(fields)) = (input.as_object_mut(), fields.as_object()) {
+            input.extend(fields.clone());
+        }
+        self.gql(
+            Some(session),
+            "mutation($input: RegisterInput!) { register(input: $input) { id status waitlistPosition mode companions accessRequirements accessNotes person { email displayName } } }",
+            json!({ "input": input }),
         )
         .await
     }

@@ -4,9 +4,11 @@
 
 mod helpers;
 
+mod gatherings;
 mod http;
 mod mail_delivery;
 mod organisations;
+mod registrations;
 mod schema;
 mod secrets;
 mod sign_in;

@@ -37,6 +37,22 @@ pub fn bounded(value: &str, min: usize, max: usize) -> Result<String, InvalidInp
     Ok(trimmed.to_owned())
 }
 
+/// Like [`bounded`], for text that may run over several lines: line breaks and tabs are kept.
+pub fn bounded_multiline(value: &str, min: usize, max: usize) -> Result<String, InvalidInput> {
+    let flattened: String = value
+        .chars()
+        .map(|c| {
+            if matches!(c, '\n' | '\r' | '\t') {
+                ' '
+            } else {
+                c
+            }
+        })
+        .collect();
+    bounded(&flattened, min, max)?;
+    Ok(value.trim().to_owned())
+}
+
 /// A URL-safe identifier: lowercase letters, digits and single hyphens, 2 to 80 characters.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Slug(String);

@@ -43,12 +43,13 @@ pub enum DigestFrequency {
 /// admins.
 pub struct Person(pub DomainPerson, Privacy);
 
-/// Whether a person's private fields may be shown without checking the caller, as when the
-/// person has just proved who they are by signing in.
+/// Whether a person's private fields may be shown without checking the caller: when the
+/// person has just proved who they are by signing in, or to a gathering's convenors looking at
+/// who registered.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Privacy {
     CheckCaller,
-    ShownToThemselves,
+    Revealed,
 }
 
 impl Person {
@@ -56,8 +57,13 @@ impl Person {
         Self(person, Privacy::CheckCaller)
     }
 
+    /// A person whose email the caller may see, the caller's right having been checked.
+    pub fn revealed(person: DomainPerson) -> Self {
+        Self(person, Privacy::Revealed)
+    }
+
     fn visible_to(&self, actor: &Actor) -> bool {
-        self.1 == Privacy::ShownToThemselves
+        self.1 == Privacy::Revealed
             || actor.is_admin()
             || matches!(actor, Actor::Person { person_id, .. } if *person_id == self.0.id)
     }
@@ -280,7 +286,7 @@ impl PeopleMutation {
         let session = people::sign_in(&app(ctx)?.db, &token, groundswell_domain::now()).await?;
         Ok(Session {
             token: session.token,
-            person: Person(session.person, Privacy::ShownToThemselves),
+            person: Person(session.person, Privacy::Revealed),
         })
     }
 

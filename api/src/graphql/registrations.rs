@@ -56,7 +56,8 @@ pub enum AccessRequirement {
 pub struct Registration(pub DomainRegistration);
 
 impl Registration {
-    /// The person themselves and the gathering's convenors see access needs; nobody else.
+    /// The person themselves and the gathering's convenors see access needs and contact
+    /// details; nobody else.
     async fn may_see_access_needs(&self, ctx: &Context<'_>) -> ApiResult<bool> {
         let actor = actor(ctx)?;
         Ok(self.0.is_persons_own(actor)
@@ -80,14 +81,21 @@ impl Registration {
             .ok_or_else(|| ApiError::internal(anyhow::anyhow!("registration without a gathering")))
     }
 
-    /// The person registered.
+    /// The person registered; their email is shown to them and the gathering's convenors.
     async fn person(&self, ctx: &Context<'_>) -> ApiResult<Person> {
         let loader = ctx.data::<DataLoader<DbLoader>>()?;
+        let reveal = self.may_see_access_needs(ctx).await?;
         loader
             .load_one(PersonId(self.0.person_id))
             .await
             .map_err(ApiError::internal)?
-            .map(Person::new)
+            .map(|p| {
+                if reveal {
+                    Person::revealed(p)
+                } else {
+                    Person::new(p)
+                }
+            })
             .ok_or_else(|| ApiError::internal(anyhow::anyhow!("registration without a person")))
     }
 

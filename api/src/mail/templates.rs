@@ -103,16 +103,16 @@ impl Renderer {
                 Value::String(format!("{}/sign-in?token={token}", self.public_url)),
             );
         }
-        // Links are built here from trusted parts; marking them safe keeps HTML escaping
-        // from turning their slashes into entities.
+        // Links are built here, or validated as http(s) URLs when they were given; marking them
+        // safe keeps HTML escaping from turning their slashes into entities.
         let context: std::collections::BTreeMap<String, minijinja::Value> = context
             .into_iter()
             .map(|(key, value)| {
-                let value = match (&*key, value) {
-                    ("link" | "public_url", Value::String(url)) => {
+                let value = match value {
+                    Value::String(url) if is_link(&key, &url) => {
                         minijinja::Value::from_safe_string(url)
                     }
-                    (_, value) => minijinja::Value::from_serialize(value),
+                    value => minijinja::Value::from_serialize(value),
                 };
                 (key, value)
             })
@@ -142,6 +142,14 @@ impl Renderer {
             calendar,
         })
     }
+}
+
+/// Whether a context value is a link that may go into HTML as it is: named as a link, http(s),
+/// and free of anything that could end an attribute.
+fn is_link(key: &str, value: &str) -> bool {
+    (key == "link" || key.ends_with("_url"))
+        && (value.starts_with("https://") || value.starts_with("http://"))
+        && !value.contains(['"', '\'', '<', '>', ' '])
 }
 
 #[cfg(test)]

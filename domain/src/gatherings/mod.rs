@@ -90,12 +90,12 @@ pub fn title(value: &str) -> Result<String, InvalidInput> {
 
 /// A description: up to 10,000 characters.
 pub fn description(value: &str) -> Result<String, InvalidInput> {
-    text::bounded(value, 0, 10_000)
+    text::bounded_multiline(value, 0, 10_000)
 }
 
 /// A venue: its name and address, up to 500 characters.
 pub fn venue(value: &str) -> Result<String, InvalidInput> {
-    text::bounded(value, 1, 500)
+    text::bounded_multiline(value, 1, 500)
 }
 
 /// When a gathering starts and ends: the end after the start.

@@ -59,14 +59,12 @@ impl AccessNeeds {
         consent: Option<bool>,
     ) -> Result<Option<Self>, AccessNeedsRefused> {
         let notes = match notes.map(str::trim).filter(|n| !n.is_empty()) {
-            Some(notes) => {
-                Some(
-                    text::bounded(notes, 1, 2000).map_err(|reason| AccessNeedsRefused {
-                        field: "accessNotes",
-                        reason,
-                    })?,
-                )
-            }
+            Some(notes) => Some(text::bounded_multiline(notes, 1, 2000).map_err(|reason| {
+                AccessNeedsRefused {
+                    field: "accessNotes",
+                    reason,
+                }
+            })?),
             None => None,
         };
         if requirements.is_empty() && notes.is_none() {
@@ -122,6 +120,13 @@ pub async fn access_totals(
     gathering_id: Uuid,
 ) -> Result<Vec<AccessTotal>, RegistrationError> {
     gatherings::require_convenor(db.conn(), actor, gathering_id).await?;
+    // Registrations first, then the gathering: if the erasure committed in between, the
+    // gathering already holds the totals it kept, so the answer is never an empty half-way.
+    let rows = registration::Entity::find()
+        .filter(registration::Column::GatheringId.eq(gathering_id))
+        .filter(registration::Column::Status.ne(RegistrationStatus::Cancelled))
+        .all(db.conn())
+        .await?;
     let gathering = gathering::Entity::find_by_id(gathering_id)
         .one(db.conn())
         .await?
@@ -129,11 +134,6 @@ pub async fn access_totals(
     if let Some(kept) = gathering.access_totals {
         return Ok(serde_json::from_value(kept).unwrap_or_default());
     }
-    let rows = registration::Entity::find()
-        .filter(registration::Column::GatheringId.eq(gathering_id))
-        .filter(registration::Column::Status.ne(RegistrationStatus::Cancelled))
-        .all(db.conn())
-        .await?;
     Ok(totals_of(&rows))
 }
 
@@ -174,8 +174,16 @@ pub async fn erase_expired_access_data(
         .filter(gathering::Column::AccessTotals.is_null())
         .all(db.conn())
         .await?;
+    let mut erased = 0;
     for gathering in &due {
         let txn = db.begin_write().await?;
+        // Another server may have erased it since it was found: check again under the lock.
+        let still_due = gatherings::lock(&*txn, gathering.id)
+            .await?
+            .is_some_and(|g| g.access_totals.is_none());
+        if !still_due {
+            continue;
+        }
         let rows = registration::Entity::find()
             .filter(registration::Column::GatheringId.eq(gathering.id))
             .filter(registration::Column::Status.ne(RegistrationStatus::Cancelled))
@@ -201,14 +209,15 @@ pub async fn erase_expired_access_data(
             .exec(&*txn)
             .await?;
         txn.commit().await?;
+        erased += 1;
     }
-    if !due.is_empty() {
+    if erased > 0 {
         tracing::info!(
-            gatherings = due.len(),
+            gatherings = erased,
             "erased access needs after their retention time"
         );
     }
-    Ok(due.len())
+    Ok(erased)
 }
 
 #[cfg(test)]
