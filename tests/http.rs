@@ -7,6 +7,7 @@ use crate::{helpers::*, on_both_databases};
 on_both_databases!(
     changes_lists_the_five_changes_in_order_with_zero_figures,
     health_readiness_and_graphiql_answer,
+    metrics_count_requests_and_show_the_outbox,
 );
 
 async fn changes_lists_the_five_changes_in_order_with_zero_figures(
@@ -66,5 +67,28 @@ async fn health_readiness_and_graphiql_answer(db: Backend) -> anyhow::Result<()>
     let missing = app.http.get(app.url("/nowhere")).send().await?;
     assert_eq!(missing.status(), 404);
     app.stop().await?;
+    Ok(())
+}
+
+async fn metrics_count_requests_and_show_the_outbox(db: Backend) -> anyhow::Result<()> {
+    let app = spawn_app(db).await?;
+    app.sign_in("counted@example.org").await?;
+    let text = app
+        .http
+        .get(app.url("/metrics"))
+        .send()
+        .await?
+        .text()
+        .await?;
+    assert!(
+        text.contains(r#"groundswell_http_requests_total{route="/graphql",status="200"}"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"groundswell_outbox_messages{status="sent"} 1"#),
+        "{text}"
+    );
+    assert!(text.contains("groundswell_mail_sent_total"), "{text}");
+    assert!(!text.contains("counted@example.org"));
     Ok(())
 }

@@ -9,6 +9,7 @@ pub mod events;
 pub mod graphql;
 pub mod http;
 pub mod mail;
+pub mod metrics;
 pub mod startup;
 pub mod telemetry;
 

@@ -31,6 +31,7 @@ pub struct Application {
 
 impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
+        crate::metrics::init();
         let db = connect(&config).await?;
         Migrator::up(db.conn(), None)
             .await

@@ -47,6 +47,7 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
         .route("/sign-in", get(sign_in::page).post(sign_in::submit))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route("/metrics", get(crate::metrics::render))
         .with_state(state)
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
@@ -56,6 +57,7 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
         .layer(RequestBodyLimitLayer::new(max_body))
         .layer(CatchPanicLayer::new())
         .layer(middleware::map_response(json_for_bare_errors))
+        .layer(middleware::from_fn(crate::metrics::track))
         .layer(
             TraceLayer::new_for_http()
                 // The route pattern, never the URI: queries and paths can carry tokens.

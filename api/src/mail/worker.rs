@@ -119,6 +119,7 @@ impl DeliveryWorker {
         match self.transport.send(message).await {
             Ok(()) => {
                 mail::mark_sent(&self.db, queued.id, groundswell_domain::now()).await?;
+                metrics::counter!("groundswell_mail_sent_total").increment(1);
                 tracing::info!("mail sent");
             }
             Err(err) => {
@@ -133,8 +134,10 @@ impl DeliveryWorker {
                             .unwrap_or(chrono::Duration::hours(1))
                     });
                 if retry_at.is_some() {
+                    metrics::counter!("groundswell_mail_retries_total").increment(1);
                     tracing::warn!(error = %err.message, "mail not sent; will retry");
                 } else {
+                    metrics::counter!("groundswell_mail_failed_total").increment(1);
                     tracing::error!(error = %err.message, "mail not sent; giving up");
                 }
                 mail::mark_attempt_failed(&self.db, queued.id, &err.message, retry_at).await?;
