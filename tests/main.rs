@@ -8,6 +8,7 @@ mod gatherings;
 mod http;
 mod mail_delivery;
 mod organisations;
+mod process;
 mod registrations;
 mod schema;
 mod secrets;
