@@ -4,11 +4,15 @@
 
 pub mod access;
 pub mod changes;
+pub mod coalitions;
 pub mod db;
 pub mod mail;
+pub mod movement;
 pub mod organisations;
 pub mod page;
 pub mod people;
+pub mod pledges;
+pub mod progress;
 pub mod secrets;
 pub mod text;
 

@@ -2,9 +2,15 @@
 
 pub(crate) mod api_token;
 pub(crate) mod change;
+pub(crate) mod coalition;
+pub(crate) mod coalition_change;
+pub(crate) mod coalition_member;
 pub(crate) mod organisation;
 pub(crate) mod organisation_member;
 pub(crate) mod outbox;
 pub(crate) mod person;
+pub(crate) mod pledge;
+pub(crate) mod pledge_change;
+pub(crate) mod progress_update;
 pub(crate) mod session;
 pub(crate) mod sign_in_token;
