@@ -7,7 +7,8 @@
 
 use async_graphql::ErrorExtensions;
 use groundswell_domain::{
-    AccessError, InvalidInput, organisations::OrganisationError, people::PeopleError,
+    AccessError, InvalidInput, coalitions::CoalitionError, organisations::OrganisationError,
+    people::PeopleError, pledges::PledgeError, progress::ProgressError,
 };
 
 #[derive(Clone, Debug)]
@@ -135,6 +136,53 @@ impl From<OrganisationError> for ApiError {
                 ApiError::Conflict(err.to_string())
             }
             OrganisationError::Database(err) => ApiError::internal(err),
+        }
+    }
+}
+
+impl From<PledgeError> for ApiError {
+    fn from(err: PledgeError) -> Self {
+        match err {
+            PledgeError::Access(err) => err.into(),
+            PledgeError::NotFound
+            | PledgeError::OrganisationNotFound
+            | PledgeError::CoalitionNotFound => ApiError::NotFound(err.to_string()),
+            PledgeError::Withdrawn | PledgeError::CoalitionConcluded => {
+                ApiError::Conflict(err.to_string())
+            }
+            PledgeError::Database(err) => ApiError::internal(err),
+        }
+    }
+}
+
+impl From<CoalitionError> for ApiError {
+    fn from(err: CoalitionError) -> Self {
+        match err {
+            CoalitionError::Access(err) => err.into(),
+            CoalitionError::NotFound
+            | CoalitionError::OrganisationNotFound
+            | CoalitionError::MembershipNotFound => ApiError::NotFound(err.to_string()),
+            CoalitionError::SlugTaken(_)
+            | CoalitionError::Concluded
+            | CoalitionError::NotActiveMember
+            | CoalitionError::LeadCannotLeave
+            | CoalitionError::NothingToAccept(_) => ApiError::Conflict(err.to_string()),
+            CoalitionError::Database(err) => ApiError::internal(err),
+        }
+    }
+}
+
+impl From<ProgressError> for ApiError {
+    fn from(err: ProgressError) -> Self {
+        match err {
+            ProgressError::Access(err) => err.into(),
+            ProgressError::PledgeNotFound | ProgressError::CoalitionNotFound => {
+                ApiError::NotFound(err.to_string())
+            }
+            ProgressError::PledgeWithdrawn | ProgressError::CoalitionConcluded => {
+                ApiError::Conflict(err.to_string())
+            }
+            ProgressError::Database(err) => ApiError::internal(err),
         }
     }
 }

@@ -1,13 +1,22 @@
 //! Batched loading for nested fields: one `WHERE id IN (…)` per kind of row per request, so a
 //! page's statement count does not grow with its size.
+//!
+//! A DataLoader gathers keys for a short time before it loads, so on a busy server a page's
+//! nested fields can fall into several batches. List resolvers therefore prime the loader: they
+//! ask for every key the page's selected nested fields will need in one call each, and the
+//! per-request cache answers the nested resolvers. The count stays fixed whatever the timing.
 
 use std::{collections::HashMap, sync::Arc};
 
-use async_graphql::dataloader::{DataLoader, Loader};
+use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
 use groundswell_domain::{
     Database,
+    changes::Change,
+    coalitions::{self, Coalition},
     organisations::{self, Organisation},
     people::{self, Person},
+    pledges::{self, Pledge},
+    progress::{self, ProgressUpdate},
 };
 use uuid::Uuid;
 
@@ -16,9 +25,13 @@ pub struct DbLoader {
     db: Database,
 }
 
-pub fn new_loader(db: Database) -> DataLoader<DbLoader> {
-    DataLoader::new(DbLoader { db }, tokio::spawn)
+/// A loader for one operation; its cache lives as long as the operation.
+pub fn new_loader(db: Database) -> DataLoader<DbLoader, HashMapCache> {
+    DataLoader::with_cache(DbLoader { db }, tokio::spawn, HashMapCache::default())
 }
+
+/// The loader type every resolver reads from the request's data.
+pub type RequestLoader = DataLoader<DbLoader, HashMapCache>;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct PersonId(pub Uuid);
@@ -53,6 +66,105 @@ impl Loader<OrganisationId> for DbLoader {
             .await?
             .into_iter()
             .map(|o| (OrganisationId(o.id), o))
+            .collect())
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct PledgeId(pub Uuid);
+
+/// The changes a pledge acts on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct PledgeChanges(pub Uuid);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct CoalitionId(pub Uuid);
+
+/// The changes a coalition focuses on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct CoalitionChanges(pub Uuid);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ProgressUpdateId(pub Uuid);
+
+impl Loader<PledgeId> for DbLoader {
+    type Value = Pledge;
+    type Error = Arc<sea_orm::DbErr>;
+
+    async fn load(&self, keys: &[PledgeId]) -> Result<HashMap<PledgeId, Pledge>, Self::Error> {
+        let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
+        Ok(pledges::by_ids(&self.db, &ids)
+            .await?
+            .into_iter()
+            .map(|p| (PledgeId(p.id), p))
+            .collect())
+    }
+}
+
+impl Loader<PledgeChanges> for DbLoader {
+    type Value = Vec<Change>;
+    type Error = Arc<sea_orm::DbErr>;
+
+    async fn load(
+        &self,
+        keys: &[PledgeChanges],
+    ) -> Result<HashMap<PledgeChanges, Vec<Change>>, Self::Error> {
+        let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
+        Ok(pledges::changes_of(&self.db, &ids)
+            .await?
+            .into_iter()
+            .map(|(id, changes)| (PledgeChanges(id), changes))
+            .collect())
+    }
+}
+
+impl Loader<CoalitionId> for DbLoader {
+    type Value = Coalition;
+    type Error = Arc<sea_orm::DbErr>;
+
+    async fn load(
+        &self,
+        keys: &[CoalitionId],
+    ) -> Result<HashMap<CoalitionId, Coalition>, Self::Error> {
+        let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
+        Ok(coalitions::by_ids(&self.db, &ids)
+            .await?
+            .into_iter()
+            .map(|c| (CoalitionId(c.id), c))
+            .collect())
+    }
+}
+
+impl Loader<CoalitionChanges> for DbLoader {
+    type Value = Vec<Change>;
+    type Error = Arc<sea_orm::DbErr>;
+
+    async fn load(
+        &self,
+        keys: &[CoalitionChanges],
+    ) -> Result<HashMap<CoalitionChanges, Vec<Change>>, Self::Error> {
+        let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
+        Ok(coalitions::changes_of(&self.db, &ids)
+            .await?
+            .into_iter()
+            .map(|(id, changes)| (CoalitionChanges(id), changes))
+            .collect())
+    }
+}
+
+impl Loader<ProgressUpdateId> for DbLoader {
+    type Value = ProgressUpdate;
+    type Error = Arc<sea_orm::DbErr>;
+
+    async fn load(
+        &self,
+        keys: &[ProgressUpdateId],
+    ) -> Result<HashMap<ProgressUpdateId, ProgressUpdate>, Self::Error> {
+        let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
+        Ok(progress::by_ids(&self.db, &ids)
+            .await?
+            .into_iter()
+            .map(|u| (ProgressUpdateId(u.id), u))
             .collect())
     }
 }

@@ -2,11 +2,15 @@
 //! from costing the server too much.
 
 mod changes;
+mod coalitions;
 mod connection;
 pub mod error;
 mod loaders;
 mod organisations;
 mod people;
+mod pledges;
+mod progress;
+mod scalars;
 
 use std::{net::IpAddr, sync::Arc};
 
@@ -29,11 +33,21 @@ pub const MAX_BATCH: usize = 10;
 pub struct QueryRoot(
     people::PeopleQuery,
     changes::ChangesQuery,
+    changes::MovementQuery,
     organisations::OrganisationsQuery,
+    pledges::PledgesQuery,
+    coalitions::CoalitionsQuery,
+    progress::ProgressQuery,
 );
 
 #[derive(MergedObject, Default)]
-pub struct MutationRoot(people::PeopleMutation, organisations::OrganisationsMutation);
+pub struct MutationRoot(
+    people::PeopleMutation,
+    organisations::OrganisationsMutation,
+    pledges::PledgesMutation,
+    coalitions::CoalitionsMutation,
+    progress::ProgressMutation,
+);
 
 pub type GroundswellSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
 
@@ -44,6 +58,8 @@ pub struct AppContext {
     pub sign_in_limiter: DefaultKeyedRateLimiter<IpAddr>,
     /// Wakes the mail worker when a resolver has queued mail.
     pub mail_queued: Arc<Notify>,
+    /// How long an active pledge may go without an update before it has gone quiet.
+    pub quiet_after: chrono::TimeDelta,
 }
 
 /// Who is asking, established once per request.
