@@ -4,9 +4,11 @@
 
 mod helpers;
 
+mod coalitions;
 mod http;
 mod mail_delivery;
 mod organisations;
+mod pledges;
 mod schema;
 mod secrets;
 mod sign_in;
