@@ -1,6 +1,6 @@
 //! Progress updates: the year of action's timeline.
 
-use async_graphql::{Context, Enum, ID, InputObject, Object};
+use async_graphql::{Context, Enum, ID, InputObject, Lookahead, Object};
 use chrono::{DateTime, Utc};
 use groundswell_domain::progress::{
     self, EvidenceUrls, NewProgressUpdate, PercentComplete, ProgressFilter,
@@ -13,7 +13,7 @@ use super::{
     coalitions::{Coalition, load_coalition},
     connection::{Paged, connection, page_request},
     error::FieldContext,
-    loaders::{PledgeId, RequestLoader},
+    loaders::{CoalitionId, OrganisationId, PledgeId, RequestLoader},
     organisations::{Organisation, load_organisation},
     parse_id,
     pledges::Pledge,
@@ -86,6 +86,46 @@ impl ProgressUpdate {
     async fn posted_at(&self) -> DateTime<Utc> {
         self.0.posted_at
     }
+}
+
+/// Loads, in one batch each, what the selected nested fields of a page of updates will ask
+/// for (see `loaders`).
+async fn prime(ctx: &Context<'_>, updates: &[DomainUpdate], node: Lookahead<'_>) -> ApiResult<()> {
+    if updates.is_empty() {
+        return Ok(());
+    }
+    let loader = ctx.data::<RequestLoader>()?;
+    let organisations = async {
+        if node.field("organisation").exists() {
+            loader
+                .load_many(updates.iter().map(|u| OrganisationId(u.organisation_id)))
+                .await?;
+        }
+        Ok::<_, std::sync::Arc<sea_orm::DbErr>>(())
+    };
+    let pledges = async {
+        if node.field("pledge").exists() {
+            loader
+                .load_many(updates.iter().filter_map(|u| u.pledge_id).map(PledgeId))
+                .await?;
+        }
+        Ok(())
+    };
+    let coalitions = async {
+        if node.field("coalition").exists() {
+            loader
+                .load_many(
+                    updates
+                        .iter()
+                        .filter_map(|u| u.coalition_id)
+                        .map(CoalitionId),
+                )
+                .await?;
+        }
+        Ok(())
+    };
+    futures::try_join!(organisations, pledges, coalitions).map_err(ApiError::internal)?;
+    Ok(())
 }
 
 #[derive(InputObject)]
@@ -205,6 +245,12 @@ impl ProgressQuery {
         let had_cursor = after.is_some();
         let filter = ProgressFilter::try_from(filter.unwrap_or_default())?;
         let page = progress::list(&app(ctx)?.db, &filter, page_request(first, after)?).await?;
+        prime(
+            ctx,
+            &page.items,
+            ctx.look_ahead().field("edges").field("node"),
+        )
+        .await?;
         Ok(connection(page, had_cursor, |u| u.id, ProgressUpdate))
     }
 }
