@@ -9,6 +9,7 @@ mod http;
 mod mail_delivery;
 mod organisations;
 mod pledges;
+mod progress;
 mod schema;
 mod secrets;
 mod sign_in;
