@@ -7,6 +7,7 @@ pub mod config;
 pub mod graphql;
 pub mod http;
 pub mod mail;
+pub mod seed;
 pub mod startup;
 pub mod telemetry;
 
