@@ -13,6 +13,7 @@ on_both_databases!(
     pledges_filter_and_page_in_a_stable_order,
     an_active_pledge_without_updates_for_sixty_days_has_gone_quiet,
     a_page_of_fifty_pledges_costs_the_same_statements_as_a_page_of_five,
+    the_demo_seed_fills_an_empty_movement_once,
 );
 
 const PLEDGE: &str = "query($id: ID!) { pledge(id: $id) { id title commitment dueBy status withdrawnReason changes goneQuiet organisation { name } coalition { slug } latestUpdate { id } updates { totalCount } } }";
@@ -587,5 +588,62 @@ async fn a_page_of_fifty_pledges_costs_the_same_statements_as_a_page_of_five(
         "the statement count grows with the page"
     );
     assert!(fifty_count <= 8, "{fifty_count} statements for one page");
+    Ok(())
+}
+
+async fn the_demo_seed_fills_an_empty_movement_once(db: Backend) -> anyhow::Result<()> {
+    // As the README has it: seed a migrated database, then serve it.
+    let first = spawn_app(db).await?;
+    let (database_url, smtp, options) = (
+        first.database_url.clone(),
+        first.smtp.clone(),
+        first.options.clone(),
+    );
+    first.stop().await?;
+    let database = groundswell_domain::Database::connect(&database_url, 2).await?;
+    let seeded = groundswell_api::seed::seed(&database, groundswell_domain::now()).await?;
+    let app = start(database_url, smtp, options).await?;
+    assert!(seeded.organisations >= 100 && seeded.pledges >= 100 && seeded.updates >= 300);
+
+    let data = app
+        .gql(
+            None,
+            "{ pledges(first: 100) { totalCount edges { node { organisation { kind } } } } coalitions { totalCount } quiet: pledges(filter: { goneQuiet: true }) { totalCount } achieved: pledges(filter: { status: ACHIEVED }) { totalCount } progressUpdates { totalCount } changes { pledgeCount } }",
+            json!({}),
+        )
+        .await?
+        .ok()?;
+    assert_eq!(data["pledges"]["totalCount"], seeded.pledges);
+    assert_eq!(data["coalitions"]["totalCount"], seeded.coalitions);
+    assert_eq!(data["progressUpdates"]["totalCount"], seeded.updates);
+    assert!(
+        data["quiet"]["totalCount"].as_i64() > Some(0),
+        "some pledges have gone quiet"
+    );
+    assert!(
+        data["achieved"]["totalCount"].as_i64() > Some(0),
+        "some are achieved"
+    );
+    let kinds: std::collections::HashSet<&str> = data["pledges"]["edges"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e["node"]["organisation"]["kind"].as_str())
+        .collect();
+    assert!(kinds.len() >= 5, "{kinds:?}");
+    assert!(
+        data["changes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .all(|c| c["pledgeCount"].as_i64() > Some(10))
+    );
+
+    let again = groundswell_api::seed::seed(&database, groundswell_domain::now()).await;
+    assert!(again.is_err(), "a second seed is refused");
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM pledges").await?,
+        i64::try_from(seeded.pledges)?
+    );
     Ok(())
 }
