@@ -98,6 +98,7 @@ impl From<Figures> for MovementFigures {
 /// A change's figures in a movement summary.
 #[derive(SimpleObject)]
 pub struct ChangeFigures {
+    /// The change.
     pub change: Change,
     /// The figures for pledges, coalitions and updates on this change.
     pub figures: MovementFigures,
@@ -106,6 +107,7 @@ pub struct ChangeFigures {
 /// A region's figures in a movement summary.
 #[derive(SimpleObject)]
 pub struct RegionFigures {
+    /// The region.
     pub region: Region,
     /// The figures for organisations in this region.
     pub figures: MovementFigures,

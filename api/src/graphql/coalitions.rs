@@ -54,14 +54,17 @@ pub struct Coalition(pub DomainCoalition);
 
 #[Object]
 impl Coalition {
+    /// The coalition's id.
     async fn id(&self) -> ID {
         ID(self.0.id.to_string())
     }
 
+    /// Its name.
     async fn name(&self) -> &str {
         &self.0.name
     }
 
+    /// Its address-friendly name, unique across coalitions.
     async fn slug(&self) -> &str {
         &self.0.slug
     }
@@ -76,6 +79,7 @@ impl Coalition {
         self.0.area.as_deref()
     }
 
+    /// Whether it is forming, active or concluded.
     async fn status(&self) -> CoalitionStatus {
         self.0.status.into()
     }
@@ -157,6 +161,7 @@ impl Coalition {
         self.0.created_at
     }
 
+    /// When its lead concluded it, once it has.
     async fn concluded_at(&self) -> Option<DateTime<Utc>> {
         self.0.concluded_at
     }
@@ -177,18 +182,22 @@ pub struct CoalitionMembership(pub Membership);
 
 #[Object]
 impl CoalitionMembership {
+    /// The membership's id, for `acceptCoalitionMembership`.
     async fn id(&self) -> ID {
         ID(self.0.id.to_string())
     }
 
+    /// Invited, requested, active or left.
     async fn status(&self) -> MembershipStatus {
         self.0.status.into()
     }
 
+    /// The member organisation.
     async fn organisation(&self, ctx: &Context<'_>) -> ApiResult<Organisation> {
         load_organisation(ctx, self.0.organisation_id).await
     }
 
+    /// The coalition.
     async fn coalition(&self, ctx: &Context<'_>) -> ApiResult<Coalition> {
         load_coalition(ctx, self.0.coalition_id).await
     }

@@ -43,6 +43,7 @@ pub struct Pledge(pub DomainPledge);
 
 #[Object]
 impl Pledge {
+    /// The pledge's id.
     async fn id(&self) -> ID {
         ID(self.0.id.to_string())
     }
@@ -62,6 +63,7 @@ impl Pledge {
         self.0.due_by.map(Date)
     }
 
+    /// Whether it is active, achieved or withdrawn.
     async fn status(&self) -> PledgeStatus {
         self.0.status.into()
     }
@@ -147,14 +149,17 @@ impl Pledge {
         self.0.created_at
     }
 
+    /// When it was last changed (an edit, an update posted, or withdrawal).
     async fn updated_at(&self) -> DateTime<Utc> {
         self.0.updated_at
     }
 
+    /// When it was marked achieved, once it is.
     async fn achieved_at(&self) -> Option<DateTime<Utc>> {
         self.0.achieved_at
     }
 
+    /// When it was withdrawn, once it is.
     async fn withdrawn_at(&self) -> Option<DateTime<Utc>> {
         self.0.withdrawn_at
     }
@@ -308,6 +313,7 @@ pub struct PledgeFilter {
     pub organisation_kind: Option<OrganisationKind>,
     /// Made by organisations in this region.
     pub region: Option<Region>,
+    /// Only pledges with this status.
     pub status: Option<PledgeStatus>,
     /// Made on behalf of this coalition.
     pub coalition_id: Option<ID>,

@@ -22,8 +22,11 @@ use super::{
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
 #[graphql(remote = "groundswell_domain::progress::ProgressSignal")]
 pub enum ProgressSignal {
+    /// Going as planned.
     OnTrack,
+    /// Slipping; it may not be done in time.
     AtRisk,
+    /// Stalled or failing.
     OffTrack,
     /// Done; on a pledge, this marks it achieved unless `markAchieved` is false.
     Done,
@@ -34,6 +37,7 @@ pub struct ProgressUpdate(pub DomainUpdate);
 
 #[Object]
 impl ProgressUpdate {
+    /// The update's id.
     async fn id(&self) -> ID {
         ID(self.0.id.to_string())
     }
@@ -69,6 +73,7 @@ impl ProgressUpdate {
         &self.0.body
     }
 
+    /// How the work is going.
     async fn signal(&self) -> ProgressSignal {
         self.0.signal.into()
     }
@@ -83,6 +88,7 @@ impl ProgressUpdate {
         &self.0.evidence_urls
     }
 
+    /// When it was posted.
     async fn posted_at(&self) -> DateTime<Utc> {
         self.0.posted_at
     }
@@ -139,6 +145,7 @@ pub struct PostProgressUpdateInput {
     pub organisation_id: Option<ID>,
     /// What happened: 1 to 5,000 characters.
     pub body: String,
+    /// How the work is going.
     pub signal: ProgressSignal,
     /// How far along, 0 to 100.
     pub percent_complete: Option<i32>,
@@ -195,6 +202,7 @@ pub struct ProgressUpdateFilter {
     pub organisation_id: Option<ID>,
     /// Posted against this coalition.
     pub coalition_id: Option<ID>,
+    /// Only updates with this signal.
     pub signal: Option<ProgressSignal>,
     /// Posted at or after this time.
     pub since: Option<DateTime<Utc>>,
