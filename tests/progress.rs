@@ -13,6 +13,7 @@ on_both_databases!(
     progress_updates_filter_across_the_movement,
     the_movement_summary_counts_a_period_by_change_and_region,
     every_mutation_refuses_the_wrong_actors_and_changes_nothing,
+    each_mutation_in_one_operation_answers_with_what_it_wrote,
 );
 
 const HOME: &str = "LIVING_IN_THE_PLACE_WE_CALL_HOME";
@@ -480,6 +481,35 @@ async fn the_movement_summary_counts_a_period_by_change_and_region(
         .gql(None, MOVEMENT, json!({ "from": to, "to": from }))
         .await?;
     assert_eq!(backwards.code(), Some("BAD_USER_INPUT"));
+    Ok(())
+}
+
+async fn each_mutation_in_one_operation_answers_with_what_it_wrote(
+    db: Backend,
+) -> anyhow::Result<()> {
+    let app = spawn_app(db).await?;
+    let owner = app.sign_in("owner@example.org").await?;
+    let org = app.create_organisation(&owner, "Two Steps").await?;
+    let pledge = app.pledge_id(&owner, &org, json!({})).await?;
+    let data = app
+        .gql(
+            Some(&owner),
+            "mutation($p: ID!) {
+               first: postProgressUpdate(input: { pledgeId: $p, body: \"one\", signal: ON_TRACK }) { pledge { status latestUpdate { body } } }
+               second: postProgressUpdate(input: { pledgeId: $p, body: \"two\", signal: DONE }) { pledge { status latestUpdate { body } } }
+             }",
+            json!({ "p": pledge }),
+        )
+        .await?
+        .ok()?;
+    assert_eq!(
+        data["first"]["pledge"],
+        json!({ "status": "ACTIVE", "latestUpdate": { "body": "one" } })
+    );
+    assert_eq!(
+        data["second"]["pledge"],
+        json!({ "status": "ACHIEVED", "latestUpdate": { "body": "two" } })
+    );
     Ok(())
 }
 

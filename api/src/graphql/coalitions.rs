@@ -18,7 +18,7 @@ use super::{
     changes::Change,
     connection::{Paged, connection, page_request},
     error::FieldContext,
-    loaders::{CoalitionChanges, CoalitionId, RequestLoader},
+    loaders::{CoalitionChanges, CoalitionId, RequestLoader, forget_cached},
     organisations::{Organisation, load_organisation},
     parse_id,
     pledges::Pledge,
@@ -299,6 +299,7 @@ impl CoalitionsMutation {
         let new = NewCoalition::try_from(input)?;
         let coalition =
             coalitions::form(&app(ctx)?.db, actor(ctx)?, new, groundswell_domain::now()).await?;
+        forget_cached(ctx)?;
         Ok(Coalition(coalition))
     }
 
@@ -320,6 +321,7 @@ impl CoalitionsMutation {
             groundswell_domain::now(),
         )
         .await?;
+        forget_cached(ctx)?;
         Ok(CoalitionMembership(membership))
     }
 
@@ -341,6 +343,7 @@ impl CoalitionsMutation {
             groundswell_domain::now(),
         )
         .await?;
+        forget_cached(ctx)?;
         Ok(CoalitionMembership(membership))
     }
 
@@ -358,6 +361,7 @@ impl CoalitionsMutation {
             groundswell_domain::now(),
         )
         .await?;
+        forget_cached(ctx)?;
         Ok(CoalitionMembership(membership))
     }
 
@@ -379,6 +383,7 @@ impl CoalitionsMutation {
             groundswell_domain::now(),
         )
         .await?;
+        forget_cached(ctx)?;
         Ok(CoalitionMembership(membership))
     }
 
@@ -396,6 +401,7 @@ impl CoalitionsMutation {
             groundswell_domain::now(),
         )
         .await?;
+        forget_cached(ctx)?;
         Ok(Coalition(coalition))
     }
 
@@ -411,6 +417,7 @@ impl CoalitionsMutation {
         let coalition =
             coalitions::hand_over_lead(&app(ctx)?.db, actor(ctx)?, coalition_id, organisation_id)
                 .await?;
+        forget_cached(ctx)?;
         Ok(Coalition(coalition))
     }
 }

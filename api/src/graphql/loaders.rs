@@ -168,3 +168,17 @@ impl Loader<ProgressUpdateId> for DbLoader {
             .collect())
     }
 }
+
+/// Forgets every row this operation's loader has cached. Mutations call it after their write,
+/// so what they return (and what later fields of the same operation read) is read afresh.
+pub(crate) fn forget_cached(ctx: &async_graphql::Context<'_>) -> super::ApiResult<()> {
+    let loader = ctx.data::<RequestLoader>()?;
+    loader.clear::<PersonId>();
+    loader.clear::<OrganisationId>();
+    loader.clear::<PledgeId>();
+    loader.clear::<PledgeChanges>();
+    loader.clear::<CoalitionId>();
+    loader.clear::<CoalitionChanges>();
+    loader.clear::<ProgressUpdateId>();
+    Ok(())
+}

@@ -19,7 +19,7 @@ use super::{
     error::FieldContext,
     loaders::{
         CoalitionChanges, CoalitionId, OrganisationId, PledgeChanges, ProgressUpdateId,
-        RequestLoader,
+        RequestLoader, forget_cached,
     },
     organisations::{Organisation, OrganisationKind, Region, load_organisation},
     parse_id,
@@ -408,6 +408,7 @@ impl PledgesMutation {
         let new = NewPledge::try_from(input)?;
         let pledge =
             pledges::make(&app(ctx)?.db, actor(ctx)?, new, groundswell_domain::now()).await?;
+        forget_cached(ctx)?;
         Ok(Pledge(pledge))
     }
 
@@ -428,6 +429,7 @@ impl PledgesMutation {
             groundswell_domain::now(),
         )
         .await?;
+        forget_cached(ctx)?;
         Ok(Pledge(pledge))
     }
 
@@ -448,6 +450,7 @@ impl PledgesMutation {
             groundswell_domain::now(),
         )
         .await?;
+        forget_cached(ctx)?;
         Ok(Pledge(pledge))
     }
 }

@@ -13,7 +13,7 @@ use super::{
     coalitions::{Coalition, load_coalition},
     connection::{Paged, connection, page_request},
     error::FieldContext,
-    loaders::{CoalitionId, OrganisationId, PledgeId, RequestLoader},
+    loaders::{CoalitionId, OrganisationId, PledgeId, RequestLoader, forget_cached},
     organisations::{Organisation, load_organisation},
     parse_id,
     pledges::Pledge,
@@ -278,6 +278,7 @@ impl ProgressMutation {
         let new = NewProgressUpdate::try_from(input)?;
         let update =
             progress::post(&app(ctx)?.db, actor(ctx)?, new, groundswell_domain::now()).await?;
+        forget_cached(ctx)?;
         Ok(ProgressUpdate(update))
     }
 }
