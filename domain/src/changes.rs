@@ -248,6 +248,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_change_set_holds_each_change_once_in_published_order() {
+        let set = ChangeSet::parse([
+            Change::SharingPowerAsEquals,
+            Change::CommunitiesWhereEveryoneBelongs,
+            Change::SharingPowerAsEquals,
+        ]);
+        assert_eq!(
+            set.as_ref().map(ChangeSet::as_slice),
+            Ok(&[
+                Change::CommunitiesWhereEveryoneBelongs,
+                Change::SharingPowerAsEquals
+            ][..])
+        );
+        assert!(ChangeSet::parse([]).is_err());
+    }
+
+    #[test]
     fn codes_round_trip() {
         for change in Change::ALL {
             assert_eq!(Change::from_code(change.code()), Some(change));

@@ -501,3 +501,49 @@ pub async fn list(
     let rows = query.limit(page.first + 1).all(db.conn()).await?;
     Ok(Page::from_rows(rows, page, total).map(Pledge::from))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pledge(status: PledgeStatus, last_activity_at: DateTime<Utc>) -> Pledge {
+        Pledge {
+            id: Uuid::now_v7(),
+            organisation_id: Uuid::now_v7(),
+            coalition_id: None,
+            title: "t".to_owned(),
+            commitment: "c".to_owned(),
+            due_by: None,
+            status,
+            withdrawn_reason: None,
+            latest_update_id: None,
+            last_activity_at,
+            created_at: last_activity_at,
+            updated_at: last_activity_at,
+            achieved_at: None,
+            withdrawn_at: None,
+        }
+    }
+
+    #[test]
+    fn only_an_active_pledge_quiet_for_the_whole_time_has_gone_quiet() {
+        let now = crate::now();
+        let sixty = TimeDelta::days(60);
+        let quiet_since = now - sixty;
+        assert!(pledge(PledgeStatus::Active, quiet_since).gone_quiet(now, sixty));
+        assert!(
+            !pledge(PledgeStatus::Active, quiet_since + TimeDelta::seconds(1))
+                .gone_quiet(now, sixty)
+        );
+        assert!(!pledge(PledgeStatus::Achieved, quiet_since).gone_quiet(now, sixty));
+        assert!(!pledge(PledgeStatus::Withdrawn, quiet_since).gone_quiet(now, sixty));
+    }
+
+    #[test]
+    fn commitments_and_titles_are_bounded() {
+        assert!(Commitment::parse(&"x".repeat(5000)).is_ok());
+        assert!(Commitment::parse(&"x".repeat(5001)).is_err());
+        assert!(PledgeTitle::parse("").is_err());
+        assert!(WithdrawalReason::parse("Funding ended").is_ok());
+    }
+}

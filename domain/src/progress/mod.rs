@@ -383,3 +383,34 @@ pub async fn list(
     let rows = query.limit(page.first + 1).all(db.conn()).await?;
     Ok(Page::from_rows(rows, page, total).map(ProgressUpdate::from))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percent_complete_is_a_whole_percentage() {
+        assert!(PercentComplete::parse(0).is_ok());
+        assert!(PercentComplete::parse(100).is_ok());
+        assert!(PercentComplete::parse(101).is_err());
+        assert!(PercentComplete::parse(-1).is_err());
+    }
+
+    #[test]
+    fn evidence_is_at_most_ten_web_links() {
+        assert!(EvidenceUrls::parse(["https://a.example/report", "http://b.example"]).is_ok());
+        assert!(EvidenceUrls::parse(["ftp://a.example/report"]).is_err());
+        assert!(EvidenceUrls::parse(["mailto:someone@example.org"]).is_err());
+        assert!(EvidenceUrls::parse(["https://a.example"; 11]).is_err());
+        assert_eq!(EvidenceUrls::parse([]), Ok(EvidenceUrls::default()));
+    }
+
+    #[test]
+    fn an_update_body_is_trimmed_and_not_empty() {
+        assert_eq!(
+            UpdateBody::parse("  done  ").map(|b| b.0),
+            Ok("done".to_owned())
+        );
+        assert!(UpdateBody::parse(" \n ").is_err());
+    }
+}
