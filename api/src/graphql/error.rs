@@ -166,7 +166,8 @@ impl From<CoalitionError> for ApiError {
             | CoalitionError::Concluded
             | CoalitionError::NotActiveMember
             | CoalitionError::LeadCannotLeave
-            | CoalitionError::NothingToAccept(_) => ApiError::Conflict(err.to_string()),
+            | CoalitionError::NothingToAccept(_)
+            | CoalitionError::ChangedMeanwhile => ApiError::Conflict(err.to_string()),
             CoalitionError::Database(err) => ApiError::internal(err),
         }
     }

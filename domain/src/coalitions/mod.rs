@@ -178,6 +178,8 @@ pub enum CoalitionError {
     LeadCannotLeave,
     #[error("There is nothing to accept: the membership is {0:?}.")]
     NothingToAccept(MembershipStatus),
+    #[error("The membership changed at the same moment; please try again.")]
+    ChangedMeanwhile,
     #[error(transparent)]
     Database(#[from] DbErr),
 }
@@ -246,13 +248,15 @@ async fn set_status(
     active.update(conn).await
 }
 
+/// Inserts a membership; when another transaction inserted the same one first (an invitation
+/// and a request crossing on PostgreSQL), the unique key refuses it.
 async fn insert_membership(
     conn: &impl ConnectionTrait,
     coalition_id: Uuid,
     organisation_id: Uuid,
     status: MembershipStatus,
     now: DateTime<Utc>,
-) -> Result<coalition_member::Model, DbErr> {
+) -> Result<coalition_member::Model, CoalitionError> {
     let row = coalition_member::Model {
         id: Uuid::now_v7(),
         coalition_id,
@@ -261,10 +265,14 @@ async fn insert_membership(
         created_at: now,
         updated_at: now,
     };
-    coalition_member::Entity::insert(coalition_member::ActiveModel::from(row.clone()))
+    match coalition_member::Entity::insert(coalition_member::ActiveModel::from(row.clone()))
         .exec_without_returning(conn)
-        .await?;
-    Ok(row)
+        .await
+    {
+        Ok(_) => Ok(row),
+        Err(err) if is_unique_violation(&err) => Err(CoalitionError::ChangedMeanwhile),
+        Err(err) => Err(err.into()),
+    }
 }
 
 /// A forming coalition becomes active once a second organisation is an active member.
