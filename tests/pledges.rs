@@ -14,6 +14,7 @@ on_both_databases!(
     an_active_pledge_without_updates_for_sixty_days_has_gone_quiet,
     a_page_of_fifty_pledges_costs_the_same_statements_as_a_page_of_five,
     the_demo_seed_fills_an_empty_movement_once,
+    concurrent_pledges_and_withdrawals_keep_the_figures_exact,
 );
 
 const PLEDGE: &str = "query($id: ID!) { pledge(id: $id) { id title commitment dueBy status withdrawnReason changes goneQuiet organisation { name } coalition { slug } latestUpdate { id } updates { totalCount } } }";
@@ -644,6 +645,48 @@ async fn the_demo_seed_fills_an_empty_movement_once(db: Backend) -> anyhow::Resu
     assert_eq!(
         app.count("SELECT COUNT(*) FROM pledges").await?,
         i64::try_from(seeded.pledges)?
+    );
+    Ok(())
+}
+
+async fn concurrent_pledges_and_withdrawals_keep_the_figures_exact(
+    db: Backend,
+) -> anyhow::Result<()> {
+    const HOME: &str = "LIVING_IN_THE_PLACE_WE_CALL_HOME";
+    let app = spawn_app(db).await?;
+    let owner = app.sign_in("owner@example.org").await?;
+    let one = app.create_organisation(&owner, "One").await?;
+    let two = app.create_organisation(&owner, "Two").await?;
+
+    let made = futures::future::join_all((0..12).map(|n| {
+        let org = if n % 2 == 0 { &one } else { &two };
+        app.make_pledge(Some(&owner), org, json!({ "changes": [HOME] }))
+    }))
+    .await;
+    let mut ids = Vec::new();
+    for reply in made {
+        ids.push(reply?.ok()?["makePledge"]["id"].clone());
+    }
+    let figures = app.change_figures().await?;
+    assert_eq!(figure(&figures, HOME), (12, 2));
+
+    // Withdraw all but one of the first organisation's, all at once.
+    let withdrawn = futures::future::join_all(ids.iter().step_by(2).skip(1).map(|id| {
+        app.gql(
+            Some(&owner),
+            WITHDRAW,
+            json!({ "id": id, "reason": "Merged" }),
+        )
+    }))
+    .await;
+    for reply in withdrawn {
+        reply?.ok()?;
+    }
+    let figures = app.change_figures().await?;
+    assert_eq!(
+        figure(&figures, HOME),
+        (7, 2),
+        "one of the first's still counts"
     );
     Ok(())
 }
