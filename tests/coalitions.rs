@@ -12,6 +12,7 @@ on_both_databases!(
     members_leave_but_the_lead_hands_on_first,
     a_concluded_coalition_takes_no_members_pledges_or_updates,
     a_coalition_shows_its_members_pledges_and_updates,
+    a_page_of_coalitions_costs_the_same_statements_whatever_its_size,
 );
 
 const FORM: &str = "mutation($input: FormCoalitionInput!) { formCoalition(input: $input) { id slug name purpose area status changes lead { name } members { status organisation { name } } } }";
@@ -472,5 +473,47 @@ async fn a_coalition_shows_its_members_pledges_and_updates(db: Backend) -> anyho
         .await?
         .ok()?;
     assert!(missing["coalition"].is_null());
+    Ok(())
+}
+
+async fn a_page_of_coalitions_costs_the_same_statements_whatever_its_size(
+    db: Backend,
+) -> anyhow::Result<()> {
+    let app = spawn_app(db).await?;
+    let owner = app.sign_in("owner@example.org").await?;
+    let mut organisations = Vec::new();
+    for n in 0..4 {
+        organisations.push(app.create_organisation(&owner, &format!("Org {n}")).await?);
+    }
+    for n in 0..8 {
+        let lead = &organisations[n % 4];
+        let coalition = app
+            .form_coalition(
+                &owner,
+                lead,
+                &format!("Coalition {n}"),
+                json!(["SHARING_POWER_AS_EQUALS"]),
+            )
+            .await?;
+        let other = &organisations[(n + 1) % 4];
+        app.join_coalition(&owner, &owner, &coalition, other)
+            .await?;
+    }
+    let query = "query($first: Int) { coalitions(first: $first) { totalCount edges { node { name status changes lead { name } members { status organisation { name } } } } } }";
+    let (two, two_count) = app.gql_counting(None, query, json!({ "first": 2 })).await?;
+    two.ok()?;
+    let (eight, eight_count) = app.gql_counting(None, query, json!({ "first": 8 })).await?;
+    let eight = eight.ok()?;
+    assert_eq!(
+        eight["coalitions"]["edges"][7]["node"]["members"][1]["organisation"]["name"],
+        "Org 0"
+    );
+    println!("statements: 2 coalitions = {two_count}, 8 coalitions = {eight_count}");
+    // A larger page can cost one fewer: its leads' batch may already hold every member.
+    assert!(
+        eight_count <= two_count,
+        "the statement count grows with the page"
+    );
+    assert!(two_count <= 6, "{two_count} statements");
     Ok(())
 }

@@ -1,6 +1,6 @@
 //! Coalitions of the willing and their memberships.
 
-use async_graphql::{Context, Enum, ID, InputObject, Object};
+use async_graphql::{Context, Enum, ID, InputObject, Lookahead, Object};
 use chrono::{DateTime, Utc};
 use groundswell_domain::{
     changes::ChangeSet,
@@ -18,7 +18,10 @@ use super::{
     changes::Change,
     connection::{Paged, connection, page_request},
     error::FieldContext,
-    loaders::{CoalitionChanges, CoalitionId, RequestLoader, forget_cached},
+    loaders::{
+        CoalitionChanges, CoalitionId, CoalitionMembers, OrganisationId, RequestLoader,
+        forget_cached,
+    },
     organisations::{Organisation, load_organisation},
     parse_id,
     pledges::Pledge,
@@ -104,8 +107,15 @@ impl Coalition {
 
     /// Its memberships, of every status, in the order they began.
     async fn members(&self, ctx: &Context<'_>) -> ApiResult<Vec<CoalitionMembership>> {
-        let members = coalitions::members(&app(ctx)?.db, self.0.id).await?;
-        Ok(members.into_iter().map(CoalitionMembership).collect())
+        let loader = ctx.data::<RequestLoader>()?;
+        Ok(loader
+            .load_one(CoalitionMembers(self.0.id))
+            .await
+            .map_err(ApiError::internal)?
+            .unwrap_or_default()
+            .into_iter()
+            .map(CoalitionMembership)
+            .collect())
     }
 
     /// Pledges made on its behalf, in the order they were made.
@@ -165,6 +175,49 @@ impl Coalition {
     async fn concluded_at(&self) -> Option<DateTime<Utc>> {
         self.0.concluded_at
     }
+}
+
+/// Loads, in one batch each, what the selected nested fields of a page of coalitions will ask
+/// for (see `loaders`).
+async fn prime(ctx: &Context<'_>, page: &[DomainCoalition], node: Lookahead<'_>) -> ApiResult<()> {
+    if page.is_empty() {
+        return Ok(());
+    }
+    let loader = ctx.data::<RequestLoader>()?;
+    let ids = || page.iter().map(|c| c.id);
+    let leads = async {
+        if node.field("lead").exists() {
+            loader
+                .load_many(page.iter().map(|c| OrganisationId(c.lead_organisation_id)))
+                .await?;
+        }
+        Ok::<_, std::sync::Arc<sea_orm::DbErr>>(())
+    };
+    let changes = async {
+        if node.field("changes").exists() {
+            loader.load_many(ids().map(CoalitionChanges)).await?;
+        }
+        Ok(())
+    };
+    let members = async {
+        let members = node.field("members");
+        if members.exists() {
+            let loaded = loader.load_many(ids().map(CoalitionMembers)).await?;
+            if members.field("organisation").exists() {
+                loader
+                    .load_many(
+                        loaded
+                            .values()
+                            .flatten()
+                            .map(|m| OrganisationId(m.organisation_id)),
+                    )
+                    .await?;
+            }
+        }
+        Ok(())
+    };
+    futures::try_join!(leads, changes, members).map_err(ApiError::internal)?;
+    Ok(())
 }
 
 pub(crate) async fn load_coalition(ctx: &Context<'_>, id: Uuid) -> ApiResult<Coalition> {
@@ -281,6 +334,12 @@ impl CoalitionsQuery {
     ) -> ApiResult<Paged<Coalition>> {
         let had_cursor = after.is_some();
         let page = coalitions::list(&app(ctx)?.db, page_request(first, after)?).await?;
+        prime(
+            ctx,
+            &page.items,
+            ctx.look_ahead().field("edges").field("node"),
+        )
+        .await?;
         Ok(connection(page, had_cursor, |c| c.id, Coalition))
     }
 }

@@ -12,7 +12,7 @@ use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
 use groundswell_domain::{
     Database,
     changes::Change,
-    coalitions::{self, Coalition},
+    coalitions::{self, Coalition, Membership},
     organisations::{self, Organisation},
     people::{self, Person},
     pledges::{self, Pledge},
@@ -84,6 +84,10 @@ pub struct CoalitionId(pub Uuid);
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct CoalitionChanges(pub Uuid);
 
+/// A coalition's memberships.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct CoalitionMembers(pub Uuid);
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct ProgressUpdateId(pub Uuid);
 
@@ -152,6 +156,23 @@ impl Loader<CoalitionChanges> for DbLoader {
     }
 }
 
+impl Loader<CoalitionMembers> for DbLoader {
+    type Value = Vec<Membership>;
+    type Error = Arc<sea_orm::DbErr>;
+
+    async fn load(
+        &self,
+        keys: &[CoalitionMembers],
+    ) -> Result<HashMap<CoalitionMembers, Vec<Membership>>, Self::Error> {
+        let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
+        Ok(coalitions::members_of(&self.db, &ids)
+            .await?
+            .into_iter()
+            .map(|(id, members)| (CoalitionMembers(id), members))
+            .collect())
+    }
+}
+
 impl Loader<ProgressUpdateId> for DbLoader {
     type Value = ProgressUpdate;
     type Error = Arc<sea_orm::DbErr>;
@@ -179,6 +200,7 @@ pub(crate) fn forget_cached(ctx: &async_graphql::Context<'_>) -> super::ApiResul
     loader.clear::<PledgeChanges>();
     loader.clear::<CoalitionId>();
     loader.clear::<CoalitionChanges>();
+    loader.clear::<CoalitionMembers>();
     loader.clear::<ProgressUpdateId>();
     Ok(())
 }

@@ -609,16 +609,26 @@ pub(crate) async fn changes_of_in(
     Ok(map)
 }
 
-/// A coalition's memberships (every status), in the order they began.
-pub async fn members(db: &Database, coalition_id: Uuid) -> Result<Vec<Membership>, DbErr> {
-    Ok(coalition_member::Entity::find()
-        .filter(coalition_member::Column::CoalitionId.eq(coalition_id))
+/// Each coalition's memberships (every status), in the order they began, for batched loading.
+pub async fn members_of(
+    db: &Database,
+    coalition_ids: &[Uuid],
+) -> Result<HashMap<Uuid, Vec<Membership>>, DbErr> {
+    let mut map: HashMap<Uuid, Vec<Membership>> = HashMap::new();
+    if coalition_ids.is_empty() {
+        return Ok(map);
+    }
+    let rows = coalition_member::Entity::find()
+        .filter(coalition_member::Column::CoalitionId.is_in(coalition_ids.iter().copied()))
         .order_by_asc(coalition_member::Column::Id)
         .all(db.conn())
-        .await?
-        .into_iter()
-        .map(Membership::from)
-        .collect())
+        .await?;
+    for row in rows {
+        map.entry(row.coalition_id)
+            .or_default()
+            .push(Membership::from(row));
+    }
+    Ok(map)
 }
 
 /// The organisations among `organisation_ids` that are active members of `coalition_id`.
