@@ -185,38 +185,40 @@ async fn prime(ctx: &Context<'_>, page: &[DomainCoalition], node: Lookahead<'_>)
     }
     let loader = ctx.data::<RequestLoader>()?;
     let ids = || page.iter().map(|c| c.id);
-    let leads = async {
-        if node.field("lead").exists() {
-            loader
-                .load_many(page.iter().map(|c| OrganisationId(c.lead_organisation_id)))
-                .await?;
-        }
-        Ok::<_, std::sync::Arc<sea_orm::DbErr>>(())
-    };
     let changes = async {
         if node.field("changes").exists() {
             loader.load_many(ids().map(CoalitionChanges)).await?;
         }
-        Ok(())
+        Ok::<_, std::sync::Arc<sea_orm::DbErr>>(())
     };
     let members = async {
-        let members = node.field("members");
-        if members.exists() {
-            let loaded = loader.load_many(ids().map(CoalitionMembers)).await?;
-            if members.field("organisation").exists() {
-                loader
-                    .load_many(
-                        loaded
-                            .values()
-                            .flatten()
-                            .map(|m| OrganisationId(m.organisation_id)),
-                    )
-                    .await?;
-            }
+        if node.field("members").exists() {
+            return Ok(Some(loader.load_many(ids().map(CoalitionMembers)).await?));
         }
-        Ok(())
+        Ok(None)
     };
-    futures::try_join!(leads, changes, members).map_err(ApiError::internal)?;
+    let ((), members) = futures::try_join!(changes, members).map_err(ApiError::internal)?;
+    // Leads and members' organisations in one batch, so they never race into two.
+    let mut organisations: Vec<OrganisationId> = Vec::new();
+    if node.field("lead").exists() {
+        organisations.extend(page.iter().map(|c| OrganisationId(c.lead_organisation_id)));
+    }
+    if let Some(members) = members
+        && node.field("members").field("organisation").exists()
+    {
+        organisations.extend(
+            members
+                .values()
+                .flatten()
+                .map(|m| OrganisationId(m.organisation_id)),
+        );
+    }
+    if !organisations.is_empty() {
+        loader
+            .load_many(organisations)
+            .await
+            .map_err(ApiError::internal)?;
+    }
     Ok(())
 }
 
