@@ -6,7 +6,7 @@ use std::{
     path::PathBuf,
     sync::{
         Arc, Mutex, OnceLock,
-        atomic::{AtomicBool, AtomicUsize, Ordering},
+        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
     },
     time::Duration,
 };
@@ -323,6 +323,8 @@ pub struct TestApp {
     pub smtp: SmtpServer,
     pub options: Options,
     pub http: reqwest::Client,
+    /// SQL statements the server has run for requests.
+    statements: Arc<AtomicU64>,
     shutdown: CancellationToken,
     handle: Option<JoinHandle<anyhow::Result<()>>>,
 }
@@ -353,15 +355,19 @@ pub async fn start(
         sign_in_requests_per_minute: options.sign_in_requests_per_minute,
         secret_key: Some(options.secret_key.clone()),
         secret_key_file: PathBuf::from("/nonexistent"),
-        request_timeout_seconds: 30,
+        // Debug builds under a full parallel test run are slow; what these tests check is
+        // behaviour under concurrency, not speed (the benchmark measures that).
+        request_timeout_seconds: 120,
         mail_max_attempts: 8,
         mail_retry_base_ms: 100,
         mail_lease_seconds: options.mail_lease_seconds,
         mail_poll_interval_ms: 50,
         access_notes_retention_days: 30,
+        pledge_quiet_days: 60,
     };
     let app = Application::build(Config::from_settings(settings)?).await?;
     let address = app.address();
+    let statements = app.statement_counter();
     let shutdown = app.shutdown_token();
     let handle = tokio::spawn(app.run_until_stopped());
     Ok(TestApp {
@@ -370,6 +376,7 @@ pub async fn start(
         smtp,
         options,
         http: reqwest::Client::new(),
+        statements,
         shutdown,
         handle: Some(handle),
     })
@@ -595,6 +602,208 @@ impl TestApp {
             json!({ "input": input }),
         )
         .await
+    }
+
+    /// Creates an organisation of a given kind and region as `session`; returns its id.
+    pub async fn create_organisation_in(
+        &self,
+        session: &str,
+        name: &str,
+        kind: &str,
+        region: &str,
+    ) -> anyhow::Result<String> {
+        let data = self
+            .gql(
+                Some(session),
+                "mutation($input: CreateOrganisationInput!) { createOrganisation(input: $input) { id } }",
+                json!({ "input": { "name": name, "kind": kind, "region": region } }),
+            )
+            .await?
+            .ok()?;
+        Ok(data["createOrganisation"]["id"]
+            .as_str()
+            .context("no id")?
+            .to_owned())
+    }
+
+    /// Adds `email` to an organisation as a plain member and signs them in; their session.
+    pub async fn add_member(
+        &self,
+        owner: &str,
+        organisation_id: &str,
+        email: &str,
+    ) -> anyhow::Result<String> {
+        self.gql(
+            Some(owner),
+            "mutation($org: ID!, $email: String!) { addOrganisationMember(organisationId: $org, email: $email, role: MEMBER) { id } }",
+            json!({ "org": organisation_id, "email": email }),
+        )
+        .await?
+        .ok()?;
+        self.sign_in(email).await
+    }
+
+    /// An API token for the organisation, made by its owner.
+    pub async fn api_token(&self, owner: &str, organisation_id: &str) -> anyhow::Result<String> {
+        let made = self
+            .create_api_token(Some(owner), organisation_id)
+            .await?
+            .ok()?;
+        Ok(made["createApiToken"]["token"]
+            .as_str()
+            .context("no token")?
+            .to_owned())
+    }
+
+    /// Makes a pledge as `credential` with `input` (merged over defaults); answers the reply.
+    pub async fn make_pledge(
+        &self,
+        credential: Option<&str>,
+        organisation_id: &str,
+        input: Value,
+    ) -> anyhow::Result<Reply> {
+        let mut full = json!({
+            "organisationId": organisation_id,
+            "changes": ["LIVING_IN_THE_PLACE_WE_CALL_HOME"],
+            "title": "Homes, not placements",
+            "commitment": "Every person we support chooses where and with whom they live.",
+        });
+        if let (Some(full), Some(extra)) = (full.as_object_mut(), input.as_object()) {
+            for (key, value) in extra {
+                full.insert(key.clone(), value.clone());
+            }
+        }
+        self.gql(
+            credential,
+            "mutation($input: MakePledgeInput!) { makePledge(input: $input) { id title status changes dueBy goneQuiet organisation { id name } coalition { slug } latestUpdate { id } } }",
+            json!({ "input": full }),
+        )
+        .await
+    }
+
+    /// Makes a pledge that must succeed; its id.
+    pub async fn pledge_id(
+        &self,
+        credential: &str,
+        organisation_id: &str,
+        input: Value,
+    ) -> anyhow::Result<String> {
+        let data = self
+            .make_pledge(Some(credential), organisation_id, input)
+            .await?
+            .ok()?;
+        Ok(data["makePledge"]["id"]
+            .as_str()
+            .context("no id")?
+            .to_owned())
+    }
+
+    /// Forms a coalition led by `organisation_id`; its id.
+    pub async fn form_coalition(
+        &self,
+        credential: &str,
+        organisation_id: &str,
+        name: &str,
+        changes: Value,
+    ) -> anyhow::Result<String> {
+        let data = self
+            .gql(
+                Some(credential),
+                "mutation($input: FormCoalitionInput!) { formCoalition(input: $input) { id } }",
+                json!({ "input": { "organisationId": organisation_id, "name": name,
+                    "purpose": "Act together on the five changes.", "changes": changes } }),
+            )
+            .await?
+            .ok()?;
+        Ok(data["formCoalition"]["id"]
+            .as_str()
+            .context("no id")?
+            .to_owned())
+    }
+
+    /// Brings `organisation_id` into the coalition as an active member (invited by the lead's
+    /// `lead` credential, accepted by the organisation's `member` credential).
+    pub async fn join_coalition(
+        &self,
+        lead: &str,
+        member: &str,
+        coalition_id: &str,
+        organisation_id: &str,
+    ) -> anyhow::Result<()> {
+        let invited = self
+            .gql(
+                Some(lead),
+                "mutation($c: ID!, $o: ID!) { inviteToCoalition(coalitionId: $c, organisationId: $o) { id } }",
+                json!({ "c": coalition_id, "o": organisation_id }),
+            )
+            .await?
+            .ok()?;
+        self.gql(
+            Some(member),
+            "mutation($m: ID!) { acceptCoalitionMembership(membershipId: $m) { status } }",
+            json!({ "m": invited["inviteToCoalition"]["id"] }),
+        )
+        .await?
+        .ok()?;
+        Ok(())
+    }
+
+    /// Posts a progress update as `credential` with `input`; the reply.
+    pub async fn post_update(
+        &self,
+        credential: Option<&str>,
+        input: Value,
+    ) -> anyhow::Result<Reply> {
+        self.gql(
+            credential,
+            "mutation($input: PostProgressUpdateInput!) { postProgressUpdate(input: $input) { id signal percentComplete evidenceUrls body organisation { id } pledge { id status } coalition { id } } }",
+            json!({ "input": input }),
+        )
+        .await
+    }
+
+    /// The five changes' figures, keyed by change.
+    pub async fn change_figures(&self) -> anyhow::Result<std::collections::HashMap<String, Value>> {
+        let data = self
+            .gql(
+                None,
+                "{ changes { change pledgeCount organisationCount coalitionCount progressUpdateCount lastProgressAt } }",
+                json!({}),
+            )
+            .await?
+            .ok()?;
+        Ok(data["changes"]
+            .as_array()
+            .context("no changes")?
+            .iter()
+            .map(|c| {
+                (
+                    c["change"].as_str().unwrap_or_default().to_owned(),
+                    c.clone(),
+                )
+            })
+            .collect())
+    }
+
+    /// Runs one statement on the server's database, for setups no client could make (moving
+    /// time back).
+    pub async fn execute(&self, sql: &str) -> anyhow::Result<()> {
+        let db = self.database().await?;
+        db.execute_unprepared(sql).await?;
+        db.close().await?;
+        Ok(())
+    }
+
+    /// Posts one GraphQL operation and counts the SQL statements the server ran for it.
+    pub async fn gql_counting(
+        &self,
+        token: Option<&str>,
+        query: &str,
+        variables: Value,
+    ) -> anyhow::Result<(Reply, u64)> {
+        let before = self.statements.load(Ordering::SeqCst);
+        let reply = self.gql(token, query, variables).await?;
+        Ok((reply, self.statements.load(Ordering::SeqCst) - before))
     }
 
     /// A direct connection to the server's database, for checks no client could make.

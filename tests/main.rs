@@ -4,13 +4,17 @@
 
 mod helpers;
 
+mod coalitions;
 mod gatherings;
 mod http;
 mod mail_delivery;
 mod organisations;
+mod pledges;
 mod process;
+mod progress;
 mod registrations;
 mod schema;
 mod secrets;
 mod sign_in;
+mod subscriptions;
 mod validation;

@@ -32,6 +32,23 @@ fn schema_holds_the_contract_names_built_so_far() {
         "revokeApiToken(id: ID!): Boolean!",
         "enum Role",
         "enum DigestFrequency",
+        "pledge(id: ID!): Pledge",
+        "pledges(first: Int, after: String, filter: PledgeFilter): PledgeConnection!",
+        "coalition(slug: String!): Coalition",
+        "coalitions(first: Int, after: String): CoalitionConnection!",
+        "progressUpdates(first: Int, after: String, filter: ProgressUpdateFilter): ProgressUpdateConnection!",
+        "makePledge(input: MakePledgeInput!): Pledge!",
+        "updatePledge(id: ID!, input: UpdatePledgeInput!): Pledge!",
+        "withdrawPledge(id: ID!, reason: String!): Pledge!",
+        "postProgressUpdate(input: PostProgressUpdateInput!): ProgressUpdate!",
+        "formCoalition(input: FormCoalitionInput!): Coalition!",
+        "requestToJoinCoalition(coalitionId: ID!, organisationId: ID!): CoalitionMembership!",
+        "inviteToCoalition(coalitionId: ID!, organisationId: ID!): CoalitionMembership!",
+        "acceptCoalitionMembership(membershipId: ID!): CoalitionMembership!",
+        "leaveCoalition(coalitionId: ID!, organisationId: ID!): CoalitionMembership!",
+        "dueBy: Date",
+        "scalar Date",
+        "signal: ProgressSignal!",
     ] {
         assert!(sdl.contains(name), "the schema lacks `{name}`");
     }

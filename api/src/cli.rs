@@ -1,11 +1,11 @@
-//! The command line: `serve` (the default), `migrate`, `schema` and `grant-role`.
+//! The command line: `serve` (the default), `migrate`, `schema`, `grant-role` and `seed`.
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use groundswell_domain::{Database, people};
 use groundswell_migration::MigratorTrait;
 
-use crate::{Application, Config, config::Settings, graphql, telemetry};
+use crate::{Application, Config, config::Settings, graphql, seed, telemetry};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -34,6 +34,9 @@ enum Command {
         #[arg(value_enum, ignore_case = true)]
         role: RoleArg,
     },
+    /// Load a demo movement (organisations, coalitions, pledges and a year of progress) into an
+    /// empty database.
+    Seed,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -81,6 +84,20 @@ pub async fn run() -> anyhow::Result<()> {
                 .await
                 .context("granting the role")?;
             println!("{email} is now {}.", format!("{role:?}").to_uppercase());
+            Ok(())
+        }
+        Command::Seed => {
+            telemetry::init();
+            let config = Config::from_settings(cli.settings)?;
+            let db = connect(&config).await?;
+            groundswell_migration::Migrator::up(db.conn(), None).await?;
+            let seeded = seed::seed(&db, groundswell_domain::now())
+                .await
+                .context("seeding the demo movement")?;
+            println!(
+                "Seeded {} organisations, {} coalitions, {} pledges and {} progress updates.",
+                seeded.organisations, seeded.coalitions, seeded.pledges, seeded.updates
+            );
             Ok(())
         }
     }

@@ -68,6 +68,9 @@ pub struct Settings {
     /// How often the delivery worker looks for due mail.
     #[arg(long, env = "MAIL_POLL_INTERVAL_MS", default_value_t = 1_000)]
     pub mail_poll_interval_ms: u64,
+    /// Days an active pledge may go without a progress update before it counts as gone quiet.
+    #[arg(long, env = "PLEDGE_QUIET_DAYS", default_value_t = groundswell_domain::pledges::DEFAULT_QUIET_AFTER_DAYS)]
+    pub pledge_quiet_days: u32,
 }
 
 /// Validated configuration.
@@ -89,6 +92,8 @@ pub struct Config {
     pub mail: MailSettings,
     /// How long after a gathering its access notes are kept.
     pub access_notes_retention: chrono::Duration,
+    /// How long an active pledge may go without a progress update before it has gone quiet.
+    pub quiet_after: chrono::TimeDelta,
 }
 
 #[derive(Clone, Debug)]
@@ -139,6 +144,7 @@ impl Config {
                 poll_interval: Duration::from_millis(settings.mail_poll_interval_ms.max(10)),
                 lease: Duration::from_secs(settings.mail_lease_seconds.max(1)),
             },
+            quiet_after: chrono::TimeDelta::days(i64::from(settings.pledge_quiet_days)),
         })
     }
 }

@@ -10,6 +10,7 @@ pub mod graphql;
 pub mod http;
 pub mod mail;
 pub mod metrics;
+pub mod seed;
 pub mod startup;
 pub mod telemetry;
 

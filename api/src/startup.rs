@@ -1,7 +1,14 @@
 //! Building and running the application: connect and migrate, bind (port 0 in tests), then
 //! serve HTTP and deliver mail until stopped, letting in-flight requests and mail finish.
 
-use std::{net::SocketAddr, num::NonZeroU32, sync::Arc};
+use std::{
+    net::SocketAddr,
+    num::NonZeroU32,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+};
 
 use anyhow::Context;
 use governor::{Quota, RateLimiter};
@@ -27,6 +34,7 @@ pub struct Application {
     router: axum::Router,
     worker: DeliveryWorker,
     shutdown: CancellationToken,
+    statements: Arc<AtomicU64>,
 }
 
 impl Application {
@@ -36,6 +44,16 @@ impl Application {
         Migrator::up(db.conn(), None)
             .await
             .context("migrating the database")?;
+
+        // Statements run for requests (not by the mail worker, which keeps its own handle) are
+        // counted, so a test or benchmark can read what one request cost.
+        let statements = Arc::new(AtomicU64::new(0));
+        let worker_db = db.clone();
+        let mut db = db;
+        let counter = statements.clone();
+        db.on_statement(move || {
+            counter.fetch_add(1, Ordering::Relaxed);
+        });
 
         let mail_queued = Arc::new(Notify::new());
         let events = Events::new(db.clone());
@@ -48,13 +66,14 @@ impl Application {
             mail_queued: mail_queued.clone(),
             events: events.clone(),
             public_url: config.public_url.clone(),
+            quiet_after: config.quiet_after,
         });
         let transport = match &config.smtp_url {
             Some(url) => Transport::smtp(url)?,
             None => Transport::folder(config.mail_dir.clone())?,
         };
         let worker = DeliveryWorker::new(
-            db.clone(),
+            worker_db,
             Renderer::new(config.public_url.clone(), config.secret_key.clone())?,
             transport,
             config.mail_from.clone(),
@@ -88,7 +107,14 @@ impl Application {
             router,
             worker,
             shutdown: CancellationToken::new(),
+            statements,
         })
+    }
+
+    /// How many SQL statements requests have run so far (authentication included; the mail
+    /// worker's own statements not).
+    pub fn statement_counter(&self) -> Arc<AtomicU64> {
+        self.statements.clone()
     }
 
     /// Where the server listens (the real port when BIND_ADDR asked for port 0).

@@ -73,3 +73,54 @@ pub async fn authenticate(
     };
     Ok(actor.unwrap_or(Actor::Anonymous))
 }
+
+/// Refuses anyone who does not act for `organisation_id`: its people (owners and members) and
+/// its own API tokens do; nobody else, admins included, pledges or reports in its name.
+pub(crate) async fn require_acts_for<E>(
+    conn: &impl sea_orm::ConnectionTrait,
+    actor: &Actor,
+    organisation_id: Uuid,
+) -> Result<(), E>
+where
+    E: From<AccessError> + From<sea_orm::DbErr>,
+{
+    let allowed = match actor {
+        Actor::Anonymous => return Err(AccessError::Unauthenticated.into()),
+        Actor::Organisation {
+            organisation_id: own,
+            ..
+        } => *own == organisation_id,
+        Actor::Person { person_id, .. } => {
+            crate::organisations::role_of(conn, organisation_id, *person_id)
+                .await?
+                .is_some()
+        }
+    };
+    if allowed {
+        Ok(())
+    } else {
+        Err(
+            AccessError::Forbidden("only the organisation's members and its API tokens act for it")
+                .into(),
+        )
+    }
+}
+
+/// Refuses nobody (`Unauthenticated`) before any lookup, so an anonymous caller learns nothing
+/// about which ids exist.
+pub(crate) fn require_someone(actor: &Actor) -> Result<(), AccessError> {
+    match actor {
+        Actor::Anonymous => Err(AccessError::Unauthenticated),
+        _ => Ok(()),
+    }
+}
+
+impl Actor {
+    /// The person behind the call, when it is a person rather than an API token.
+    pub fn person_id(&self) -> Option<Uuid> {
+        match self {
+            Actor::Person { person_id, .. } => Some(*person_id),
+            _ => None,
+        }
+    }
+}

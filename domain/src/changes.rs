@@ -1,10 +1,19 @@
 //! The five changes that people who draw on social care named, and their live figures.
 
 use chrono::{DateTime, Utc};
-use sea_orm::{DbErr, EntityTrait, QueryOrder};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect, QueryTrait,
+    sea_query::{Expr, ExprTrait},
+};
 use serde::{Deserialize, Serialize};
+use uuid::Uuid;
 
-use crate::{Database, entities::change};
+use crate::{
+    Database, InvalidInput,
+    entities::{change, pledge, pledge_change},
+    pledges::PledgeStatus,
+};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -51,6 +60,32 @@ impl Change {
     }
 }
 
+/// One or more of the five changes, each once, in their published order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChangeSet(Vec<Change>);
+
+impl ChangeSet {
+    pub fn parse(changes: impl IntoIterator<Item = Change>) -> Result<Self, InvalidInput> {
+        let mut changes: Vec<Change> = changes.into_iter().collect();
+        changes.sort();
+        changes.dedup();
+        if changes.is_empty() {
+            return Err(InvalidInput::new(
+                "must name at least one of the five changes",
+            ));
+        }
+        Ok(Self(changes))
+    }
+
+    pub fn as_slice(&self) -> &[Change] {
+        &self.0
+    }
+
+    pub(crate) fn codes(&self) -> Vec<&'static str> {
+        self.0.iter().map(|c| c.code()).collect()
+    }
+}
+
 /// One change with its figures across the movement.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ChangeSummary {
@@ -88,9 +123,146 @@ pub async fn summaries(db: &Database) -> Result<Vec<ChangeSummary>, DbErr> {
         .collect())
 }
 
+// The figures, kept current in the same transaction as each write that moves them:
+//
+// - `pledge_count`: pledges on the change that are not withdrawn (active or achieved).
+// - `organisation_count`: organisations with at least one such pledge on the change.
+// - `coalition_count`: coalitions ever formed focused on the change (concluded ones included:
+//   they acted on it).
+// - `progress_update_count`: progress updates posted against a pledge or coalition on the
+//   change, counted once for each change the pledge or coalition names when it is posted.
+// - `last_progress_at`: when the latest of those updates was posted.
+
+fn in_codes(codes: &[&'static str]) -> sea_orm::sea_query::SimpleExpr {
+    change::Column::Code.is_in(codes.iter().copied())
+}
+
+async fn add(
+    conn: &impl ConnectionTrait,
+    column: change::Column,
+    codes: &[&'static str],
+    delta: i32,
+) -> Result<(), DbErr> {
+    if codes.is_empty() {
+        return Ok(());
+    }
+    change::Entity::update_many()
+        .col_expr(column, Expr::col(column).add(delta))
+        .filter(in_codes(codes))
+        .exec(conn)
+        .await?;
+    Ok(())
+}
+
+/// The changes (of `changes`) on which `organisation_id` holds no non-withdrawn pledge other
+/// than `pledge_id`. Callers lock the organisation's row first, so on PostgreSQL two writes for
+/// one organisation cannot both see "none" and count it twice.
+async fn changes_without_other_pledges(
+    conn: &impl ConnectionTrait,
+    organisation_id: Uuid,
+    pledge_id: Uuid,
+    changes: &[Change],
+) -> Result<Vec<&'static str>, DbErr> {
+    let mut without = Vec::new();
+    for change in changes {
+        let others = pledge::Entity::find()
+            .filter(pledge::Column::OrganisationId.eq(organisation_id))
+            .filter(pledge::Column::Id.ne(pledge_id))
+            .filter(pledge::Column::Status.ne(PledgeStatus::Withdrawn))
+            .filter(
+                pledge::Column::Id.in_subquery(
+                    pledge_change::Entity::find()
+                        .select_only()
+                        .column(pledge_change::Column::PledgeId)
+                        .filter(pledge_change::Column::Change.eq(change.code()))
+                        .into_query(),
+                ),
+            )
+            .count(conn)
+            .await?;
+        if others == 0 {
+            without.push(change.code());
+        }
+    }
+    Ok(without)
+}
+
+/// A non-withdrawn pledge now acts on `changes` (it was made, or changes were added to it).
+pub(crate) async fn pledge_counted(
+    conn: &impl ConnectionTrait,
+    organisation_id: Uuid,
+    pledge_id: Uuid,
+    changes: &[Change],
+) -> Result<(), DbErr> {
+    let codes: Vec<_> = changes.iter().map(|c| c.code()).collect();
+    add(conn, change::Column::PledgeCount, &codes, 1).await?;
+    let first = changes_without_other_pledges(conn, organisation_id, pledge_id, changes).await?;
+    add(conn, change::Column::OrganisationCount, &first, 1).await
+}
+
+/// A pledge no longer counts on `changes` (it was withdrawn, or changes were taken off it).
+pub(crate) async fn pledge_uncounted(
+    conn: &impl ConnectionTrait,
+    organisation_id: Uuid,
+    pledge_id: Uuid,
+    changes: &[Change],
+) -> Result<(), DbErr> {
+    let codes: Vec<_> = changes.iter().map(|c| c.code()).collect();
+    add(conn, change::Column::PledgeCount, &codes, -1).await?;
+    let last = changes_without_other_pledges(conn, organisation_id, pledge_id, changes).await?;
+    add(conn, change::Column::OrganisationCount, &last, -1).await
+}
+
+pub(crate) async fn coalition_formed(
+    conn: &impl ConnectionTrait,
+    changes: &ChangeSet,
+) -> Result<(), DbErr> {
+    add(conn, change::Column::CoalitionCount, &changes.codes(), 1).await
+}
+
+pub(crate) async fn progress_posted(
+    conn: &impl ConnectionTrait,
+    changes: &[Change],
+    posted_at: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    let codes: Vec<_> = changes.iter().map(|c| c.code()).collect();
+    add(conn, change::Column::ProgressUpdateCount, &codes, 1).await?;
+    if codes.is_empty() {
+        return Ok(());
+    }
+    change::Entity::update_many()
+        .col_expr(change::Column::LastProgressAt, Expr::value(posted_at))
+        .filter(in_codes(&codes))
+        .filter(
+            change::Column::LastProgressAt
+                .is_null()
+                .or(change::Column::LastProgressAt.lt(posted_at)),
+        )
+        .exec(conn)
+        .await?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_change_set_holds_each_change_once_in_published_order() {
+        let set = ChangeSet::parse([
+            Change::SharingPowerAsEquals,
+            Change::CommunitiesWhereEveryoneBelongs,
+            Change::SharingPowerAsEquals,
+        ]);
+        assert_eq!(
+            set.as_ref().map(ChangeSet::as_slice),
+            Ok(&[
+                Change::CommunitiesWhereEveryoneBelongs,
+                Change::SharingPowerAsEquals
+            ][..])
+        );
+        assert!(ChangeSet::parse([]).is_err());
+    }
 
     #[test]
     fn codes_round_trip() {

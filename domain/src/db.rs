@@ -9,11 +9,16 @@ use sea_orm::{
     sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous},
 };
 use tokio::sync::{Mutex, OwnedMutexGuard};
+use uuid::Uuid;
+
+/// How many in-process locks [`Database::serialize`] spreads its keys over.
+const STRIPES: usize = 64;
 
 #[derive(Clone, Debug)]
 pub struct Database {
     conn: DatabaseConnection,
     sqlite_writer: Option<Arc<Mutex<()>>>,
+    stripes: Arc<[Arc<Mutex<()>>]>,
 }
 
 impl Database {
@@ -39,6 +44,7 @@ impl Database {
         Ok(Self {
             conn,
             sqlite_writer,
+            stripes: (0..STRIPES).map(|_| Arc::new(Mutex::new(()))).collect(),
         })
     }
 
@@ -59,6 +65,15 @@ impl Database {
         };
         let txn = self.conn.begin().await?;
         Ok(WriteTxn { txn, _guard: guard })
+    }
+
+    /// Queues this process's writers to one row (say, a gathering in a registration rush)
+    /// before they take a connection. The row lock in the database is what keeps the rule across
+    /// servers; this only stops waiting writers from holding pool connections while they wait,
+    /// which would starve every other request. Take it before [`Database::begin_write`].
+    pub async fn serialize(&self, key: Uuid) -> OwnedMutexGuard<()> {
+        let stripe = (key.as_u128() % self.stripes.len() as u128) as usize;
+        self.stripes[stripe].clone().lock_owned().await
     }
 
     pub async fn ping(&self) -> Result<(), DbErr> {

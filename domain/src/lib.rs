@@ -4,13 +4,17 @@
 
 pub mod access;
 pub mod changes;
+pub mod coalitions;
 pub mod db;
 pub mod events;
 pub mod gatherings;
 pub mod mail;
+pub mod movement;
 pub mod organisations;
 pub mod page;
 pub mod people;
+pub mod pledges;
+pub mod progress;
 pub mod registrations;
 pub mod secrets;
 pub mod text;

@@ -7,8 +7,9 @@
 
 use async_graphql::ErrorExtensions;
 use groundswell_domain::{
-    AccessError, InvalidInput, gatherings::GatheringError, organisations::OrganisationError,
-    people::PeopleError, registrations::RegistrationError,
+    AccessError, InvalidInput, coalitions::CoalitionError, gatherings::GatheringError,
+    organisations::OrganisationError, people::PeopleError, pledges::PledgeError,
+    progress::ProgressError, registrations::RegistrationError,
 };
 
 #[derive(Clone, Debug)]
@@ -154,6 +155,21 @@ impl From<GatheringError> for ApiError {
     }
 }
 
+impl From<PledgeError> for ApiError {
+    fn from(err: PledgeError) -> Self {
+        match err {
+            PledgeError::Access(err) => err.into(),
+            PledgeError::NotFound
+            | PledgeError::OrganisationNotFound
+            | PledgeError::CoalitionNotFound => ApiError::NotFound(err.to_string()),
+            PledgeError::Withdrawn | PledgeError::CoalitionConcluded => {
+                ApiError::Conflict(err.to_string())
+            }
+            PledgeError::Database(err) => ApiError::internal(err),
+        }
+    }
+}
+
 impl From<RegistrationError> for ApiError {
     fn from(err: RegistrationError) -> Self {
         match err {
@@ -170,6 +186,39 @@ impl From<RegistrationError> for ApiError {
             | RegistrationError::AlreadyCancelled
             | RegistrationError::NotConfirmed => ApiError::Conflict(err.to_string()),
             RegistrationError::Database(err) => ApiError::internal(err),
+        }
+    }
+}
+
+impl From<CoalitionError> for ApiError {
+    fn from(err: CoalitionError) -> Self {
+        match err {
+            CoalitionError::Access(err) => err.into(),
+            CoalitionError::NotFound
+            | CoalitionError::OrganisationNotFound
+            | CoalitionError::MembershipNotFound => ApiError::NotFound(err.to_string()),
+            CoalitionError::SlugTaken(_)
+            | CoalitionError::Concluded
+            | CoalitionError::NotActiveMember
+            | CoalitionError::LeadCannotLeave
+            | CoalitionError::NothingToAccept(_)
+            | CoalitionError::ChangedMeanwhile => ApiError::Conflict(err.to_string()),
+            CoalitionError::Database(err) => ApiError::internal(err),
+        }
+    }
+}
+
+impl From<ProgressError> for ApiError {
+    fn from(err: ProgressError) -> Self {
+        match err {
+            ProgressError::Access(err) => err.into(),
+            ProgressError::PledgeNotFound | ProgressError::CoalitionNotFound => {
+                ApiError::NotFound(err.to_string())
+            }
+            ProgressError::PledgeWithdrawn | ProgressError::CoalitionConcluded => {
+                ApiError::Conflict(err.to_string())
+            }
+            ProgressError::Database(err) => ApiError::internal(err),
         }
     }
 }

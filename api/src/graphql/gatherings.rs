@@ -1,8 +1,6 @@
 //! Gatherings: creating, publishing, changing and cancelling them, and finding them.
 
-use async_graphql::{
-    Context, Enum, ID, InputObject, MaybeUndefined, Object, SimpleObject, dataloader::DataLoader,
-};
+use async_graphql::{Context, Enum, ID, InputObject, MaybeUndefined, Object, SimpleObject};
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use chrono::{DateTime, Utc};
 use groundswell_domain::{
@@ -20,7 +18,7 @@ use super::{
     ApiError, ApiResult, actor, app,
     connection::{Paged, TotalCount, connection, page_request},
     error::FieldContext,
-    loaders::{DbLoader, GatheringCounts, ViewerRegistration},
+    loaders::{GatheringCounts, RequestLoader, ViewerRegistration, forget_cached},
     organisations::Region,
     parse_id,
     registrations::{AccessRequirement, AttendanceMode, Registration, RegistrationStatus},
@@ -199,7 +197,9 @@ impl Gathering {
 
     /// The caller's own registration, if they have one.
     async fn viewer_registration(&self, ctx: &Context<'_>) -> ApiResult<Option<Registration>> {
-        Ok(viewer_registration(ctx, self.0.id).await?.map(Registration))
+        Ok(viewer_registration(ctx, self.0.id)
+            .await?
+            .map(Registration::from))
     }
 
     /// Everyone registered, in the order they registered; convenors only.
@@ -221,7 +221,7 @@ impl Gathering {
             page_request(first, after)?,
         )
         .await?;
-        Ok(connection(page, had_cursor, |r| r.id, Registration))
+        Ok(connection(page, had_cursor, |r| r.id, Registration::from))
     }
 
     /// How many live registrations need each access requirement ("4 step-free, 2 BSL");
@@ -242,7 +242,7 @@ impl Gathering {
 }
 
 async fn counts(ctx: &Context<'_>, id: uuid::Uuid) -> ApiResult<registrations::Counts> {
-    let loader = ctx.data::<DataLoader<DbLoader>>()?;
+    let loader = ctx.data::<RequestLoader>()?;
     Ok(loader
         .load_one(GatheringCounts(id))
         .await
@@ -257,7 +257,7 @@ async fn viewer_registration(
     let Actor::Person { person_id, .. } = actor(ctx)? else {
         return Ok(None);
     };
-    let loader = ctx.data::<DataLoader<DbLoader>>()?;
+    let loader = ctx.data::<RequestLoader>()?;
     loader
         .load_one(ViewerRegistration {
             gathering_id,
@@ -566,6 +566,7 @@ impl GatheringsMutation {
         let new = NewGathering::try_from(input)?;
         let gathering =
             gatherings::create(&app(ctx)?.db, actor(ctx)?, new, groundswell_domain::now()).await?;
+        forget_cached(ctx)?;
         Ok(Gathering(gathering))
     }
 
@@ -584,6 +585,7 @@ impl GatheringsMutation {
         let update = update_from(input, &current)?;
         let gathering =
             gatherings::update(&app.db, actor(ctx)?, id, update, groundswell_domain::now()).await?;
+        forget_cached(ctx)?;
         app.mail_queued.notify_one();
         app.events.places_changed(gathering.id);
         Ok(Gathering(gathering))
@@ -594,6 +596,7 @@ impl GatheringsMutation {
         let id = parse_id("id", &id)?;
         let gathering =
             gatherings::publish(&app(ctx)?.db, actor(ctx)?, id, groundswell_domain::now()).await?;
+        forget_cached(ctx)?;
         Ok(Gathering(gathering))
     }
 
@@ -609,6 +612,7 @@ impl GatheringsMutation {
         let app = app(ctx)?;
         let gathering =
             gatherings::cancel(&app.db, actor(ctx)?, id, reason, groundswell_domain::now()).await?;
+        forget_cached(ctx)?;
         app.mail_queued.notify_one();
         app.events.places_changed(gathering.id);
         Ok(Gathering(gathering))

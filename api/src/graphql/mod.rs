@@ -2,13 +2,17 @@
 //! from costing the server too much.
 
 mod changes;
+mod coalitions;
 mod connection;
 pub mod error;
 mod gatherings;
 mod loaders;
 mod organisations;
 mod people;
+mod pledges;
+mod progress;
 mod registrations;
+mod scalars;
 mod subscriptions;
 
 use std::{net::IpAddr, sync::Arc};
@@ -33,8 +37,12 @@ pub const MAX_BATCH: usize = 10;
 pub struct QueryRoot(
     people::PeopleQuery,
     changes::ChangesQuery,
+    changes::MovementQuery,
     organisations::OrganisationsQuery,
     gatherings::GatheringsQuery,
+    pledges::PledgesQuery,
+    coalitions::CoalitionsQuery,
+    progress::ProgressQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -44,6 +52,9 @@ pub struct MutationRoot(
     organisations::OrganisationsMutation,
     gatherings::GatheringsMutation,
     registrations::RegistrationsMutation,
+    pledges::PledgesMutation,
+    coalitions::CoalitionsMutation,
+    progress::ProgressMutation,
 );
 
 pub use subscriptions::SubscriptionRoot;
@@ -61,6 +72,8 @@ pub struct AppContext {
     pub events: crate::events::Events,
     /// Base URL for links, without a trailing slash.
     pub public_url: String,
+    /// How long an active pledge may go without an update before it has gone quiet.
+    pub quiet_after: chrono::TimeDelta,
 }
 
 /// Who is asking, established once per request.

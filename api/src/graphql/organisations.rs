@@ -1,6 +1,6 @@
 //! Organisations, their members and their API tokens.
 
-use async_graphql::{Context, Enum, ID, InputObject, Object, dataloader::DataLoader};
+use async_graphql::{Context, Enum, ID, InputObject, Object};
 use chrono::{DateTime, Utc};
 use groundswell_domain::{
     Actor,
@@ -16,7 +16,7 @@ use super::{
     ApiError, ApiResult, actor, app,
     connection::{Paged, connection, page_request},
     error::FieldContext,
-    loaders::{DbLoader, OrganisationId, PersonId},
+    loaders::{OrganisationId, PersonId, RequestLoader},
     parse_id,
     people::Person,
 };
@@ -127,7 +127,7 @@ impl OrganisationMember {
     }
 
     async fn person(&self, ctx: &Context<'_>) -> ApiResult<Person> {
-        let loader = ctx.data::<DataLoader<DbLoader>>()?;
+        let loader = ctx.data::<RequestLoader>()?;
         loader
             .load_one(PersonId(self.0.person_id))
             .await
@@ -150,7 +150,7 @@ pub(crate) async fn load_organisation(
     ctx: &Context<'_>,
     id: uuid::Uuid,
 ) -> ApiResult<Organisation> {
-    let loader = ctx.data::<DataLoader<DbLoader>>()?;
+    let loader = ctx.data::<RequestLoader>()?;
     loader
         .load_one(OrganisationId(id))
         .await

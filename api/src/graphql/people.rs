@@ -129,7 +129,7 @@ impl Person {
             ));
         }
         let found = groundswell_domain::registrations::for_person(&app(ctx)?.db, self.0.id).await?;
-        Ok(found.into_iter().map(Registration).collect())
+        Ok(found.into_iter().map(Registration::from).collect())
     }
 
     async fn created_at(&self) -> DateTime<Utc> {

@@ -1,6 +1,6 @@
 //! Registering for gatherings, cancelling, checking in.
 
-use async_graphql::{Context, Enum, ID, InputObject, Object, dataloader::DataLoader};
+use async_graphql::{Context, Enum, ID, InputObject, Object};
 use chrono::{DateTime, Utc};
 use groundswell_domain::{
     gatherings,
@@ -15,7 +15,7 @@ use super::{
     ApiError, ApiResult, actor, app,
     error::FieldContext,
     gatherings::Gathering,
-    loaders::{DbLoader, GatheringId, PersonId},
+    loaders::{GatheringId, PersonId, RequestLoader, forget_cached},
     parse_id,
     people::Person,
 };
@@ -53,15 +53,30 @@ pub enum AccessRequirement {
 }
 
 /// One person's registration for one gathering.
-pub struct Registration(pub DomainRegistration);
+pub struct Registration(pub DomainRegistration, tokio::sync::OnceCell<bool>);
+
+impl From<DomainRegistration> for Registration {
+    fn from(registration: DomainRegistration) -> Self {
+        Self(registration, tokio::sync::OnceCell::new())
+    }
+}
 
 impl Registration {
     /// The person themselves and the gathering's convenors see access needs and contact
-    /// details; nobody else.
+    /// details; nobody else. Asked once per registration shown, however many fields need it.
     async fn may_see_access_needs(&self, ctx: &Context<'_>) -> ApiResult<bool> {
         let actor = actor(ctx)?;
-        Ok(self.0.is_persons_own(actor)
-            || gatherings::is_convenor(app(ctx)?.db.conn(), actor, self.0.gathering_id).await?)
+        let allowed = self
+            .1
+            .get_or_try_init(|| async {
+                Ok::<_, ApiError>(
+                    self.0.is_persons_own(actor)
+                        || gatherings::is_convenor(app(ctx)?.db.conn(), actor, self.0.gathering_id)
+                            .await?,
+                )
+            })
+            .await?;
+        Ok(*allowed)
     }
 }
 
@@ -72,7 +87,7 @@ impl Registration {
     }
 
     async fn gathering(&self, ctx: &Context<'_>) -> ApiResult<Gathering> {
-        let loader = ctx.data::<DataLoader<DbLoader>>()?;
+        let loader = ctx.data::<RequestLoader>()?;
         loader
             .load_one(GatheringId(self.0.gathering_id))
             .await
@@ -83,7 +98,7 @@ impl Registration {
 
     /// The person registered; their email is shown to them and the gathering's convenors.
     async fn person(&self, ctx: &Context<'_>) -> ApiResult<Person> {
-        let loader = ctx.data::<DataLoader<DbLoader>>()?;
+        let loader = ctx.data::<RequestLoader>()?;
         let reveal = self.may_see_access_needs(ctx).await?;
         loader
             .load_one(PersonId(self.0.person_id))
@@ -242,9 +257,10 @@ impl RegistrationsMutation {
         let app = app(ctx)?;
         let registration =
             registrations::register(&app.db, actor(ctx)?, new, groundswell_domain::now()).await?;
+        forget_cached(ctx)?;
         app.mail_queued.notify_one();
         app.events.places_changed(registration.gathering_id);
-        Ok(Registration(registration))
+        Ok(Registration::from(registration))
     }
 
     /// Cancels a registration: the person, whoever registered them, or the convenors. A place
@@ -254,9 +270,10 @@ impl RegistrationsMutation {
         let app = app(ctx)?;
         let registration =
             registrations::cancel(&app.db, actor(ctx)?, id, groundswell_domain::now()).await?;
+        forget_cached(ctx)?;
         app.mail_queued.notify_one();
         app.events.places_changed(registration.gathering_id);
-        Ok(Registration(registration))
+        Ok(Registration::from(registration))
     }
 
     /// Records that a confirmed attendee has arrived; convenors only.
@@ -265,6 +282,7 @@ impl RegistrationsMutation {
         let registration =
             registrations::check_in(&app(ctx)?.db, actor(ctx)?, id, groundswell_domain::now())
                 .await?;
-        Ok(Registration(registration))
+        forget_cached(ctx)?;
+        Ok(Registration::from(registration))
     }
 }

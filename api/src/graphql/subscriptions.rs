@@ -2,10 +2,13 @@
 
 use async_graphql::{Context, ID, Subscription};
 use futures::{Stream, StreamExt};
-use groundswell_domain::{events::Event, gatherings};
+use groundswell_domain::{events::Event, gatherings, progress};
 use tokio::sync::broadcast;
 
-use super::{ApiError, actor, app, gatherings::Gathering, parse_id};
+use super::{
+    ApiError, actor, app, changes::Change, gatherings::Gathering, parse_id,
+    progress::ProgressUpdate,
+};
 
 /// Every event from now on; a subscriber that falls behind skips what it missed.
 fn events(receiver: broadcast::Receiver<Event>) -> impl Stream<Item = Event> {
@@ -57,6 +60,43 @@ impl SubscriptionRoot {
                     }
                     _ => None,
                 }
+            }
+        }))
+    }
+
+    /// Each progress update as it is posted anywhere in the movement; only those on the given
+    /// changes when `changes` is given.
+    async fn progress_update_posted(
+        &self,
+        ctx: &Context<'_>,
+        changes: Option<Vec<Change>>,
+    ) -> Result<impl Stream<Item = Result<ProgressUpdate, ApiError>> + use<>, ApiError> {
+        let wanted: Vec<groundswell_domain::changes::Change> = changes
+            .unwrap_or_default()
+            .into_iter()
+            .map(Into::into)
+            .collect();
+        let app = app(ctx)?;
+        let db = app.db.clone();
+        Ok(events(app.events.subscribe()).filter_map(move |event| {
+            let (db, wanted) = (db.clone(), wanted.clone());
+            async move {
+                let Event::ProgressPosted { update_id } = event else {
+                    return None;
+                };
+                let update = match progress::by_ids(&db, &[update_id]).await {
+                    Ok(mut found) if !found.is_empty() => found.remove(0),
+                    Ok(_) => return None,
+                    Err(err) => return Some(Err(ApiError::internal(err))),
+                };
+                if !wanted.is_empty() {
+                    match progress::changes_of_update(&db, &update).await {
+                        Ok(on) if on.iter().any(|c| wanted.contains(c)) => {}
+                        Ok(_) => return None,
+                        Err(err) => return Some(Err(ApiError::internal(err))),
+                    }
+                }
+                Some(Ok(ProgressUpdate(update)))
             }
         }))
     }

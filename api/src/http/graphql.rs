@@ -162,7 +162,10 @@ pub async fn subscriptions(
                         actor,
                         client_ip: Some(peer.ip()),
                     });
-                    data.insert(new_loader(state.db.clone()));
+                    // A connection lives long: each event must read afresh, not from a cache.
+                    let loader = new_loader(state.db.clone());
+                    loader.enable_all_cache(false);
+                    data.insert(loader);
                     Ok(data)
                 })
                 .serve()

@@ -2,12 +2,18 @@
 
 pub(crate) mod api_token;
 pub(crate) mod change;
+pub(crate) mod coalition;
+pub(crate) mod coalition_change;
+pub(crate) mod coalition_member;
 pub(crate) mod gathering;
 pub(crate) mod gathering_convenor;
 pub(crate) mod organisation;
 pub(crate) mod organisation_member;
 pub(crate) mod outbox;
 pub(crate) mod person;
+pub(crate) mod pledge;
+pub(crate) mod pledge_change;
+pub(crate) mod progress_update;
 pub(crate) mod registration;
 pub(crate) mod session;
 pub(crate) mod sign_in_token;

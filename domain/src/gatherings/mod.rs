@@ -395,6 +395,7 @@ pub async fn update(
     update: GatheringUpdate,
     now: DateTime<Utc>,
 ) -> Result<Gathering, GatheringError> {
+    let _queue = db.serialize(id).await;
     let txn = db.begin_write().await?;
     let row = lock(&*txn, id).await?.ok_or(GatheringError::NotFound)?;
     require_convenor(&*txn, actor, id).await?;
@@ -475,6 +476,7 @@ pub async fn publish(
     id: Uuid,
     now: DateTime<Utc>,
 ) -> Result<Gathering, GatheringError> {
+    let _queue = db.serialize(id).await;
     let txn = db.begin_write().await?;
     let row = lock(&*txn, id).await?.ok_or(GatheringError::NotFound)?;
     require_convenor(&*txn, actor, id).await?;
@@ -500,6 +502,7 @@ pub async fn cancel(
     reason: String,
     now: DateTime<Utc>,
 ) -> Result<Gathering, GatheringError> {
+    let _queue = db.serialize(id).await;
     let txn = db.begin_write().await?;
     let row = lock(&*txn, id).await?.ok_or(GatheringError::NotFound)?;
     require_convenor(&*txn, actor, id).await?;

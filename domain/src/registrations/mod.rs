@@ -155,21 +155,12 @@ pub enum RegistrationError {
     Database(#[from] DbErr),
 }
 
-/// Registers the signed-in person, or someone they register on behalf of, for a gathering.
-/// Registering again returns the existing registration.
-#[tracing::instrument(skip_all, fields(gathering.id = %new.gathering_id))]
-pub async fn register(
-    db: &Database,
-    actor: &Actor,
-    new: NewRegistration,
+/// The way of attending a registration takes, if the gathering is open to it at `now`.
+fn open_mode(
+    gathering: &gathering::Model,
+    asked: Option<AttendanceMode>,
     now: DateTime<Utc>,
-) -> Result<Registration, RegistrationError> {
-    let (actor_id, _) = actor.person()?;
-    let txn = db.begin_write().await?;
-    let mut gathering = gatherings::lock(&*txn, new.gathering_id)
-        .await?
-        .ok_or(RegistrationError::GatheringNotFound)?;
-    let view = Gathering::from(gathering.clone());
+) -> Result<AttendanceMode, RegistrationError> {
     match gathering.status {
         GatheringStatus::Draft => return Err(RegistrationError::GatheringNotFound),
         GatheringStatus::Cancelled => return Err(RegistrationError::GatheringCancelled),
@@ -180,7 +171,7 @@ pub async fn register(
     {
         return Err(RegistrationError::NotOpen(format!(
             "Registration opens on {}.",
-            mail::local_time(&view, opens)
+            mail::local_time(&Gathering::from(gathering.clone()), opens)
         )));
     }
     if gathering
@@ -192,13 +183,36 @@ pub async fn register(
             "Registration for this gathering has closed.".to_owned(),
         ));
     }
-    let mode = new.mode.unwrap_or(gathering.format.default_mode());
+    let mode = asked.unwrap_or(gathering.format.default_mode());
     if !gathering.format.allows(mode) {
         return Err(RegistrationError::ModeNotOffered);
     }
+    Ok(mode)
+}
 
+/// Registers the signed-in person, or someone they register on behalf of, for a gathering.
+/// Registering again returns the existing registration.
+#[tracing::instrument(skip_all, fields(gathering.id = %new.gathering_id))]
+pub async fn register(
+    db: &Database,
+    actor: &Actor,
+    new: NewRegistration,
+    now: DateTime<Utc>,
+) -> Result<Registration, RegistrationError> {
+    let (actor_id, _) = actor.person()?;
+    // Refuse early, before anything is written or any queue joined.
+    let current = gathering::Entity::find_by_id(new.gathering_id)
+        .one(db.conn())
+        .await?
+        .ok_or(RegistrationError::GatheringNotFound)?;
+    open_mode(&current, new.mode, now)?;
+
+    // Who is registered: the caller, or someone they register on behalf of (their account
+    // made if new). Settled before the gathering's queue, which should hold only the work
+    // that needs its lock.
     let (person, registered_by) = match &new.on_behalf_of {
         Some(behalf) => {
+            let txn = db.begin_write().await?;
             let person = people::find_or_create(&*txn, &behalf.email, now).await?;
             let person = if person.display_name.is_none() {
                 let mut active: person::ActiveModel = person.into();
@@ -207,17 +221,26 @@ pub async fn register(
             } else {
                 person
             };
+            txn.commit().await?;
             let by = (person.id != actor_id).then_some(actor_id);
             (person, by)
         }
         None => (
             person::Entity::find_by_id(actor_id)
-                .one(&*txn)
+                .one(db.conn())
                 .await?
                 .ok_or(AccessError::Unauthenticated)?,
             None,
         ),
     };
+
+    let _queue = db.serialize(new.gathering_id).await;
+    let txn = db.begin_write().await?;
+    let mut gathering = gatherings::lock(&*txn, new.gathering_id)
+        .await?
+        .ok_or(RegistrationError::GatheringNotFound)?;
+    // Checked again under the lock: the gathering may have changed meanwhile.
+    let mode = open_mode(&gathering, new.mode, now)?;
 
     let existing = registration::Entity::find()
         .filter(registration::Column::GatheringId.eq(gathering.id))
@@ -404,6 +427,7 @@ pub async fn cancel(
         .await?
         .ok_or(RegistrationError::NotFound)?
         .gathering_id;
+    let _queue = db.serialize(gathering_id).await;
     let txn = db.begin_write().await?;
     let mut gathering = gatherings::lock(&*txn, gathering_id)
         .await?

@@ -1,0 +1,456 @@
+//! Pledges: organisations' public commitments to act on the five changes.
+
+use async_graphql::{Context, Enum, ID, InputObject, Lookahead, MaybeUndefined, Object};
+use chrono::{DateTime, Utc};
+use groundswell_domain::{
+    changes::ChangeSet,
+    pledges::{
+        self, Commitment, NewPledge, Pledge as DomainPledge, PledgeEdit,
+        PledgeFilter as DomainFilter, PledgeTitle, WithdrawalReason,
+    },
+    progress::ProgressFilter,
+};
+
+use super::{
+    ApiError, ApiResult, actor, app,
+    changes::Change,
+    coalitions::{Coalition, load_coalition},
+    connection::{Paged, connection, page_request},
+    error::FieldContext,
+    loaders::{
+        CoalitionChanges, CoalitionId, OrganisationId, PledgeChanges, ProgressUpdateId,
+        RequestLoader, forget_cached,
+    },
+    organisations::{Organisation, OrganisationKind, Region, load_organisation},
+    parse_id,
+    progress::ProgressUpdate,
+    scalars::Date,
+};
+
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+#[graphql(remote = "groundswell_domain::pledges::PledgeStatus")]
+pub enum PledgeStatus {
+    /// Being acted on.
+    Active,
+    /// Done, as the organisation reported.
+    Achieved,
+    /// Withdrawn by the organisation, with a public reason.
+    Withdrawn,
+}
+
+/// An organisation's public commitment to act on one or more of the five changes.
+pub struct Pledge(pub DomainPledge);
+
+#[Object]
+impl Pledge {
+    /// The pledge's id.
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+
+    /// A short name for the pledge.
+    async fn title(&self) -> &str {
+        &self.0.title
+    }
+
+    /// What the organisation will do.
+    async fn commitment(&self) -> &str {
+        &self.0.commitment
+    }
+
+    /// The day it should be done by, if set.
+    async fn due_by(&self) -> Option<Date> {
+        self.0.due_by.map(Date)
+    }
+
+    /// Whether it is active, achieved or withdrawn.
+    async fn status(&self) -> PledgeStatus {
+        self.0.status.into()
+    }
+
+    /// Why it was withdrawn, once it is.
+    async fn withdrawn_reason(&self) -> Option<&str> {
+        self.0.withdrawn_reason.as_deref()
+    }
+
+    /// The organisation that made it.
+    async fn organisation(&self, ctx: &Context<'_>) -> ApiResult<Organisation> {
+        load_organisation(ctx, self.0.organisation_id).await
+    }
+
+    /// The changes it acts on, in their published order.
+    async fn changes(&self, ctx: &Context<'_>) -> ApiResult<Vec<Change>> {
+        let loader = ctx.data::<RequestLoader>()?;
+        Ok(loader
+            .load_one(PledgeChanges(self.0.id))
+            .await
+            .map_err(ApiError::internal)?
+            .unwrap_or_default()
+            .into_iter()
+            .map(Change::from)
+            .collect())
+    }
+
+    /// The coalition it was made on behalf of, if any.
+    async fn coalition(&self, ctx: &Context<'_>) -> ApiResult<Option<Coalition>> {
+        match self.0.coalition_id {
+            Some(id) => Ok(Some(load_coalition(ctx, id).await?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The most recent progress update, if any.
+    async fn latest_update(&self, ctx: &Context<'_>) -> ApiResult<Option<ProgressUpdate>> {
+        let Some(id) = self.0.latest_update_id else {
+            return Ok(None);
+        };
+        let loader = ctx.data::<RequestLoader>()?;
+        Ok(loader
+            .load_one(ProgressUpdateId(id))
+            .await
+            .map_err(ApiError::internal)?
+            .map(ProgressUpdate))
+    }
+
+    /// Its progress updates, newest first.
+    #[graphql(complexity = "first.unwrap_or(20).clamp(0, 100) as usize * child_complexity")]
+    async fn updates(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> ApiResult<Paged<ProgressUpdate>> {
+        let had_cursor = after.is_some();
+        let filter = ProgressFilter {
+            pledge_id: Some(self.0.id),
+            ..ProgressFilter::default()
+        };
+        let page =
+            groundswell_domain::progress::list(&app(ctx)?.db, &filter, page_request(first, after)?)
+                .await?;
+        Ok(connection(page, had_cursor, |u| u.id, ProgressUpdate))
+    }
+
+    /// Active, with no progress update for the configured time (60 days unless set otherwise)
+    /// since it was made or last reported on.
+    async fn gone_quiet(&self, ctx: &Context<'_>) -> ApiResult<bool> {
+        Ok(self
+            .0
+            .gone_quiet(groundswell_domain::now(), app(ctx)?.quiet_after))
+    }
+
+    /// When it was made or last reported on.
+    async fn last_activity_at(&self) -> DateTime<Utc> {
+        self.0.last_activity_at
+    }
+
+    /// When it was made.
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+
+    /// When it was last changed (an edit, an update posted, or withdrawal).
+    async fn updated_at(&self) -> DateTime<Utc> {
+        self.0.updated_at
+    }
+
+    /// When it was marked achieved, once it is.
+    async fn achieved_at(&self) -> Option<DateTime<Utc>> {
+        self.0.achieved_at
+    }
+
+    /// When it was withdrawn, once it is.
+    async fn withdrawn_at(&self) -> Option<DateTime<Utc>> {
+        self.0.withdrawn_at
+    }
+}
+
+/// Loads, in one batch each, what the selected nested fields of a page of pledges will ask for,
+/// so the page costs the same number of statements whatever its size (see `loaders`).
+pub(crate) async fn prime(
+    ctx: &Context<'_>,
+    pledges: &[DomainPledge],
+    node: Lookahead<'_>,
+) -> ApiResult<()> {
+    if pledges.is_empty() {
+        return Ok(());
+    }
+    let loader = ctx.data::<RequestLoader>()?;
+    let coalition_ids = || pledges.iter().filter_map(|p| p.coalition_id);
+    let organisations = async {
+        if node.field("organisation").exists() {
+            loader
+                .load_many(pledges.iter().map(|p| OrganisationId(p.organisation_id)))
+                .await?;
+        }
+        Ok::<_, std::sync::Arc<sea_orm::DbErr>>(())
+    };
+    let changes = async {
+        if node.field("changes").exists() {
+            loader
+                .load_many(pledges.iter().map(|p| PledgeChanges(p.id)))
+                .await?;
+        }
+        Ok(())
+    };
+    let coalitions = async {
+        let coalition = node.field("coalition");
+        if coalition.exists() {
+            loader.load_many(coalition_ids().map(CoalitionId)).await?;
+        }
+        if coalition.field("changes").exists() {
+            loader
+                .load_many(coalition_ids().map(CoalitionChanges))
+                .await?;
+        }
+        Ok(())
+    };
+    let updates = async {
+        if node.field("latestUpdate").exists() {
+            loader
+                .load_many(
+                    pledges
+                        .iter()
+                        .filter_map(|p| p.latest_update_id)
+                        .map(ProgressUpdateId),
+                )
+                .await?;
+        }
+        Ok(())
+    };
+    futures::try_join!(organisations, changes, coalitions, updates).map_err(ApiError::internal)?;
+    Ok(())
+}
+
+#[derive(InputObject)]
+pub struct MakePledgeInput {
+    /// The pledging organisation; the caller must act for it.
+    pub organisation_id: ID,
+    /// One or more of the five changes.
+    pub changes: Vec<Change>,
+    /// 1 to 200 characters.
+    pub title: String,
+    /// What will be done: 1 to 5,000 characters.
+    pub commitment: String,
+    /// The day it should be done by.
+    pub due_by: Option<Date>,
+    /// A coalition the organisation is an active member of, to pledge on its behalf.
+    pub coalition_id: Option<ID>,
+}
+
+impl TryFrom<MakePledgeInput> for NewPledge {
+    type Error = ApiError;
+
+    fn try_from(input: MakePledgeInput) -> ApiResult<Self> {
+        Ok(Self {
+            organisation_id: parse_id("organisationId", &input.organisation_id)?,
+            coalition_id: input
+                .coalition_id
+                .as_ref()
+                .map(|id| parse_id("coalitionId", id))
+                .transpose()?,
+            changes: ChangeSet::parse(input.changes.into_iter().map(Into::into))
+                .field("changes")?,
+            title: PledgeTitle::parse(&input.title).field("title")?,
+            commitment: Commitment::parse(&input.commitment).field("commitment")?,
+            due_by: input.due_by.map(|d| d.0),
+        })
+    }
+}
+
+/// What to change; fields left out stay as they are.
+#[derive(InputObject)]
+pub struct UpdatePledgeInput {
+    /// One or more of the five changes, replacing the current ones.
+    pub changes: Option<Vec<Change>>,
+    /// 1 to 200 characters.
+    pub title: Option<String>,
+    /// 1 to 5,000 characters.
+    pub commitment: Option<String>,
+    /// The day it should be done by; `null` clears it.
+    pub due_by: MaybeUndefined<Date>,
+}
+
+impl TryFrom<UpdatePledgeInput> for PledgeEdit {
+    type Error = ApiError;
+
+    fn try_from(input: UpdatePledgeInput) -> ApiResult<Self> {
+        Ok(Self {
+            changes: input
+                .changes
+                .map(|c| ChangeSet::parse(c.into_iter().map(Into::into)))
+                .transpose()
+                .field("changes")?,
+            title: input
+                .title
+                .as_deref()
+                .map(PledgeTitle::parse)
+                .transpose()
+                .field("title")?,
+            commitment: input
+                .commitment
+                .as_deref()
+                .map(Commitment::parse)
+                .transpose()
+                .field("commitment")?,
+            due_by: match input.due_by {
+                MaybeUndefined::Undefined => None,
+                MaybeUndefined::Null => Some(None),
+                MaybeUndefined::Value(date) => Some(Some(date.0)),
+            },
+        })
+    }
+}
+
+/// Which pledges to list; every condition given must hold.
+#[derive(InputObject, Default)]
+pub struct PledgeFilter {
+    /// On any of these changes.
+    pub changes: Option<Vec<Change>>,
+    /// Made by this organisation.
+    pub organisation_id: Option<ID>,
+    /// Made by organisations of this kind.
+    pub organisation_kind: Option<OrganisationKind>,
+    /// Made by organisations in this region.
+    pub region: Option<Region>,
+    /// Only pledges with this status.
+    pub status: Option<PledgeStatus>,
+    /// Made on behalf of this coalition.
+    pub coalition_id: Option<ID>,
+    /// Only pledges that have gone quiet (`true`) or that have not (`false`).
+    pub gone_quiet: Option<bool>,
+    /// Made at or after this time.
+    pub made_from: Option<DateTime<Utc>>,
+    /// Made before this time.
+    pub made_to: Option<DateTime<Utc>>,
+}
+
+impl TryFrom<PledgeFilter> for DomainFilter {
+    type Error = ApiError;
+
+    fn try_from(filter: PledgeFilter) -> ApiResult<Self> {
+        Ok(Self {
+            changes: filter
+                .changes
+                .unwrap_or_default()
+                .into_iter()
+                .map(Into::into)
+                .collect(),
+            organisation_id: filter
+                .organisation_id
+                .as_ref()
+                .map(|id| parse_id("organisationId", id))
+                .transpose()?,
+            organisation_kind: filter.organisation_kind.map(Into::into),
+            region: filter.region.map(Into::into),
+            status: filter.status.map(Into::into),
+            coalition_id: filter
+                .coalition_id
+                .as_ref()
+                .map(|id| parse_id("coalitionId", id))
+                .transpose()?,
+            gone_quiet: filter.gone_quiet,
+            made_from: filter.made_from,
+            made_to: filter.made_to,
+        })
+    }
+}
+
+#[derive(Default)]
+pub struct PledgesQuery;
+
+#[Object]
+impl PledgesQuery {
+    /// A pledge by id (withdrawn ones too), or null if there is none.
+    async fn pledge(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Option<Pledge>> {
+        let id = parse_id("id", &id)?;
+        Ok(pledges::by_id(&app(ctx)?.db, id).await?.map(Pledge))
+    }
+
+    /// Pledges across the movement, in the order they were made.
+    #[graphql(complexity = "first.unwrap_or(20).clamp(0, 100) as usize * child_complexity")]
+    async fn pledges(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        filter: Option<PledgeFilter>,
+    ) -> ApiResult<Paged<Pledge>> {
+        let had_cursor = after.is_some();
+        let filter = DomainFilter::try_from(filter.unwrap_or_default())?;
+        let app = app(ctx)?;
+        let page = pledges::list(
+            &app.db,
+            &filter,
+            page_request(first, after)?,
+            groundswell_domain::now(),
+            app.quiet_after,
+        )
+        .await?;
+        prime(
+            ctx,
+            &page.items,
+            ctx.look_ahead().field("edges").field("node"),
+        )
+        .await?;
+        Ok(connection(page, had_cursor, |p| p.id, Pledge))
+    }
+}
+
+#[derive(Default)]
+pub struct PledgesMutation;
+
+#[Object]
+impl PledgesMutation {
+    /// Makes a public pledge for an organisation the caller acts for (a member, or its API
+    /// token).
+    async fn make_pledge(&self, ctx: &Context<'_>, input: MakePledgeInput) -> ApiResult<Pledge> {
+        let new = NewPledge::try_from(input)?;
+        let pledge =
+            pledges::make(&app(ctx)?.db, actor(ctx)?, new, groundswell_domain::now()).await?;
+        forget_cached(ctx)?;
+        Ok(Pledge(pledge))
+    }
+
+    /// Changes a pledge's title, commitment, date or changes. The pledging organisation only.
+    async fn update_pledge(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        input: UpdatePledgeInput,
+    ) -> ApiResult<Pledge> {
+        let id = parse_id("id", &id)?;
+        let edit = PledgeEdit::try_from(input)?;
+        let pledge = pledges::update(
+            &app(ctx)?.db,
+            actor(ctx)?,
+            id,
+            edit,
+            groundswell_domain::now(),
+        )
+        .await?;
+        forget_cached(ctx)?;
+        Ok(Pledge(pledge))
+    }
+
+    /// Withdraws a pledge with a public reason. The pledging organisation only.
+    async fn withdraw_pledge(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        reason: String,
+    ) -> ApiResult<Pledge> {
+        let id = parse_id("id", &id)?;
+        let reason = WithdrawalReason::parse(&reason).field("reason")?;
+        let pledge = pledges::withdraw(
+            &app(ctx)?.db,
+            actor(ctx)?,
+            id,
+            reason,
+            groundswell_domain::now(),
+        )
+        .await?;
+        forget_cached(ctx)?;
+        Ok(Pledge(pledge))
+    }
+}

@@ -1,0 +1,110 @@
+//! Live progress over WebSocket (graphql-transport-ws): a client sees what another posts.
+
+use futures::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest};
+
+use crate::{helpers::*, on_both_databases};
+
+on_both_databases!(a_websocket_client_receives_the_progress_another_client_posts_on_its_changes);
+
+async fn a_websocket_client_receives_the_progress_another_client_posts_on_its_changes(
+    db: Backend,
+) -> anyhow::Result<()> {
+    let app = spawn_app(db).await?;
+    // On PostgreSQL the update is posted through a second server.
+    let other = match db {
+        Backend::Postgres => Some(
+            start(
+                app.database_url.clone(),
+                app.smtp.clone(),
+                app.options.clone(),
+            )
+            .await?,
+        ),
+        Backend::Sqlite => None,
+    };
+    let poster = other.as_ref().unwrap_or(&app);
+    let owner = poster.sign_in("owner@example.org").await?;
+    let org = poster.create_organisation(&owner, "Live Reporters").await?;
+    let token = poster.api_token(&owner, &org).await?;
+    let homes = poster
+        .pledge_id(
+            &owner,
+            &org,
+            json!({ "changes": ["LIVING_IN_THE_PLACE_WE_CALL_HOME"] }),
+        )
+        .await?;
+    let money = poster
+        .pledge_id(
+            &owner,
+            &org,
+            json!({ "changes": ["MORE_RESOURCES_BETTER_USED"], "title": "Budgets" }),
+        )
+        .await?;
+
+    let mut request = format!("ws://{}/graphql/ws", app.address).into_client_request()?;
+    request
+        .headers_mut()
+        .insert("Sec-WebSocket-Protocol", "graphql-transport-ws".parse()?);
+    let (mut socket, _) = tokio_tungstenite::connect_async(request).await?;
+    socket
+        .send(Message::text(
+            json!({ "type": "connection_init", "payload": {} }).to_string(),
+        ))
+        .await?;
+    let ack = socket
+        .next()
+        .await
+        .ok_or_else(|| anyhow::anyhow!("closed"))??;
+    assert!(ack.to_text()?.contains("connection_ack"), "{ack}");
+    socket
+        .send(Message::text(json!({ "id": "1", "type": "subscribe", "payload": {
+            "query": "subscription { progressUpdatePosted(changes: [LIVING_IN_THE_PLACE_WE_CALL_HOME]) { body signal pledge { title } } }" } }).to_string()))
+        .await?;
+
+    // The subscription starts asynchronously: post until one arrives.
+    let mut received = Value::Null;
+    for n in 0..10 {
+        for (pledge, body) in [
+            (&money, format!("Budget news {n}")),
+            (&homes, format!("Homes news {n}")),
+        ] {
+            poster
+                .post_update(
+                    Some(&token),
+                    json!({ "pledgeId": pledge, "body": body, "signal": "ON_TRACK" }),
+                )
+                .await?
+                .ok()?;
+        }
+        let next = tokio::time::timeout(std::time::Duration::from_millis(1500), async {
+            loop {
+                let message = socket
+                    .next()
+                    .await
+                    .ok_or_else(|| anyhow::anyhow!("closed"))??;
+                let value: Value = serde_json::from_str(message.to_text()?)?;
+                if value["type"] == "next" {
+                    return anyhow::Ok(value);
+                }
+            }
+        })
+        .await;
+        if let Ok(value) = next {
+            received = value?;
+            break;
+        }
+    }
+    let update = &received["payload"]["data"]["progressUpdatePosted"];
+    assert!(
+        update["body"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("Homes news"),
+        "{received}"
+    );
+    assert_eq!(update["pledge"]["title"], "Homes, not placements");
+    assert_eq!(update["signal"], "ON_TRACK");
+    Ok(())
+}
