@@ -5,6 +5,7 @@
 pub mod access;
 pub mod changes;
 pub mod db;
+pub mod digests;
 pub mod events;
 pub mod gatherings;
 pub mod mail;
