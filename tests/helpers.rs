@@ -238,6 +238,9 @@ pub struct Mail {
     pub html: String,
     /// Attachments: file name, content type and text.
     pub attachments: Vec<(String, String, String)>,
+    /// The `List-Unsubscribe` and `List-Unsubscribe-Post` headers (RFC 2369, RFC 8058).
+    pub list_unsubscribe: Option<String>,
+    pub list_unsubscribe_post: Option<String>,
 }
 
 impl Mail {
@@ -254,6 +257,12 @@ impl Mail {
             from: address(message.from()),
             subject: message.subject().unwrap_or_default().to_owned(),
             message_id: message.message_id().unwrap_or_default().to_owned(),
+            list_unsubscribe: message
+                .header_raw("List-Unsubscribe")
+                .map(|v| v.trim().to_owned()),
+            list_unsubscribe_post: message
+                .header_raw("List-Unsubscribe-Post")
+                .map(|v| v.trim().to_owned()),
             text: message
                 .body_text(0)
                 .map(|t| t.into_owned())
@@ -359,6 +368,7 @@ pub async fn start(
         mail_lease_seconds: options.mail_lease_seconds,
         mail_poll_interval_ms: 50,
         access_notes_retention_days: 30,
+        digest_interval_seconds: 60,
     };
     let app = Application::build(Config::from_settings(settings)?).await?;
     let address = app.address();

@@ -4,6 +4,7 @@
 
 mod helpers;
 
+mod digests;
 mod gatherings;
 mod http;
 mod mail_delivery;

@@ -68,6 +68,9 @@ pub struct Settings {
     /// How often the delivery worker looks for due mail.
     #[arg(long, env = "MAIL_POLL_INTERVAL_MS", default_value_t = 1_000)]
     pub mail_poll_interval_ms: u64,
+    /// How often the digest scheduler looks for digests that have come due.
+    #[arg(long, env = "DIGEST_INTERVAL_SECONDS", default_value_t = 60)]
+    pub digest_interval_seconds: u64,
 }
 
 /// Validated configuration.
@@ -89,6 +92,8 @@ pub struct Config {
     pub mail: MailSettings,
     /// How long after a gathering its access notes are kept.
     pub access_notes_retention: chrono::Duration,
+    /// How often the digest scheduler runs.
+    pub digest_interval: Duration,
 }
 
 #[derive(Clone, Debug)]
@@ -133,6 +138,7 @@ impl Config {
             access_notes_retention: chrono::Duration::days(i64::from(
                 settings.access_notes_retention_days,
             )),
+            digest_interval: Duration::from_secs(settings.digest_interval_seconds.max(1)),
             mail: MailSettings {
                 max_attempts: settings.mail_max_attempts.max(1),
                 retry_base: Duration::from_millis(settings.mail_retry_base_ms),

@@ -7,8 +7,8 @@
 
 use async_graphql::ErrorExtensions;
 use groundswell_domain::{
-    AccessError, InvalidInput, gatherings::GatheringError, organisations::OrganisationError,
-    people::PeopleError, registrations::RegistrationError,
+    AccessError, InvalidInput, digests::DigestError, gatherings::GatheringError,
+    organisations::OrganisationError, people::PeopleError, registrations::RegistrationError,
 };
 
 #[derive(Clone, Debug)]
@@ -170,6 +170,17 @@ impl From<RegistrationError> for ApiError {
             | RegistrationError::AlreadyCancelled
             | RegistrationError::NotConfirmed => ApiError::Conflict(err.to_string()),
             RegistrationError::Database(err) => ApiError::internal(err),
+        }
+    }
+}
+
+impl From<DigestError> for ApiError {
+    fn from(err: DigestError) -> Self {
+        match err {
+            DigestError::Access(err) => err.into(),
+            DigestError::InvalidUnsubscribeLink => ApiError::bad_input("token", "is not valid"),
+            DigestError::NotFound => ApiError::NotFound(err.to_string()),
+            DigestError::Database(err) => ApiError::internal(err),
         }
     }
 }

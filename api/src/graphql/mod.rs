@@ -3,6 +3,7 @@
 
 mod changes;
 mod connection;
+mod digests;
 pub mod error;
 mod gatherings;
 mod loaders;
@@ -35,6 +36,7 @@ pub struct QueryRoot(
     changes::ChangesQuery,
     organisations::OrganisationsQuery,
     gatherings::GatheringsQuery,
+    digests::DigestsQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -44,6 +46,7 @@ pub struct MutationRoot(
     organisations::OrganisationsMutation,
     gatherings::GatheringsMutation,
     registrations::RegistrationsMutation,
+    digests::DigestsMutation,
 );
 
 pub use subscriptions::SubscriptionRoot;
@@ -61,6 +64,8 @@ pub struct AppContext {
     pub events: crate::events::Events,
     /// Base URL for links, without a trailing slash.
     pub public_url: String,
+    /// Renders digests for `digestPreview` exactly as the mail worker will.
+    pub renderer: Arc<crate::mail::Renderer>,
 }
 
 /// Who is asking, established once per request.

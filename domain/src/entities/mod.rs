@@ -2,6 +2,7 @@
 
 pub(crate) mod api_token;
 pub(crate) mod change;
+pub(crate) mod digest;
 pub(crate) mod gathering;
 pub(crate) mod gathering_convenor;
 pub(crate) mod organisation;

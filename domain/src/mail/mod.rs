@@ -38,6 +38,7 @@ pub enum Template {
     RegistrationPromoted,
     RegistrationCancelled,
     GatheringCancelled,
+    Digest,
 }
 
 impl Template {
@@ -50,6 +51,7 @@ impl Template {
             Template::RegistrationPromoted => "registration_promoted",
             Template::RegistrationCancelled => "registration_cancelled",
             Template::GatheringCancelled => "gathering_cancelled",
+            Template::Digest => "digest",
         }
     }
 }
