@@ -4,6 +4,7 @@
 
 mod helpers;
 
+mod digest_servers;
 mod digests;
 mod gatherings;
 mod http;
