@@ -14,6 +14,8 @@ on_both_databases!(
     digest_preview_shows_the_signed_in_person_their_next_digest,
     only_admins_send_due_digests,
     recipients_in_three_time_zones_get_each_digest_once_across_both_clock_changes,
+    a_period_with_nothing_to_tell_is_claimed_but_sent_only_to_those_who_asked,
+    the_command_line_queues_due_digests_filtered_to_the_changes_of_interest,
 );
 
 async fn admin(app: &TestApp) -> anyhow::Result<String> {
@@ -354,5 +356,93 @@ async fn recipients_in_three_time_zones_get_each_digest_once_across_both_clock_c
             .await? as usize,
         total
     );
+    Ok(())
+}
+
+async fn a_period_with_nothing_to_tell_is_claimed_but_sent_only_to_those_who_asked(
+    db: Backend,
+) -> anyhow::Result<()> {
+    let app = spawn_app(db).await?;
+    let admin = admin(&app).await?;
+    app.gql(
+        Some(&admin),
+        "mutation { updateDigestPreferences(input: { frequency: NEVER }) { id } }",
+        json!({}),
+    )
+    .await?
+    .ok()?;
+    let convenor = app.convenor("quiet@example.org").await?;
+    let as_of = Utc::now() + chrono::Duration::days(8);
+    assert_eq!(send_due(&app, &admin, as_of).await?, 0);
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM digests WHERE outbox_id IS NULL")
+            .await?,
+        1,
+        "the empty period is claimed, so it is not looked at again"
+    );
+    assert_eq!(send_due(&app, &admin, as_of).await?, 0);
+
+    app.gql(
+        Some(&convenor),
+        "mutation { updateDigestPreferences(input: { sendEmpty: true }) { id } }",
+        json!({}),
+    )
+    .await?
+    .ok()?;
+    assert_eq!(
+        send_due(&app, &admin, as_of + chrono::Duration::days(7)).await?,
+        1
+    );
+    let mails = app.smtp.wait_for("quiet@example.org", 2).await?;
+    let digest = mails
+        .iter()
+        .find(|m| m.subject.contains("digest"))
+        .ok_or_else(|| anyhow::anyhow!("no digest"))?;
+    assert!(
+        digest.subject.contains("a quiet week"),
+        "{}",
+        digest.subject
+    );
+    assert!(digest.text.contains("Nothing new happened in this period."));
+    Ok(())
+}
+
+async fn the_command_line_queues_due_digests_filtered_to_the_changes_of_interest(
+    db: Backend,
+) -> anyhow::Result<()> {
+    let app = spawn_app(db).await?;
+    let convenor = app.convenor("focused@example.org").await?;
+    app.gql(
+        Some(&convenor),
+        "mutation { updateDigestPreferences(input: { changes: [MORE_RESOURCES_BETTER_USED], sendEmpty: true }) { id } }",
+        json!({}),
+    )
+    .await?
+    .ok()?;
+    let as_of = Utc::now() + chrono::Duration::days(8);
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_groundswell"))
+        .args(["send-due-digests", "--as-of", &as_of.to_rfc3339()])
+        .env("DATABASE_URL", &app.database_url)
+        .env("SECRET_KEY", &app.options.secret_key)
+        .env("RUST_LOG", "warn")
+        .output()
+        .await?;
+    anyhow::ensure!(
+        output.status.success(),
+        "send-due-digests failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(String::from_utf8_lossy(&output.stdout).starts_with("1 digests queued"));
+    let mails = app.smtp.wait_for("focused@example.org", 2).await?;
+    let digest = mails
+        .iter()
+        .find(|m| m.subject.contains("digest"))
+        .ok_or_else(|| anyhow::anyhow!("no digest"))?;
+    assert!(
+        digest
+            .text
+            .contains("More resources, better used: 0 pledges (0)")
+    );
+    assert!(!digest.text.contains("Sharing power as equals"));
     Ok(())
 }

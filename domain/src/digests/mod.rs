@@ -168,12 +168,22 @@ pub async fn build(db: &Database, recipient: &Recipient, period: Period) -> Resu
     })
 }
 
-/// The last digest slot of each person, from their digest rows.
-async fn last_slots(db: &Database, person_ids: &[Uuid]) -> Result<HashMap<Uuid, Slot>, DbErr> {
+/// How far back digest rows are read. The newest slot is never older than
+/// `schedule::LOOK_BACK_DAYS`, so a row that could stop it being sent again is always newer
+/// than this; older rows only describe digests long since sent.
+const RECENT_ROWS: Duration = Duration::days(62);
+
+/// The last digest slot of each person as of `as_of`, from their recent digest rows.
+async fn last_slots(
+    db: &Database,
+    person_ids: &[Uuid],
+    as_of: DateTime<Utc>,
+) -> Result<HashMap<Uuid, Slot>, DbErr> {
     let mut last: HashMap<Uuid, Slot> = HashMap::new();
     for chunk in person_ids.chunks(500) {
         let rows = digest::Entity::find()
             .filter(digest::Column::PersonId.is_in(chunk.iter().copied()))
+            .filter(digest::Column::PeriodEnd.gte(as_of - RECENT_ROWS))
             .all(db.conn())
             .await?;
         for row in rows {
@@ -229,7 +239,7 @@ pub async fn send_due(
 ) -> Result<SendOutcome, DbErr> {
     let people = subscribers(db).await?;
     let ids: Vec<Uuid> = people.iter().map(|p| p.id).collect();
-    let last = last_slots(db, &ids).await?;
+    let last = last_slots(db, &ids, as_of).await?;
     let mut outcome = SendOutcome::default();
     for person in people {
         let prefs = &person.digest;
@@ -359,14 +369,14 @@ pub async fn preview(
     let person = crate::people::by_id(db, person_id)
         .await?
         .ok_or(DigestError::NotFound)?;
-    let last = last_slots(db, &[person_id]).await?.remove(&person_id);
+    let last = last_slots(db, &[person_id], now).await?.remove(&person_id);
     let prefs = &person.digest;
+    // At least the last hour, even just after a digest (or one queued for a later `asOf`).
     let start = match &last {
         Some(last) => last.at,
-        None => schedule::latest_slot(prefs, now)
-            .map_or(now - Duration::days(7), |slot| slot.at)
-            .min(now - Duration::hours(1)),
-    };
+        None => schedule::latest_slot(prefs, now).map_or(now - Duration::days(7), |slot| slot.at),
+    }
+    .min(now - Duration::hours(1));
     let next_send_at = schedule::next_slot(prefs, now).map(|slot| slot.at);
     let recipient = Recipient { person };
     let digest = build(db, &recipient, Period { start, end: now }).await?;

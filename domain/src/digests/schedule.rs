@@ -21,7 +21,7 @@ pub struct Slot {
 
 /// How far back to look for the newest slot: more than a month and a week, so the first chosen
 /// weekday of the previous month is always within reach.
-const LOOK_BACK_DAYS: i64 = 40;
+pub(crate) const LOOK_BACK_DAYS: i64 = 40;
 
 /// The slot due at `as_of`, if any: the newest slot that has begun, unless it is the last one
 /// sent (or older), or began before `not_before` (a person is not sent a digest for a slot
