@@ -243,7 +243,12 @@ mod tests {
                     "when": "Monday", "unlimited": false, "full": false,
                     "in_person_offered": true, "online_offered": false,
                     "in_person_places_left": 3, "online_places_left": null,
-                    "confirmed": 7, "waitlisted": 0, "new_this_period": true}]},
+                    "confirmed": 7, "waitlisted": 0, "new_this_period": true},
+                    {"title": "Hybrid", "slug": "hybrid", "when": "Tuesday",
+                    "unlimited": true, "full": false, "in_person_offered": true,
+                    "online_offered": true, "in_person_places_left": 2,
+                    "online_places_left": null, "confirmed": 1, "waitlisted": 0,
+                    "new_this_period": false}]},
             }),
         ))?;
         let link = format!(
@@ -257,6 +262,13 @@ mod tests {
             rendered
                 .text
                 .contains("Places left: 3 in person; confirmed: 7; waitlist: 0")
+        );
+        assert!(
+            rendered
+                .text
+                .contains("Places left: 2 in person, no limit online; confirmed: 1; waitlist: 0"),
+            "{}",
+            rendered.text
         );
         assert!(rendered.html.contains("Leeds &lt;gathering&gt;"));
         assert!(
