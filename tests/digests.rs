@@ -16,6 +16,7 @@ on_both_databases!(
     recipients_in_three_time_zones_get_each_digest_once_across_both_clock_changes,
     a_period_with_nothing_to_tell_is_claimed_but_sent_only_to_those_who_asked,
     the_command_line_queues_due_digests_filtered_to_the_changes_of_interest,
+    a_digest_the_mail_server_rejects_for_good_is_marked_failed_and_shown_to_admins,
 );
 
 async fn admin(app: &TestApp) -> anyhow::Result<String> {
@@ -444,5 +445,48 @@ async fn the_command_line_queues_due_digests_filtered_to_the_changes_of_interest
             .contains("More resources, better used: 0 pledges (0)")
     );
     assert!(!digest.text.contains("Sharing power as equals"));
+    Ok(())
+}
+
+async fn a_digest_the_mail_server_rejects_for_good_is_marked_failed_and_shown_to_admins(
+    db: Backend,
+) -> anyhow::Result<()> {
+    let app = spawn_app(db).await?;
+    let admin = admin(&app).await?;
+    app.gql(
+        Some(&admin),
+        "mutation { updateDigestPreferences(input: { frequency: NEVER }) { id } }",
+        json!({}),
+    )
+    .await?
+    .ok()?;
+    let convenor = app.convenor("bounced@example.org").await?;
+    app.gathering(&convenor, json!({})).await?;
+    app.smtp
+        .rejecting
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(
+        send_due(&app, &admin, Utc::now() + chrono::Duration::days(8)).await?,
+        1
+    );
+    let query = "{ failedMail { recipient template attempts lastError } }";
+    let mut failed = Value::Null;
+    for _ in 0..300 {
+        failed = app.gql(Some(&admin), query, json!({})).await?.ok()?["failedMail"].clone();
+        if failed.as_array().is_some_and(|f| !f.is_empty()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(failed[0]["recipient"], "bounced@example.org");
+    assert_eq!(failed[0]["template"], "digest");
+    assert!(
+        failed[0]["lastError"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("554")
+    );
+    let refused = app.gql(Some(&convenor), query, json!({})).await?;
+    assert_eq!(refused.code(), Some("FORBIDDEN"));
     Ok(())
 }

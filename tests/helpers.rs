@@ -127,6 +127,8 @@ pub struct SmtpServer {
     pub refusing: Arc<AtomicBool>,
     /// While set, the server holds each session at DATA, as a slow server would.
     pub stalled: Arc<AtomicBool>,
+    /// While set, every message is refused with 554 (a permanent failure) at DATA.
+    pub rejecting: Arc<AtomicBool>,
     pub sessions_started: Arc<AtomicUsize>,
 }
 
@@ -136,6 +138,7 @@ struct Handler {
     received: Arc<Mutex<Vec<Vec<u8>>>>,
     refusing: Arc<AtomicBool>,
     stalled: Arc<AtomicBool>,
+    rejecting: Arc<AtomicBool>,
     sessions_started: Arc<AtomicUsize>,
 }
 
@@ -148,6 +151,9 @@ impl mailin_embedded::Handler for Handler {
         self.buffer.clear();
         if self.refusing.load(Ordering::SeqCst) {
             return mailin_embedded::response::INTERNAL_ERROR;
+        }
+        if self.rejecting.load(Ordering::SeqCst) {
+            return mailin_embedded::response::TRANSACTION_FAILED;
         }
         mailin_embedded::response::OK
     }
@@ -179,6 +185,7 @@ impl SmtpServer {
             received: Arc::default(),
             refusing: Arc::default(),
             stalled: Arc::default(),
+            rejecting: Arc::default(),
             sessions_started: Arc::default(),
         };
         let handler = Handler {
@@ -186,6 +193,7 @@ impl SmtpServer {
             received: server.received.clone(),
             refusing: server.refusing.clone(),
             stalled: server.stalled.clone(),
+            rejecting: server.rejecting.clone(),
             sessions_started: server.sessions_started.clone(),
         };
         let mut smtp = mailin_embedded::Server::new(handler);

@@ -1,4 +1,5 @@
-//! Digests: the signed-in person's next digest, and sending due digests now for operators.
+//! Digests: the signed-in person's next digest, sending due digests now for operators, and
+//! the mail given up on, so operators see what did not arrive.
 
 use async_graphql::{Context, Object, SimpleObject};
 use chrono::{DateTime, Utc};
@@ -28,11 +29,48 @@ pub struct DigestPreview {
     pub gathering_count: i32,
 }
 
+/// A message given up on after its last delivery attempt.
+#[derive(SimpleObject)]
+pub struct FailedMail {
+    pub id: async_graphql::ID,
+    /// Who it was for.
+    pub recipient: String,
+    /// Which message it was, by template name (such as `digest`).
+    pub template: String,
+    /// Delivery attempts made.
+    pub attempts: i32,
+    /// What the last attempt answered.
+    pub last_error: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
 #[derive(Default)]
 pub struct DigestsQuery;
 
 #[Object]
 impl DigestsQuery {
+    /// Admins: messages marked failed after their last delivery attempt, newest first (at
+    /// most `first`, default 50, up to 100).
+    async fn failed_mail(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+    ) -> ApiResult<Vec<FailedMail>> {
+        let limit = u64::try_from(first.unwrap_or(50).clamp(1, 100)).unwrap_or(50);
+        let failed = groundswell_domain::mail::failed(&app(ctx)?.db, actor(ctx)?, limit).await?;
+        Ok(failed
+            .into_iter()
+            .map(|f| FailedMail {
+                id: async_graphql::ID(f.id.to_string()),
+                recipient: f.recipient,
+                template: f.template,
+                attempts: f.attempts,
+                last_error: f.last_error,
+                created_at: f.created_at,
+            })
+            .collect())
+    }
+
     /// The signed-in person's next digest, rendered.
     async fn digest_preview(&self, ctx: &Context<'_>) -> ApiResult<Option<DigestPreview>> {
         let app = app(ctx)?;

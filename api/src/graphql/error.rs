@@ -7,7 +7,7 @@
 
 use async_graphql::ErrorExtensions;
 use groundswell_domain::{
-    AccessError, InvalidInput, digests::DigestError, gatherings::GatheringError,
+    AccessError, InvalidInput, digests::DigestError, gatherings::GatheringError, mail::MailError,
     organisations::OrganisationError, people::PeopleError, registrations::RegistrationError,
 };
 
@@ -181,6 +181,15 @@ impl From<DigestError> for ApiError {
             DigestError::InvalidUnsubscribeLink => ApiError::bad_input("token", "is not valid"),
             DigestError::NotFound => ApiError::NotFound(err.to_string()),
             DigestError::Database(err) => ApiError::internal(err),
+        }
+    }
+}
+
+impl From<MailError> for ApiError {
+    fn from(err: MailError) -> Self {
+        match err {
+            MailError::Access(err) => err.into(),
+            MailError::Database(err) => ApiError::internal(err),
         }
     }
 }
