@@ -127,6 +127,8 @@ pub struct SmtpServer {
     pub refusing: Arc<AtomicBool>,
     /// While set, the server holds each session at DATA, as a slow server would.
     pub stalled: Arc<AtomicBool>,
+    /// While set, every message is refused with 554 (a permanent failure) at DATA.
+    pub rejecting: Arc<AtomicBool>,
     pub sessions_started: Arc<AtomicUsize>,
 }
 
@@ -136,6 +138,7 @@ struct Handler {
     received: Arc<Mutex<Vec<Vec<u8>>>>,
     refusing: Arc<AtomicBool>,
     stalled: Arc<AtomicBool>,
+    rejecting: Arc<AtomicBool>,
     sessions_started: Arc<AtomicUsize>,
 }
 
@@ -148,6 +151,9 @@ impl mailin_embedded::Handler for Handler {
         self.buffer.clear();
         if self.refusing.load(Ordering::SeqCst) {
             return mailin_embedded::response::INTERNAL_ERROR;
+        }
+        if self.rejecting.load(Ordering::SeqCst) {
+            return mailin_embedded::response::TRANSACTION_FAILED;
         }
         mailin_embedded::response::OK
     }
@@ -179,6 +185,7 @@ impl SmtpServer {
             received: Arc::default(),
             refusing: Arc::default(),
             stalled: Arc::default(),
+            rejecting: Arc::default(),
             sessions_started: Arc::default(),
         };
         let handler = Handler {
@@ -186,6 +193,7 @@ impl SmtpServer {
             received: server.received.clone(),
             refusing: server.refusing.clone(),
             stalled: server.stalled.clone(),
+            rejecting: server.rejecting.clone(),
             sessions_started: server.sessions_started.clone(),
         };
         let mut smtp = mailin_embedded::Server::new(handler);
@@ -238,6 +246,9 @@ pub struct Mail {
     pub html: String,
     /// Attachments: file name, content type and text.
     pub attachments: Vec<(String, String, String)>,
+    /// The `List-Unsubscribe` and `List-Unsubscribe-Post` headers (RFC 2369, RFC 8058).
+    pub list_unsubscribe: Option<String>,
+    pub list_unsubscribe_post: Option<String>,
 }
 
 impl Mail {
@@ -254,6 +265,12 @@ impl Mail {
             from: address(message.from()),
             subject: message.subject().unwrap_or_default().to_owned(),
             message_id: message.message_id().unwrap_or_default().to_owned(),
+            list_unsubscribe: message
+                .header_raw("List-Unsubscribe")
+                .map(|v| v.trim().to_owned()),
+            list_unsubscribe_post: message
+                .header_raw("List-Unsubscribe-Post")
+                .map(|v| v.trim().to_owned()),
             text: message
                 .body_text(0)
                 .map(|t| t.into_owned())
@@ -364,6 +381,7 @@ pub async fn start(
         mail_poll_interval_ms: 50,
         access_notes_retention_days: 30,
         pledge_quiet_days: 60,
+        digest_interval_seconds: 60,
     };
     let app = Application::build(Config::from_settings(settings)?).await?;
     let address = app.address();

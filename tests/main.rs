@@ -5,6 +5,8 @@
 mod helpers;
 
 mod coalitions;
+mod digest_servers;
+mod digests;
 mod gatherings;
 mod http;
 mod mail_delivery;

@@ -1,8 +1,9 @@
-//! The command line: `serve` (the default), `migrate`, `schema`, `grant-role` and `seed`.
+//! The command line: `serve` (the default), `migrate`, `schema`, `grant-role`, `seed` and
+//! `send-due-digests`.
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
-use groundswell_domain::{Database, people};
+use groundswell_domain::{Database, digests, people};
 use groundswell_migration::MigratorTrait;
 
 use crate::{Application, Config, config::Settings, graphql, seed, telemetry};
@@ -37,6 +38,12 @@ enum Command {
     /// Load a demo movement (organisations, coalitions, pledges and a year of progress) into an
     /// empty database.
     Seed,
+    /// Queue every digest due now (or at --as-of, an RFC 3339 time) and exit; a running
+    /// server delivers them. A digest already queued for its period is not queued again.
+    SendDueDigests {
+        #[arg(long)]
+        as_of: Option<chrono::DateTime<chrono::Utc>>,
+    },
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -97,6 +104,21 @@ pub async fn run() -> anyhow::Result<()> {
             println!(
                 "Seeded {} organisations, {} coalitions, {} pledges and {} progress updates.",
                 seeded.organisations, seeded.coalitions, seeded.pledges, seeded.updates
+            );
+            Ok(())
+        }
+        Command::SendDueDigests { as_of } => {
+            telemetry::init();
+            let config = Config::from_settings(cli.settings)?;
+            let db = connect(&config).await?;
+            groundswell_migration::Migrator::up(db.conn(), None).await?;
+            let now = groundswell_domain::now();
+            let outcome = digests::send_due(&db, as_of.unwrap_or(now), now)
+                .await
+                .context("queuing due digests")?;
+            println!(
+                "{} digests queued; {} periods with nothing to tell; {} already queued elsewhere.",
+                outcome.queued, outcome.skipped_empty, outcome.already_claimed
             );
             Ok(())
         }

@@ -71,6 +71,9 @@ pub struct Settings {
     /// Days an active pledge may go without a progress update before it counts as gone quiet.
     #[arg(long, env = "PLEDGE_QUIET_DAYS", default_value_t = groundswell_domain::pledges::DEFAULT_QUIET_AFTER_DAYS)]
     pub pledge_quiet_days: u32,
+    /// How often the digest scheduler looks for digests that have come due.
+    #[arg(long, env = "DIGEST_INTERVAL_SECONDS", default_value_t = 60)]
+    pub digest_interval_seconds: u64,
 }
 
 /// Validated configuration.
@@ -94,6 +97,8 @@ pub struct Config {
     pub access_notes_retention: chrono::Duration,
     /// How long an active pledge may go without a progress update before it has gone quiet.
     pub quiet_after: chrono::TimeDelta,
+    /// How often the digest scheduler runs.
+    pub digest_interval: Duration,
 }
 
 #[derive(Clone, Debug)]
@@ -138,6 +143,7 @@ impl Config {
             access_notes_retention: chrono::Duration::days(i64::from(
                 settings.access_notes_retention_days,
             )),
+            digest_interval: Duration::from_secs(settings.digest_interval_seconds.max(1)),
             mail: MailSettings {
                 max_attempts: settings.mail_max_attempts.max(1),
                 retry_base: Duration::from_millis(settings.mail_retry_base_ms),

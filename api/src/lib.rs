@@ -5,6 +5,7 @@
 pub mod calendar;
 pub mod cli;
 pub mod config;
+pub mod digests;
 pub mod events;
 pub mod graphql;
 pub mod http;

@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     Config,
     cli::connect,
+    digests::DigestScheduler,
     events::Events,
     graphql::{self, AppContext},
     http::{self, AppState},
@@ -33,6 +34,7 @@ pub struct Application {
     address: SocketAddr,
     router: axum::Router,
     worker: DeliveryWorker,
+    scheduler: DigestScheduler,
     shutdown: CancellationToken,
     statements: Arc<AtomicU64>,
 }
@@ -56,6 +58,10 @@ impl Application {
         });
 
         let mail_queued = Arc::new(Notify::new());
+        let renderer = Arc::new(Renderer::new(
+            config.public_url.clone(),
+            config.secret_key.clone(),
+        )?);
         let events = Events::new(db.clone());
         let per_minute =
             NonZeroU32::new(config.sign_in_requests_per_minute).unwrap_or(NonZeroU32::MIN);
@@ -67,6 +73,7 @@ impl Application {
             events: events.clone(),
             public_url: config.public_url.clone(),
             quiet_after: config.quiet_after,
+            renderer,
         });
         let transport = match &config.smtp_url {
             Some(url) => Transport::smtp(url)?,
@@ -78,8 +85,13 @@ impl Application {
             transport,
             config.mail_from.clone(),
             config.mail.clone(),
-            mail_queued,
+            mail_queued.clone(),
         );
+        let scheduler = DigestScheduler {
+            db: db.clone(),
+            interval: config.digest_interval,
+            mail_queued,
+        };
         let db_for_maintenance = db.clone();
         let router = http::router(
             AppState {
@@ -87,6 +99,7 @@ impl Application {
                 schema,
                 public_url: config.public_url.clone().into(),
                 max_body_bytes: config.max_body_bytes,
+                secret: config.secret_key.clone(),
             },
             config.request_timeout,
         );
@@ -106,6 +119,7 @@ impl Application {
             address,
             router,
             worker,
+            scheduler,
             shutdown: CancellationToken::new(),
             statements,
         })
@@ -128,7 +142,8 @@ impl Application {
     }
 
     /// Serves until SIGTERM, Ctrl-C or the shutdown token; then stops taking requests, lets
-    /// those in flight finish, and lets the mail worker finish its batch.
+    /// those in flight finish, and lets the mail worker finish its batch and the digest
+    /// scheduler its run.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let shutdown = self.shutdown.clone();
         let signals = shutdown.clone();
@@ -144,9 +159,10 @@ impl Application {
                 .into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(shutdown.clone().cancelled_owned());
-        let (served, (), (), ()) = tokio::join!(
+        let (served, (), (), (), ()) = tokio::join!(
             server,
             self.worker.run(shutdown.clone()),
+            self.scheduler.run(shutdown.clone()),
             self.events.relay(self.database_url, shutdown.clone()),
             self.maintenance.run(shutdown),
         );

@@ -6,6 +6,7 @@ pub mod access;
 pub mod changes;
 pub mod coalitions;
 pub mod db;
+pub mod digests;
 pub mod events;
 pub mod gatherings;
 pub mod mail;

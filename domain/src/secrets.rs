@@ -53,6 +53,20 @@ impl SecretKey {
         mac.update(id.as_bytes());
         URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
     }
+
+    /// Whether `token` is the one `derive(purpose, id)` makes, compared in constant time.
+    pub fn verify(&self, purpose: &str, id: Uuid, token: &str) -> bool {
+        let Ok(given) = URL_SAFE_NO_PAD.decode(token) else {
+            return false;
+        };
+        let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(&self.0) else {
+            return false;
+        };
+        mac.update(purpose.as_bytes());
+        mac.update(b":");
+        mac.update(id.as_bytes());
+        mac.verify_slice(&given).is_ok()
+    }
 }
 
 /// A fresh random token with a readable prefix saying what it is for.
@@ -87,6 +101,17 @@ mod tests {
             key.derive("sign-in", id),
             SecretKey::generate().derive("sign-in", id)
         );
+    }
+
+    #[test]
+    fn derived_tokens_verify_only_for_their_purpose_and_id() {
+        let key = SecretKey::generate();
+        let id = Uuid::now_v7();
+        let token = key.derive("unsubscribe", id);
+        assert!(key.verify("unsubscribe", id, &token));
+        assert!(!key.verify("sign-in", id, &token));
+        assert!(!key.verify("unsubscribe", Uuid::now_v7(), &token));
+        assert!(!key.verify("unsubscribe", id, "not-a-token"));
     }
 
     #[test]

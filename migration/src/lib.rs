@@ -6,6 +6,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261129_000001_foundation;
 mod m20261129_000002_gatherings;
 mod m20261129_000003_pledges;
+mod m20261129_000004_digests;
 
 pub struct Migrator;
 
@@ -16,6 +17,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000001_foundation::Migration),
             Box::new(m20261129_000002_gatherings::Migration),
             Box::new(m20261129_000003_pledges::Migration),
+            Box::new(m20261129_000004_digests::Migration),
         ]
     }
 }

@@ -7,9 +7,10 @@
 
 use async_graphql::ErrorExtensions;
 use groundswell_domain::{
-    AccessError, InvalidInput, coalitions::CoalitionError, gatherings::GatheringError,
-    organisations::OrganisationError, people::PeopleError, pledges::PledgeError,
-    progress::ProgressError, registrations::RegistrationError,
+    AccessError, InvalidInput, coalitions::CoalitionError, digests::DigestError,
+    gatherings::GatheringError, mail::MailError, organisations::OrganisationError,
+    people::PeopleError, pledges::PledgeError, progress::ProgressError,
+    registrations::RegistrationError,
 };
 
 #[derive(Clone, Debug)]
@@ -208,6 +209,17 @@ impl From<CoalitionError> for ApiError {
     }
 }
 
+impl From<DigestError> for ApiError {
+    fn from(err: DigestError) -> Self {
+        match err {
+            DigestError::Access(err) => err.into(),
+            DigestError::InvalidUnsubscribeLink => ApiError::bad_input("token", "is not valid"),
+            DigestError::NotFound => ApiError::NotFound(err.to_string()),
+            DigestError::Database(err) => ApiError::internal(err),
+        }
+    }
+}
+
 impl From<ProgressError> for ApiError {
     fn from(err: ProgressError) -> Self {
         match err {
@@ -219,6 +231,15 @@ impl From<ProgressError> for ApiError {
                 ApiError::Conflict(err.to_string())
             }
             ProgressError::Database(err) => ApiError::internal(err),
+        }
+    }
+}
+
+impl From<MailError> for ApiError {
+    fn from(err: MailError) -> Self {
+        match err {
+            MailError::Access(err) => err.into(),
+            MailError::Database(err) => ApiError::internal(err),
         }
     }
 }

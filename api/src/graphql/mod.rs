@@ -4,6 +4,7 @@
 mod changes;
 mod coalitions;
 mod connection;
+mod digests;
 pub mod error;
 mod gatherings;
 mod loaders;
@@ -43,6 +44,7 @@ pub struct QueryRoot(
     pledges::PledgesQuery,
     coalitions::CoalitionsQuery,
     progress::ProgressQuery,
+    digests::DigestsQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -55,6 +57,7 @@ pub struct MutationRoot(
     pledges::PledgesMutation,
     coalitions::CoalitionsMutation,
     progress::ProgressMutation,
+    digests::DigestsMutation,
 );
 
 pub use subscriptions::SubscriptionRoot;
@@ -74,6 +77,8 @@ pub struct AppContext {
     pub public_url: String,
     /// How long an active pledge may go without an update before it has gone quiet.
     pub quiet_after: chrono::TimeDelta,
+    /// Renders digests for `digestPreview` exactly as the mail worker will.
+    pub renderer: Arc<crate::mail::Renderer>,
 }
 
 /// Who is asking, established once per request.

@@ -5,6 +5,7 @@ mod gatherings;
 mod graphql;
 mod health;
 mod sign_in;
+mod unsubscribe;
 
 use std::{sync::Arc, time::Duration};
 
@@ -22,7 +23,7 @@ use tower_http::{
 };
 
 use crate::graphql::GroundswellSchema;
-use groundswell_domain::Database;
+use groundswell_domain::{Database, secrets::SecretKey};
 
 pub const SESSION_COOKIE: &str = "groundswell_session";
 
@@ -32,6 +33,8 @@ pub struct AppState {
     pub schema: GroundswellSchema,
     pub public_url: Arc<str>,
     pub max_body_bytes: usize,
+    /// Verifies unsubscribe links.
+    pub secret: SecretKey,
 }
 
 pub fn router(state: AppState, request_timeout: Duration) -> Router {
@@ -45,6 +48,10 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
             get(gatherings::registrations_csv),
         )
         .route("/sign-in", get(sign_in::page).post(sign_in::submit))
+        .route(
+            "/unsubscribe/{token}",
+            get(unsubscribe::page).post(unsubscribe::submit),
+        )
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(crate::metrics::render))

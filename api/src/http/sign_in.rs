@@ -18,7 +18,7 @@ pub struct TokenParam {
     token: String,
 }
 
-fn page_html(title: &str, body: &str) -> String {
+pub(super) fn page_html(title: &str, body: &str) -> String {
     format!(
         r#"<!DOCTYPE html>
 <html lang="en">

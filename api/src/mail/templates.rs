@@ -3,7 +3,8 @@
 
 use anyhow::{Context, anyhow};
 use groundswell_domain::{
-    gatherings::CalendarEntry, mail::QueuedMail, people::SIGN_IN_PURPOSE, secrets::SecretKey,
+    digests, gatherings::CalendarEntry, mail::QueuedMail, people::SIGN_IN_PURPOSE,
+    secrets::SecretKey,
 };
 use minijinja::Environment;
 use serde_json::Value;
@@ -40,6 +41,7 @@ const MESSAGES: &[[(&str, &str); 3]] = &[
     template!("registration_promoted"),
     template!("registration_cancelled"),
     template!("gathering_cancelled"),
+    template!("digest"),
 ];
 
 const LAYOUT: (&str, &str) = (
@@ -54,6 +56,8 @@ pub struct Rendered {
     pub html: String,
     /// An iCalendar file to attach, for messages that give someone a place.
     pub calendar: Option<String>,
+    /// The one-click unsubscribe link (RFC 8058), for messages sent on a schedule.
+    pub unsubscribe_url: Option<String>,
 }
 
 pub struct Renderer {
@@ -103,6 +107,20 @@ impl Renderer {
                 Value::String(format!("{}/sign-in?token={token}", self.public_url)),
             );
         }
+        let unsubscribe_url = context
+            .get("unsubscribe_person_id")
+            .and_then(Value::as_str)
+            .and_then(|id| Uuid::parse_str(id).ok())
+            .map(|id| {
+                format!(
+                    "{}/unsubscribe/{}",
+                    self.public_url,
+                    digests::unsubscribe_token(&self.secret, id)
+                )
+            });
+        if let Some(url) = &unsubscribe_url {
+            context.insert("unsubscribe_url".into(), Value::String(url.clone()));
+        }
         // Links are built here, or validated as http(s) URLs when they were given; marking them
         // safe keeps HTML escaping from turning their slashes into entities.
         let context: std::collections::BTreeMap<String, minijinja::Value> = context
@@ -140,6 +158,7 @@ impl Renderer {
             text: render("txt")?,
             html: render("html")?,
             calendar,
+            unsubscribe_url,
         })
     }
 }
@@ -197,6 +216,66 @@ mod tests {
         assert!(!rendered.html.contains("<script>"));
         assert!(rendered.html.contains("&lt;script&gt;"));
         assert!(rendered.text.contains("<script>x</script> & Co"));
+        Ok(())
+    }
+
+    #[test]
+    fn digests_carry_a_derived_unsubscribe_link_in_both_parts() -> anyhow::Result<()> {
+        let secret = SecretKey::generate();
+        let renderer = Renderer::new("https://gs.example".into(), secret.clone())?;
+        let person = Uuid::now_v7();
+        let rendered = renderer.render(&queued(
+            "digest",
+            json!({
+                "unsubscribe_person_id": person,
+                "frequency": "weekly",
+                "is_empty": false,
+                "period_start_local": "Monday 1 March 2027",
+                "period_end_local": "Monday 8 March 2027",
+                "picture": {"rows": [{"title": "More resources, better used",
+                    "pledges_this_period": 2, "pledges_last_period": 1,
+                    "updates_this_period": 0, "updates_last_period": 0}]},
+                "new_pledges": {"items": []},
+                "progress": {"items": []},
+                "coalitions": {"items": []},
+                "quiet_pledges": {"items": []},
+                "gatherings": {"items": [{"title": "Leeds <gathering>", "slug": "leeds",
+                    "when": "Monday", "unlimited": false, "full": false,
+                    "in_person_offered": true, "online_offered": false,
+                    "in_person_places_left": 3, "online_places_left": null,
+                    "confirmed": 7, "waitlisted": 0, "new_this_period": true},
+                    {"title": "Hybrid", "slug": "hybrid", "when": "Tuesday",
+                    "unlimited": true, "full": false, "in_person_offered": true,
+                    "online_offered": true, "in_person_places_left": 2,
+                    "online_places_left": null, "confirmed": 1, "waitlisted": 0,
+                    "new_this_period": false}]},
+            }),
+        ))?;
+        let link = format!(
+            "https://gs.example/unsubscribe/{}",
+            digests::unsubscribe_token(&secret, person)
+        );
+        assert_eq!(rendered.unsubscribe_url.as_deref(), Some(link.as_str()));
+        assert!(rendered.text.contains(&link));
+        assert!(rendered.html.contains(&link));
+        assert!(
+            rendered
+                .text
+                .contains("Places left: 3 in person; confirmed: 7; waitlist: 0")
+        );
+        assert!(
+            rendered
+                .text
+                .contains("Places left: 2 in person, no limit online; confirmed: 1; waitlist: 0"),
+            "{}",
+            rendered.text
+        );
+        assert!(rendered.html.contains("Leeds &lt;gathering&gt;"));
+        assert!(
+            rendered
+                .text
+                .contains("More resources, better used: 2 pledges (1)")
+        );
         Ok(())
     }
 

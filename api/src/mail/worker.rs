@@ -12,7 +12,10 @@ use groundswell_domain::{
 };
 use lettre::{
     Message,
-    message::{Attachment, Mailbox, MultiPart, header::ContentType},
+    message::{
+        Attachment, Mailbox, MultiPart,
+        header::{ContentType, Header, HeaderName, HeaderValue},
+    },
 };
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -160,6 +163,12 @@ impl DeliveryWorker {
             .to(to)
             .subject(rendered.subject)
             .message_id(Some(format!("<{}@{domain}>", queued.id)));
+        let message = match rendered.unsubscribe_url {
+            Some(url) => message
+                .header(ListUnsubscribe(format!("<{url}>")))
+                .header(ListUnsubscribePost),
+            None => message,
+        };
         let body = MultiPart::alternative_plain_html(rendered.text, rendered.html);
         let body = match rendered.calendar {
             Some(ics) => MultiPart::mixed().multipart(body).singlepart(
@@ -172,6 +181,43 @@ impl DeliveryWorker {
             None => body,
         };
         message.multipart(body).context("building the message")
+    }
+}
+
+/// `List-Unsubscribe: <https://…>` (RFC 2369).
+#[derive(Clone)]
+struct ListUnsubscribe(String);
+
+impl Header for ListUnsubscribe {
+    fn name() -> HeaderName {
+        HeaderName::new_from_ascii_str("List-Unsubscribe")
+    }
+
+    fn parse(s: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(Self(s.to_owned()))
+    }
+
+    fn display(&self) -> HeaderValue {
+        HeaderValue::new(Self::name(), self.0.clone())
+    }
+}
+
+/// `List-Unsubscribe-Post: List-Unsubscribe=One-Click` (RFC 8058): the link stops the mail
+/// with one POST, no sign-in.
+#[derive(Clone)]
+struct ListUnsubscribePost;
+
+impl Header for ListUnsubscribePost {
+    fn name() -> HeaderName {
+        HeaderName::new_from_ascii_str("List-Unsubscribe-Post")
+    }
+
+    fn parse(_: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(Self)
+    }
+
+    fn display(&self) -> HeaderValue {
+        HeaderValue::new(Self::name(), "List-Unsubscribe=One-Click".to_owned())
     }
 }
 

@@ -5,6 +5,7 @@ pub(crate) mod change;
 pub(crate) mod coalition;
 pub(crate) mod coalition_change;
 pub(crate) mod coalition_member;
+pub(crate) mod digest;
 pub(crate) mod gathering;
 pub(crate) mod gathering_convenor;
 pub(crate) mod organisation;

@@ -17,6 +17,7 @@ pub struct Model {
     pub digest_hour: i16,
     pub digest_changes: Json,
     pub digest_send_empty: bool,
+    pub digest_chosen: bool,
     pub email_consent: bool,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,

@@ -624,3 +624,23 @@ pub async fn convenor_ids(db: &Database, gathering_id: Uuid) -> Result<Vec<Uuid>
         .map(|c| c.person_id)
         .collect())
 }
+
+/// Published gatherings that have not ended by `now`, soonest first, at most `limit`: what a
+/// digest shows.
+pub async fn upcoming_published(
+    db: &Database,
+    now: DateTime<Utc>,
+    limit: u64,
+) -> Result<Vec<Gathering>, DbErr> {
+    Ok(gathering::Entity::find()
+        .filter(gathering::Column::Status.eq(GatheringStatus::Published))
+        .filter(gathering::Column::EndsAt.gt(now))
+        .order_by_asc(gathering::Column::StartsAt)
+        .order_by_asc(gathering::Column::Id)
+        .limit(limit)
+        .all(db.conn())
+        .await?
+        .into_iter()
+        .map(Gathering::from)
+        .collect())
+}

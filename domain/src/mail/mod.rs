@@ -8,12 +8,12 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, PaginatorTrait,
-    QueryFilter, Statement, entity::prelude::*, sea_query::Expr,
+    QueryFilter, QueryOrder, QuerySelect, Statement, entity::prelude::*, sea_query::Expr,
 };
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::{Database, entities::outbox, people::EmailAddress};
+use crate::{AccessError, Actor, Database, entities::outbox, people::EmailAddress};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, EnumIter, DeriveActiveEnum)]
 #[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
@@ -38,6 +38,7 @@ pub enum Template {
     RegistrationPromoted,
     RegistrationCancelled,
     GatheringCancelled,
+    Digest,
 }
 
 impl Template {
@@ -50,6 +51,7 @@ impl Template {
             Template::RegistrationPromoted => "registration_promoted",
             Template::RegistrationCancelled => "registration_cancelled",
             Template::GatheringCancelled => "gathering_cancelled",
+            Template::Digest => "digest",
         }
     }
 }
@@ -231,4 +233,51 @@ pub async fn counts(db: &Database) -> Result<OutboxCounts, DbErr> {
             .await?;
     }
     Ok(counts)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MailError {
+    #[error(transparent)]
+    Access(#[from] AccessError),
+    #[error(transparent)]
+    Database(#[from] DbErr),
+}
+
+/// A message given up on after its last attempt.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FailedMail {
+    pub id: Uuid,
+    pub recipient: String,
+    pub template: String,
+    pub attempts: i32,
+    pub last_error: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Messages marked failed, newest first, for admins: nothing is dropped silently.
+pub async fn failed(
+    db: &Database,
+    actor: &Actor,
+    limit: u64,
+) -> Result<Vec<FailedMail>, MailError> {
+    actor.person()?;
+    if !actor.is_admin() {
+        return Err(AccessError::Forbidden("only admins can see failed mail").into());
+    }
+    Ok(outbox::Entity::find()
+        .filter(outbox::Column::Status.eq(OutboxStatus::Failed))
+        .order_by_desc(outbox::Column::CreatedAt)
+        .limit(limit)
+        .all(db.conn())
+        .await?
+        .into_iter()
+        .map(|row| FailedMail {
+            id: row.id,
+            recipient: row.recipient,
+            template: row.template,
+            attempts: row.attempts,
+            last_error: row.last_error,
+            created_at: row.created_at,
+        })
+        .collect())
 }

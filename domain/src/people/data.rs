@@ -125,6 +125,7 @@ pub async fn erase(db: &Database, actor: &Actor, now: DateTime<Utc>) -> Result<(
     active.display_name = Set(None);
     active.digest_frequency = Set(DigestFrequency::Never);
     active.digest_changes = Set(json!([]));
+    active.digest_chosen = Set(true);
     active.email_consent = Set(false);
     active.erased_at = Set(Some(now));
     active.updated_at = Set(now);

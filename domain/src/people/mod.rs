@@ -260,6 +260,7 @@ pub(crate) async fn find_or_create(
         digest_hour: Set(i16::from(defaults.hour)),
         digest_changes: Set(serde_json::json!([])),
         digest_send_empty: Set(defaults.send_empty),
+        digest_chosen: Set(false),
         email_consent: Set(false),
         created_at: Set(now),
         updated_at: Set(now),
@@ -301,7 +302,9 @@ pub async fn by_ids(db: &Database, ids: &[Uuid]) -> Result<Vec<Person>, DbErr> {
 }
 
 /// Makes the person with `email` a convenor, an admin or an attendee, creating them if new.
-/// A new convenor or admin starts with the convenors' weekly digest.
+/// Until a person chooses their digest themselves, their role decides it: convenors and admins
+/// hear weekly, attendees never; this holds for someone who signed in before being made
+/// convenor too.
 #[tracing::instrument(skip_all, fields(person.role = ?role))]
 pub async fn grant_role(
     db: &Database,
@@ -311,12 +314,16 @@ pub async fn grant_role(
 ) -> Result<Person, PeopleError> {
     let txn = db.begin_write().await?;
     let row = find_or_create(&*txn, email, now).await?;
-    let is_new = row.created_at == now && row.role == Role::Attendee;
+    let chosen = row.digest_chosen;
     let mut active: person::ActiveModel = row.into();
     active.role = Set(role);
     active.updated_at = Set(now);
-    if is_new && role != Role::Attendee {
-        active.digest_frequency = Set(DigestPreferences::convenor_default().frequency);
+    if !chosen {
+        let defaults = match role {
+            Role::Attendee => DigestPreferences::attendee_default(),
+            Role::Convenor | Role::Admin => DigestPreferences::convenor_default(),
+        };
+        active.digest_frequency = Set(defaults.frequency);
     }
     let row = active.update(&*txn).await?;
     txn.commit().await?;
@@ -358,6 +365,7 @@ pub async fn update_digest_preferences(
     if let Some(send_empty) = update.send_empty {
         active.digest_send_empty = Set(send_empty);
     }
+    active.digest_chosen = Set(true);
     active.updated_at = Set(now);
     let row = active.update(&*txn).await?;
     txn.commit().await?;

@@ -1,0 +1,49 @@
+//! The digest scheduler: every interval, queues the digests that have come due. Each server
+//! runs one; the digests table's unique key makes sure each digest is queued once however many
+//! servers share the database.
+
+use std::{sync::Arc, time::Duration};
+
+use groundswell_domain::{Database, digests};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+pub struct DigestScheduler {
+    pub db: Database,
+    pub interval: Duration,
+    /// Wakes the mail worker when digests were queued.
+    pub mail_queued: Arc<Notify>,
+}
+
+impl DigestScheduler {
+    /// Runs until `shutdown`; a run under way finishes first.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let mut every = tokio::time::interval(self.interval);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tracing::info!("digest scheduler started");
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                _ = every.tick() => {}
+            }
+            let now = groundswell_domain::now();
+            match digests::send_due(&self.db, now, now).await {
+                Ok(outcome) => {
+                    if outcome.queued > 0 {
+                        self.mail_queued.notify_one();
+                    }
+                    if outcome.queued + outcome.skipped_empty + outcome.already_claimed > 0 {
+                        tracing::info!(
+                            digests.queued = outcome.queued,
+                            digests.skipped_empty = outcome.skipped_empty,
+                            digests.already_claimed = outcome.already_claimed,
+                            "digests due"
+                        );
+                    }
+                }
+                Err(err) => tracing::error!(error = %err, "queuing due digests failed"),
+            }
+        }
+        tracing::info!("digest scheduler stopped");
+    }
+}

@@ -1,0 +1,460 @@
+//! Email digests: who is due, what each digest holds, and queuing it exactly once per
+//! recipient and period.
+//!
+//! A digest is claimed by inserting its row, keyed by (person, period), in the same
+//! transaction as its outbox message. Any number of servers may try the same digest at once;
+//! the unique key lets one through and the others find it already sent.
+
+pub mod schedule;
+pub mod sections;
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Duration, Utc};
+use sea_orm::{ActiveValue::Set, ColumnTrait, DbErr, EntityTrait, QueryFilter, sea_query::Expr};
+use serde::Serialize;
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::{
+    AccessError, Actor, Database,
+    changes::Change,
+    db::is_unique_violation,
+    entities::{digest, person},
+    mail::{self, Mail, Template},
+    people::{DigestFrequency, EmailAddress, Person},
+    secrets::SecretKey,
+};
+
+pub use schedule::Slot;
+pub use sections::{
+    ChangePicture, CoalitionsSection, GatheringsSection, NewPledgesSection, ProgressSection,
+    QuietPledgesSection,
+};
+
+/// What unsubscribe tokens are derived for.
+pub const UNSUBSCRIBE_PURPOSE: &str = "unsubscribe";
+
+#[derive(Debug, thiserror::Error)]
+pub enum DigestError {
+    #[error(transparent)]
+    Access(#[from] AccessError),
+    #[error("This unsubscribe link is not valid. Use the link from your latest digest.")]
+    InvalidUnsubscribeLink,
+    #[error("No such person.")]
+    NotFound,
+    #[error(transparent)]
+    Database(#[from] DbErr),
+}
+
+/// Who a digest is for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Recipient {
+    pub person: Person,
+}
+
+impl Recipient {
+    /// The changes the person follows; none chosen means all five.
+    pub fn changes_of_interest(&self) -> Vec<Change> {
+        if self.person.digest.changes.is_empty() {
+            Change::ALL.to_vec()
+        } else {
+            self.person.digest.changes.clone()
+        }
+    }
+}
+
+/// The time a digest covers: from `start` (inclusive) to `end` (exclusive).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Period {
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+}
+
+impl Period {
+    pub fn contains(&self, at: DateTime<Utc>) -> bool {
+        self.start <= at && at < self.end
+    }
+
+    /// The period of the same length just before this one, for "this period against last".
+    pub fn previous(&self) -> Period {
+        Period {
+            start: self.start - (self.end - self.start),
+            end: self.start,
+        }
+    }
+}
+
+/// One digest's content, grouped by section.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Digest {
+    pub period: Period,
+    pub frequency: &'static str,
+    pub picture: ChangePicture,
+    pub new_pledges: NewPledgesSection,
+    pub progress: ProgressSection,
+    pub coalitions: CoalitionsSection,
+    pub gatherings: GatheringsSection,
+    pub quiet_pledges: QuietPledgesSection,
+}
+
+impl Digest {
+    /// Whether no section has anything to tell (the picture alone is not news).
+    pub fn is_empty(&self) -> bool {
+        self.new_pledges.items.is_empty()
+            && self.progress.items.is_empty()
+            && self.coalitions.items.is_empty()
+            && self.gatherings.items.is_empty()
+            && self.quiet_pledges.items.is_empty()
+    }
+
+    /// The outbox context the `digest` templates render. The unsubscribe link is derived from
+    /// the person's id at delivery, so the outbox never holds it.
+    pub fn mail_context(&self, recipient: &Recipient) -> Value {
+        let mut context = serde_json::to_value(self).unwrap_or(Value::Null);
+        if let Value::Object(map) = &mut context {
+            map.insert(
+                "unsubscribe_person_id".into(),
+                Value::String(recipient.person.id.to_string()),
+            );
+            map.insert(
+                "display_name".into(),
+                recipient
+                    .person
+                    .display_name
+                    .clone()
+                    .map_or(Value::Null, Value::String),
+            );
+            map.insert("is_empty".into(), Value::Bool(self.is_empty()));
+            map.insert(
+                "period_start_local".into(),
+                Value::String(local_date(recipient, self.period.start)),
+            );
+            map.insert(
+                "period_end_local".into(),
+                Value::String(local_date(recipient, self.period.end)),
+            );
+        }
+        context
+    }
+}
+
+fn local_date(recipient: &Recipient, at: DateTime<Utc>) -> String {
+    at.with_timezone(&recipient.person.digest.time_zone.tz())
+        .format("%A %-d %B %Y")
+        .to_string()
+}
+
+fn frequency_name(frequency: DigestFrequency) -> &'static str {
+    match frequency {
+        DigestFrequency::Daily => "daily",
+        DigestFrequency::Weekly => "weekly",
+        DigestFrequency::Monthly => "monthly",
+        DigestFrequency::Never => "occasional",
+    }
+}
+
+/// Builds the digest for `recipient` over `period`, one section at a time.
+pub async fn build(db: &Database, recipient: &Recipient, period: Period) -> Result<Digest, DbErr> {
+    Ok(Digest {
+        period,
+        frequency: frequency_name(recipient.person.digest.frequency),
+        picture: sections::change_picture(db, recipient, &period).await?,
+        new_pledges: sections::new_pledges_section(db, recipient, &period).await?,
+        progress: sections::progress_section(db, recipient, &period).await?,
+        coalitions: sections::coalitions_section(db, recipient, &period).await?,
+        gatherings: sections::gatherings_section(db, recipient, &period).await?,
+        quiet_pledges: sections::quiet_pledges_section(db, recipient, &period).await?,
+    })
+}
+
+/// How far back digest rows are read. The newest slot is never older than
+/// `schedule::LOOK_BACK_DAYS`, so a row that could stop it being sent again is always newer
+/// than this; older rows only describe digests long since sent.
+const RECENT_ROWS: Duration = Duration::days(62);
+
+/// The last digest slot of each person as of `as_of`, from their recent digest rows.
+async fn last_slots(
+    db: &Database,
+    person_ids: &[Uuid],
+    as_of: DateTime<Utc>,
+) -> Result<HashMap<Uuid, Slot>, DbErr> {
+    let mut last: HashMap<Uuid, Slot> = HashMap::new();
+    for chunk in person_ids.chunks(500) {
+        let rows = digest::Entity::find()
+            .filter(digest::Column::PersonId.is_in(chunk.iter().copied()))
+            .filter(digest::Column::PeriodEnd.gte(as_of - RECENT_ROWS))
+            .all(db.conn())
+            .await?;
+        for row in rows {
+            let newer = last
+                .get(&row.person_id)
+                .is_none_or(|s| s.at < row.period_end);
+            if newer {
+                last.insert(
+                    row.person_id,
+                    Slot {
+                        key: row.period_key,
+                        at: row.period_end,
+                    },
+                );
+            }
+        }
+    }
+    Ok(last)
+}
+
+/// The people who may receive digests: not `NEVER`, not erased.
+async fn subscribers(db: &Database) -> Result<Vec<Person>, DbErr> {
+    Ok(person::Entity::find()
+        .filter(person::Column::DigestFrequency.ne(DigestFrequency::Never))
+        .filter(person::Column::ErasedAt.is_null())
+        .all(db.conn())
+        .await?
+        .into_iter()
+        .map(Person::from)
+        .collect())
+}
+
+/// What one run of the scheduler did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SendOutcome {
+    /// Digests put in the outbox.
+    pub queued: u64,
+    /// Periods claimed with nothing to tell, for people who asked for no empty digests.
+    pub skipped_empty: u64,
+    /// Periods another server (or an earlier run) had already claimed.
+    pub already_claimed: u64,
+}
+
+/// Queues every digest due at `as_of`: for each subscriber whose newest slot has begun and was
+/// not sent, builds the digest for the time since their last one and claims it with its outbox
+/// message in one transaction. `now` is the real time, when the message may go; `as_of` is the
+/// scheduler's clock, which operators and tests may set.
+#[tracing::instrument(skip_all)]
+pub async fn send_due(
+    db: &Database,
+    as_of: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<SendOutcome, DbErr> {
+    let people = subscribers(db).await?;
+    let ids: Vec<Uuid> = people.iter().map(|p| p.id).collect();
+    let last = last_slots(db, &ids, as_of).await?;
+    let mut outcome = SendOutcome::default();
+    for person in people {
+        let prefs = &person.digest;
+        let last_slot = last.get(&person.id);
+        let Some(slot) = schedule::due_slot(prefs, last_slot, person.created_at, as_of) else {
+            continue;
+        };
+        let start = match last_slot {
+            Some(last) => last.at,
+            None => schedule::previous_slot(prefs, &slot)
+                .map_or(slot.at - Duration::days(1), |previous| previous.at),
+        };
+        let recipient = Recipient { person };
+        match claim(
+            db,
+            &recipient,
+            &slot,
+            Period {
+                start,
+                end: slot.at,
+            },
+            now,
+        )
+        .await
+        {
+            Ok(Claimed::Queued) => outcome.queued += 1,
+            Ok(Claimed::Empty) => outcome.skipped_empty += 1,
+            Ok(Claimed::ByAnother) => outcome.already_claimed += 1,
+            Err(err) => {
+                tracing::error!(person.id = %recipient.person.id, error = %err, "a digest could not be queued");
+            }
+        }
+    }
+    Ok(outcome)
+}
+
+/// `send_due` for an operator: admins only.
+pub async fn send_due_now(
+    db: &Database,
+    actor: &Actor,
+    as_of: DateTime<Utc>,
+) -> Result<SendOutcome, DigestError> {
+    actor.person()?;
+    if !actor.is_admin() {
+        return Err(AccessError::Forbidden("only admins can send digests").into());
+    }
+    Ok(send_due(db, as_of, crate::now()).await?)
+}
+
+/// What claiming one digest did.
+enum Claimed {
+    Queued,
+    Empty,
+    ByAnother,
+}
+
+async fn claim(
+    db: &Database,
+    recipient: &Recipient,
+    slot: &Slot,
+    period: Period,
+    now: DateTime<Utc>,
+) -> Result<Claimed, DbErr> {
+    let digest = build(db, recipient, period).await?;
+    let send = !digest.is_empty() || recipient.person.digest.send_empty;
+    // An address that no longer parses (an erased person) still claims the period.
+    let email = EmailAddress::parse(&recipient.person.email)
+        .ok()
+        .filter(|_| send);
+    let digest_id = Uuid::now_v7();
+    let txn = db.begin_write().await?;
+    let inserted = digest::Entity::insert(digest::ActiveModel {
+        id: Set(digest_id),
+        person_id: Set(recipient.person.id),
+        period_key: Set(slot.key.clone()),
+        period_start: Set(period.start),
+        period_end: Set(period.end),
+        outbox_id: Set(None),
+        created_at: Set(now),
+    })
+    .exec_without_returning(&*txn)
+    .await;
+    match inserted {
+        Ok(_) => {}
+        Err(err) if is_unique_violation(&err) => return Ok(Claimed::ByAnother),
+        Err(err) => return Err(err),
+    }
+    let Some(email) = email else {
+        txn.commit().await?;
+        return Ok(Claimed::Empty);
+    };
+    let outbox_id = mail::enqueue(
+        &*txn,
+        Mail {
+            recipient: email,
+            template: Template::Digest,
+            context: digest.mail_context(recipient),
+        },
+        now,
+    )
+    .await?;
+    digest::Entity::update_many()
+        .col_expr(digest::Column::OutboxId, Expr::value(Some(outbox_id)))
+        .filter(digest::Column::Id.eq(digest_id))
+        .exec(&*txn)
+        .await?;
+    txn.commit().await?;
+    Ok(Claimed::Queued)
+}
+
+/// The signed-in person's next digest as it stands now: the time since their last digest (or
+/// their previous slot) to now, and when it will be sent.
+pub struct Preview {
+    pub digest: Digest,
+    pub context: Value,
+    pub recipient: String,
+    /// When the next digest is scheduled; `None` when the person receives none.
+    pub next_send_at: Option<DateTime<Utc>>,
+}
+
+pub async fn preview(
+    db: &Database,
+    actor: &Actor,
+    now: DateTime<Utc>,
+) -> Result<Preview, DigestError> {
+    let (person_id, _) = actor.person()?;
+    let person = crate::people::by_id(db, person_id)
+        .await?
+        .ok_or(DigestError::NotFound)?;
+    let last = last_slots(db, &[person_id], now).await?.remove(&person_id);
+    let prefs = &person.digest;
+    // At least the last hour, even just after a digest (or one queued for a later `asOf`).
+    let start = match &last {
+        Some(last) => last.at,
+        None => schedule::latest_slot(prefs, now).map_or(now - Duration::days(7), |slot| slot.at),
+    }
+    .min(now - Duration::hours(1));
+    let next_send_at = schedule::next_slot(prefs, now).map(|slot| slot.at);
+    let recipient = Recipient { person };
+    let digest = build(db, &recipient, Period { start, end: now }).await?;
+    let context = digest.mail_context(&recipient);
+    Ok(Preview {
+        digest,
+        context,
+        recipient: recipient.person.email,
+        next_send_at,
+    })
+}
+
+/// The token in a person's unsubscribe link: their id and a MAC of it under the server's key.
+pub fn unsubscribe_token(secret: &SecretKey, person_id: Uuid) -> String {
+    format!(
+        "{}.{}",
+        person_id.simple(),
+        secret.derive(UNSUBSCRIBE_PURPOSE, person_id)
+    )
+}
+
+/// The person an unsubscribe token is for, if the token is genuine.
+pub fn verify_unsubscribe_token(secret: &SecretKey, token: &str) -> Option<Uuid> {
+    let (id, mac) = token.split_once('.')?;
+    let id = Uuid::parse_str(id).ok()?;
+    secret.verify(UNSUBSCRIBE_PURPOSE, id, mac).then_some(id)
+}
+
+/// Stops a person's digests, with no sign-in: the token in their digest is the proof. Counts
+/// as their own choice, so a later change of role does not turn digests back on.
+#[tracing::instrument(skip_all)]
+pub async fn unsubscribe(
+    db: &Database,
+    secret: &SecretKey,
+    token: &str,
+    now: DateTime<Utc>,
+) -> Result<(), DigestError> {
+    let person_id =
+        verify_unsubscribe_token(secret, token).ok_or(DigestError::InvalidUnsubscribeLink)?;
+    let txn = db.begin_write().await?;
+    let updated = person::Entity::update_many()
+        .col_expr(
+            person::Column::DigestFrequency,
+            Expr::value(DigestFrequency::Never),
+        )
+        .col_expr(person::Column::DigestChosen, Expr::value(true))
+        .col_expr(person::Column::UpdatedAt, Expr::value(now))
+        .filter(person::Column::Id.eq(person_id))
+        .exec(&*txn)
+        .await?;
+    txn.commit().await?;
+    if updated.rows_affected == 0 {
+        return Err(DigestError::NotFound);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unsubscribe_tokens_verify_only_with_their_key_and_person() {
+        let key = SecretKey::generate();
+        let id = Uuid::now_v7();
+        let token = unsubscribe_token(&key, id);
+        assert_eq!(verify_unsubscribe_token(&key, &token), Some(id));
+        assert_eq!(
+            verify_unsubscribe_token(&SecretKey::generate(), &token),
+            None
+        );
+        let other = Uuid::now_v7();
+        let forged = format!(
+            "{}.{}",
+            other.simple(),
+            token.split_once('.').map_or("", |t| t.1)
+        );
+        assert_eq!(verify_unsubscribe_token(&key, &forged), None);
+        assert_eq!(verify_unsubscribe_token(&key, "nonsense"), None);
+    }
+}

@@ -1,0 +1,492 @@
+//! Digests: due on each person's own schedule, built from what changed, delivered once with
+//! both parts and a one-click unsubscribe, and never twice for one period.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+
+use crate::{helpers::*, on_both_databases};
+
+on_both_databases!(
+    a_due_digest_arrives_once_with_gatherings_and_a_working_one_click_unsubscribe,
+    a_person_made_convenor_after_signing_in_gets_weekly_digests_unless_they_chose,
+    digest_preview_shows_the_signed_in_person_their_next_digest,
+    only_admins_send_due_digests,
+    recipients_in_three_time_zones_get_each_digest_once_across_both_clock_changes,
+    a_period_with_nothing_to_tell_is_claimed_but_sent_only_to_those_who_asked,
+    the_command_line_queues_due_digests_filtered_to_the_changes_of_interest,
+    a_digest_the_mail_server_rejects_for_good_is_marked_failed_and_shown_to_admins,
+);
+
+async fn admin(app: &TestApp) -> anyhow::Result<String> {
+    app.grant_role("admin@example.org", "ADMIN").await?;
+    app.sign_in("admin@example.org").await
+}
+
+async fn send_due(app: &TestApp, admin: &str, as_of: DateTime<Utc>) -> anyhow::Result<i64> {
+    let data = app
+        .gql(
+            Some(admin),
+            "mutation($asOf: DateTime) { sendDueDigests(asOf: $asOf) }",
+            json!({ "asOf": as_of.to_rfc3339() }),
+        )
+        .await?
+        .ok()?;
+    data["sendDueDigests"]
+        .as_i64()
+        .ok_or_else(|| anyhow::anyhow!("no count"))
+}
+
+async fn frequency(app: &TestApp, session: &str) -> anyhow::Result<Value> {
+    let data = app
+        .gql(
+            Some(session),
+            "{ me { digestPreferences { frequency } } }",
+            json!({}),
+        )
+        .await?
+        .ok()?;
+    Ok(data["me"]["digestPreferences"]["frequency"].clone())
+}
+
+fn digests_to(app: &TestApp, to: &str) -> Vec<Mail> {
+    app.smtp
+        .messages()
+        .into_iter()
+        .filter(|m| m.to == to && m.subject.contains("digest"))
+        .collect()
+}
+
+async fn a_due_digest_arrives_once_with_gatherings_and_a_working_one_click_unsubscribe(
+    db: Backend,
+) -> anyhow::Result<()> {
+    let app = spawn_app(db).await?;
+    let admin = admin(&app).await?;
+    let convenor = app.convenor("convenor@example.org").await?;
+    let full = app
+        .gathering(
+            &convenor,
+            json!({ "title": "Leeds gathering", "inPersonCapacity": 1 }),
+        )
+        .await?;
+    app.gathering(
+        &convenor,
+        json!({ "title": "Bristol gathering", "inPersonCapacity": 10 }),
+    )
+    .await?;
+    let first = app.sign_in("first@example.org").await?;
+    let second = app.sign_in("second@example.org").await?;
+    app.register(&first, &full["id"], json!({})).await?.ok()?;
+    app.register(&second, &full["id"], json!({})).await?.ok()?;
+
+    // Convenors and admins hear weekly by default; attendees hear nothing.
+    let as_of = Utc::now() + chrono::Duration::days(8);
+    assert_eq!(send_due(&app, &admin, as_of).await?, 2);
+    assert_eq!(
+        send_due(&app, &admin, as_of).await?,
+        0,
+        "a second claim is a no-op"
+    );
+
+    let mails = app.smtp.wait_for("convenor@example.org", 2).await?;
+    let mut digest: Vec<Mail> = mails
+        .into_iter()
+        .filter(|m| m.subject.contains("digest"))
+        .collect();
+    assert_eq!(digest.len(), 1);
+    let digest = digest.remove(0);
+    assert!(
+        digest.text.contains("UPCOMING GATHERINGS"),
+        "{}",
+        digest.text
+    );
+    assert!(digest.text.contains("Leeds gathering"));
+    assert!(
+        digest.text.contains("Full; confirmed: 1; waitlist: 1"),
+        "{}",
+        digest.text
+    );
+    assert!(digest.text.contains("Bristol gathering"));
+    assert!(
+        digest
+            .text
+            .contains("Places left: 10 in person; confirmed: 0; waitlist: 0")
+    );
+    assert!(
+        digest
+            .text
+            .contains("Living in the place we call home: 0 pledges (0)")
+    );
+    assert!(digest.html.contains("Leeds gathering"));
+    assert!(digest.html.contains("<table"));
+    assert!(!digest.html.contains("<script"));
+    assert!(!digest.html.contains("<img"));
+
+    let header = digest.list_unsubscribe.clone().unwrap_or_default();
+    assert_eq!(
+        digest.list_unsubscribe_post.as_deref(),
+        Some("List-Unsubscribe=One-Click")
+    );
+    let url = header
+        .strip_prefix("<http://groundswell.test")
+        .and_then(|rest| rest.strip_suffix('>'))
+        .ok_or_else(|| anyhow::anyhow!("List-Unsubscribe is {header:?}"))?
+        .to_owned();
+    assert!(url.starts_with("/unsubscribe/"));
+    assert!(
+        digest
+            .text
+            .contains(&format!("http://groundswell.test{url}"))
+    );
+
+    // The page a scanner or a person opens changes nothing; its button does.
+    let page = app.http.get(app.url(&url)).send().await?;
+    assert_eq!(page.status().as_u16(), 200);
+    assert!(page.text().await?.contains("<button"));
+    assert_eq!(frequency(&app, &convenor).await?, "WEEKLY");
+    let forged = format!("{}x", &url[..url.len() - 1]);
+    let refused = app
+        .http
+        .post(app.url(&forged))
+        .body("List-Unsubscribe=One-Click")
+        .send()
+        .await?;
+    assert_eq!(refused.status().as_u16(), 404);
+    assert_eq!(frequency(&app, &convenor).await?, "WEEKLY");
+    let done = app
+        .http
+        .post(app.url(&url))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("List-Unsubscribe=One-Click")
+        .send()
+        .await?;
+    assert_eq!(done.status().as_u16(), 200);
+    assert_eq!(frequency(&app, &convenor).await?, "NEVER");
+
+    // A week later only the admin is due.
+    assert_eq!(
+        send_due(&app, &admin, as_of + chrono::Duration::days(7)).await?,
+        1
+    );
+    app.smtp.wait_for("admin@example.org", 3).await?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(digests_to(&app, "convenor@example.org").len(), 1);
+    assert_eq!(digests_to(&app, "admin@example.org").len(), 2);
+    Ok(())
+}
+
+async fn a_person_made_convenor_after_signing_in_gets_weekly_digests_unless_they_chose(
+    db: Backend,
+) -> anyhow::Result<()> {
+    let app = spawn_app(db).await?;
+    let early = app.sign_in("early@example.org").await?;
+    assert_eq!(frequency(&app, &early).await?, "NEVER");
+    app.grant_role("early@example.org", "CONVENOR").await?;
+    assert_eq!(frequency(&app, &early).await?, "WEEKLY");
+
+    let chooser = app.sign_in("chooser@example.org").await?;
+    app.gql(
+        Some(&chooser),
+        "mutation { updateDigestPreferences(input: { frequency: NEVER, hour: 9 }) { id } }",
+        json!({}),
+    )
+    .await?
+    .ok()?;
+    app.grant_role("chooser@example.org", "CONVENOR").await?;
+    assert_eq!(frequency(&app, &chooser).await?, "NEVER");
+    Ok(())
+}
+
+async fn digest_preview_shows_the_signed_in_person_their_next_digest(
+    db: Backend,
+) -> anyhow::Result<()> {
+    let app = spawn_app(db).await?;
+    let convenor = app.convenor("convenor@example.org").await?;
+    app.gathering(&convenor, json!({ "title": "Preston gathering" }))
+        .await?;
+    let query = "{ digestPreview { subject text html nextSendAt isEmpty gatheringCount periodStart periodEnd } }";
+    let data = app.gql(Some(&convenor), query, json!({})).await?.ok()?;
+    let preview = &data["digestPreview"];
+    assert!(
+        preview["text"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("Preston gathering")
+    );
+    assert!(
+        preview["html"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("Preston gathering")
+    );
+    assert_eq!(preview["gatheringCount"], 1);
+    assert_eq!(preview["isEmpty"], false);
+    assert!(preview["nextSendAt"].is_string());
+    let anonymous = app.gql(None, query, json!({})).await?;
+    assert_eq!(anonymous.code(), Some("UNAUTHENTICATED"));
+    Ok(())
+}
+
+async fn only_admins_send_due_digests(db: Backend) -> anyhow::Result<()> {
+    let app = spawn_app(db).await?;
+    let convenor = app.convenor("convenor@example.org").await?;
+    let reply = app
+        .gql(Some(&convenor), "mutation { sendDueDigests }", json!({}))
+        .await?;
+    assert_eq!(reply.code(), Some("FORBIDDEN"));
+    let reply = app
+        .gql(None, "mutation { sendDueDigests }", json!({}))
+        .await?;
+    assert_eq!(reply.code(), Some("UNAUTHENTICATED"));
+    Ok(())
+}
+
+fn utc(text: &str) -> anyhow::Result<DateTime<Utc>> {
+    Ok(DateTime::parse_from_rfc3339(text)?.with_timezone(&Utc))
+}
+
+fn dates(from: &str, days: i64) -> anyhow::Result<Vec<String>> {
+    let start = chrono::NaiveDate::parse_from_str(from, "%Y-%m-%d")?;
+    Ok((0..days)
+        .map(|n| (start + chrono::Duration::days(n)).to_string())
+        .collect())
+}
+
+/// The scheduler's clock is `asOf`: stepping it an hour at a time through March and
+/// October-November 2027 (Europe/London and America/New_York change on different Sundays;
+/// Asia/Kolkata never does), each recipient gets exactly the digests of their own local slots,
+/// each once. Slots are at 01:00 local, inside the hours the clocks skip or repeat.
+async fn recipients_in_three_time_zones_get_each_digest_once_across_both_clock_changes(
+    db: Backend,
+) -> anyhow::Result<()> {
+    let app = spawn_app(db).await?;
+    let admin = admin(&app).await?;
+    // The admin hears nothing, to keep the counts to the recipients below.
+    app.gql(
+        Some(&admin),
+        "mutation { updateDigestPreferences(input: { frequency: NEVER }) { id } }",
+        json!({}),
+    )
+    .await?
+    .ok()?;
+    let zones = ["Europe/London", "America/New_York", "Asia/Kolkata"];
+    let frequencies = [("DAILY", 1), ("WEEKLY", 7), ("MONTHLY", 1)];
+    let mut people = Vec::new();
+    for zone in zones {
+        for (frequency, weekday) in frequencies {
+            let email = format!(
+                "{}-{}@example.org",
+                frequency.to_lowercase(),
+                zone.replace('/', "-").to_lowercase()
+            );
+            let session = app.sign_in(&email).await?;
+            app.gql(
+                Some(&session),
+                "mutation($input: DigestPreferencesInput!) { updateDigestPreferences(input: $input) { id } }",
+                json!({ "input": { "frequency": frequency, "weekday": weekday, "hour": 1,
+                        "timeZone": zone, "sendEmpty": true } }),
+            )
+            .await?
+            .ok()?;
+            people.push((email, frequency));
+        }
+    }
+    let windows = [
+        ("2027-03-10T12:00:00Z", "2027-04-06T12:00:00Z"),
+        ("2027-10-28T12:00:00Z", "2027-11-09T12:00:00Z"),
+    ];
+    let mut queued = 0;
+    for (from, to) in windows {
+        let (mut as_of, end) = (utc(from)?, utc(to)?);
+        while as_of < end {
+            queued += send_due(&app, &admin, as_of).await?;
+            as_of += chrono::Duration::hours(1);
+        }
+    }
+    let mut expected_daily = dates("2027-03-10", 28)?;
+    expected_daily.extend(dates("2027-10-28", 13)?);
+    let expected = |frequency: &str| -> Vec<String> {
+        let keys: Vec<String> = match frequency {
+            "DAILY" => expected_daily.clone(),
+            "WEEKLY" => [
+                "2027-03-07",
+                "2027-03-14",
+                "2027-03-21",
+                "2027-03-28",
+                "2027-04-04",
+                "2027-10-24",
+                "2027-10-31",
+                "2027-11-07",
+            ]
+            .map(str::to_owned)
+            .to_vec(),
+            _ => ["2027-03-01", "2027-04-05", "2027-10-04", "2027-11-01"]
+                .map(str::to_owned)
+                .to_vec(),
+        };
+        keys.into_iter()
+            .map(|d| format!("{frequency}:{d}"))
+            .collect()
+    };
+    let conn = app.database().await?;
+    let mut total = 0;
+    for (email, frequency) in &people {
+        let rows = sea_orm::ConnectionTrait::query_all_raw(
+            &conn,
+            sea_orm::Statement::from_string(
+                conn.get_database_backend(),
+                format!(
+                    "SELECT d.period_key FROM digests d JOIN people p ON p.id = d.person_id \
+                     JOIN outbox o ON o.id = d.outbox_id \
+                     WHERE p.email = '{email}' ORDER BY d.period_end"
+                ),
+            ),
+        )
+        .await?;
+        let keys: Vec<String> = rows
+            .iter()
+            .map(|row| row.try_get_by_index::<String>(0))
+            .collect::<Result<_, _>>()?;
+        assert_eq!(keys, expected(frequency), "{email}");
+        total += keys.len();
+    }
+    assert_eq!(queued as usize, total);
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM outbox WHERE template = 'digest'")
+            .await? as usize,
+        total
+    );
+    Ok(())
+}
+
+async fn a_period_with_nothing_to_tell_is_claimed_but_sent_only_to_those_who_asked(
+    db: Backend,
+) -> anyhow::Result<()> {
+    let app = spawn_app(db).await?;
+    let admin = admin(&app).await?;
+    app.gql(
+        Some(&admin),
+        "mutation { updateDigestPreferences(input: { frequency: NEVER }) { id } }",
+        json!({}),
+    )
+    .await?
+    .ok()?;
+    let convenor = app.convenor("quiet@example.org").await?;
+    let as_of = Utc::now() + chrono::Duration::days(8);
+    assert_eq!(send_due(&app, &admin, as_of).await?, 0);
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM digests WHERE outbox_id IS NULL")
+            .await?,
+        1,
+        "the empty period is claimed, so it is not looked at again"
+    );
+    assert_eq!(send_due(&app, &admin, as_of).await?, 0);
+
+    app.gql(
+        Some(&convenor),
+        "mutation { updateDigestPreferences(input: { sendEmpty: true }) { id } }",
+        json!({}),
+    )
+    .await?
+    .ok()?;
+    assert_eq!(
+        send_due(&app, &admin, as_of + chrono::Duration::days(7)).await?,
+        1
+    );
+    let mails = app.smtp.wait_for("quiet@example.org", 2).await?;
+    let digest = mails
+        .iter()
+        .find(|m| m.subject.contains("digest"))
+        .ok_or_else(|| anyhow::anyhow!("no digest"))?;
+    assert!(
+        digest.subject.contains("a quiet week"),
+        "{}",
+        digest.subject
+    );
+    assert!(digest.text.contains("Nothing new happened in this period."));
+    Ok(())
+}
+
+async fn the_command_line_queues_due_digests_filtered_to_the_changes_of_interest(
+    db: Backend,
+) -> anyhow::Result<()> {
+    let app = spawn_app(db).await?;
+    let convenor = app.convenor("focused@example.org").await?;
+    app.gql(
+        Some(&convenor),
+        "mutation { updateDigestPreferences(input: { changes: [MORE_RESOURCES_BETTER_USED], sendEmpty: true }) { id } }",
+        json!({}),
+    )
+    .await?
+    .ok()?;
+    let as_of = Utc::now() + chrono::Duration::days(8);
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_groundswell"))
+        .args(["send-due-digests", "--as-of", &as_of.to_rfc3339()])
+        .env("DATABASE_URL", &app.database_url)
+        .env("SECRET_KEY", &app.options.secret_key)
+        .env("RUST_LOG", "warn")
+        .output()
+        .await?;
+    anyhow::ensure!(
+        output.status.success(),
+        "send-due-digests failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(String::from_utf8_lossy(&output.stdout).starts_with("1 digests queued"));
+    let mails = app.smtp.wait_for("focused@example.org", 2).await?;
+    let digest = mails
+        .iter()
+        .find(|m| m.subject.contains("digest"))
+        .ok_or_else(|| anyhow::anyhow!("no digest"))?;
+    assert!(
+        digest
+            .text
+            .contains("More resources, better used: 0 pledges (0)")
+    );
+    assert!(!digest.text.contains("Sharing power as equals"));
+    Ok(())
+}
+
+async fn a_digest_the_mail_server_rejects_for_good_is_marked_failed_and_shown_to_admins(
+    db: Backend,
+) -> anyhow::Result<()> {
+    let app = spawn_app(db).await?;
+    let admin = admin(&app).await?;
+    app.gql(
+        Some(&admin),
+        "mutation { updateDigestPreferences(input: { frequency: NEVER }) { id } }",
+        json!({}),
+    )
+    .await?
+    .ok()?;
+    let convenor = app.convenor("bounced@example.org").await?;
+    app.gathering(&convenor, json!({})).await?;
+    app.smtp
+        .rejecting
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(
+        send_due(&app, &admin, Utc::now() + chrono::Duration::days(8)).await?,
+        1
+    );
+    let query = "{ failedMail { recipient template attempts lastError } }";
+    let mut failed = Value::Null;
+    for _ in 0..300 {
+        failed = app.gql(Some(&admin), query, json!({})).await?.ok()?["failedMail"].clone();
+        if failed.as_array().is_some_and(|f| !f.is_empty()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(failed[0]["recipient"], "bounced@example.org");
+    assert_eq!(failed[0]["template"], "digest");
+    assert!(
+        failed[0]["lastError"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("554")
+    );
+    let refused = app.gql(Some(&convenor), query, json!({})).await?;
+    assert_eq!(refused.code(), Some("FORBIDDEN"));
+    Ok(())
+}
