@@ -21,7 +21,78 @@ on_both_databases!(
     erasing_my_data_removes_access_needs_but_keeps_the_counts,
     access_needs_are_erased_after_the_retention_time_leaving_totals,
     places_changes_reach_a_websocket_subscriber,
+    registering_someone_else_reveals_nothing_of_their_own_registration,
+    admins_who_do_not_convene_see_no_access_needs,
 );
+
+async fn registering_someone_else_reveals_nothing_of_their_own_registration(
+    db: Backend,
+) -> anyhow::Result<()> {
+    let app = spawn_app(db).await?;
+    let convenor = app.convenor("convenor@example.org").await?;
+    let victim = app.sign_in("victim@example.org").await?;
+    app.gql(
+        Some(&victim),
+        "mutation { updateProfile(displayName: \"Vic\") { id } }",
+        json!({}),
+    )
+    .await?
+    .ok()?;
+    let snoop = app.sign_in("snoop@example.org").await?;
+    let gathering = app.gathering(&convenor, json!({})).await?;
+    app.register(
+        &victim,
+        &gathering["id"],
+        json!({ "accessNotes": "private", "accessConsent": true }),
+    )
+    .await?
+    .ok()?;
+    let reply = app
+        .register(&snoop, &gathering["id"], json!({ "onBehalfOf": { "name": "Renamed", "email": "victim@example.org", "agreementConfirmed": true } }))
+        .await?;
+    assert_eq!(reply.code(), Some("CONFLICT"), "{:?}", reply.body);
+    assert!(!reply.body.to_string().contains("private"));
+    assert!(reply.body["data"].is_null() || reply.body["data"]["register"].is_null());
+    let me = app
+        .gql(Some(&victim), "{ me { displayName } }", json!({}))
+        .await?
+        .ok()?;
+    assert_eq!(
+        me["me"]["displayName"], "Vic",
+        "an existing account keeps its own name"
+    );
+    Ok(())
+}
+
+async fn admins_who_do_not_convene_see_no_access_needs(db: Backend) -> anyhow::Result<()> {
+    let app = spawn_app(db).await?;
+    let convenor = app.convenor("convenor@example.org").await?;
+    app.grant_role("admin@example.org", "ADMIN").await?;
+    let admin = app.sign_in("admin@example.org").await?;
+    let person = app.sign_in("person@example.org").await?;
+    let gathering = app
+        .gathering(&convenor, json!({ "slug": "admin-check" }))
+        .await?;
+    app.register(&person, &gathering["id"], json!({ "accessRequirements": ["QUIET_SPACE"], "accessNotes": "Needs a quiet room", "accessConsent": true })).await?.ok()?;
+    let query = "{ gathering(slug: \"admin-check\") { registrations { edges { node { accessNotes accessRequirements person { email } } } } } }";
+    let seen = app.gql(Some(&admin), query, json!({})).await?.ok()?;
+    let node = &seen["gathering"]["registrations"]["edges"][0]["node"];
+    assert!(node["accessNotes"].is_null(), "{seen}");
+    assert!(node["accessRequirements"].is_null(), "{seen}");
+    let csv = app
+        .http
+        .get(app.url("/gatherings/admin-check/registrations.csv"))
+        .bearer_auth(&admin)
+        .send()
+        .await?;
+    assert_eq!(csv.status(), 403);
+    let by_convenor = app.gql(Some(&convenor), query, json!({})).await?.ok()?;
+    assert_eq!(
+        by_convenor["gathering"]["registrations"]["edges"][0]["node"]["accessNotes"],
+        "Needs a quiet room"
+    );
+    Ok(())
+}
 
 const GATHERING: &str = "query($s: String!) { gathering(slug: $s) { placesLeft confirmedCount waitlistedCount confirmedPlaces } }";
 

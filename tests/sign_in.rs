@@ -14,7 +14,32 @@ on_both_databases!(
     sign_in_page_get_leaves_the_token_and_post_sets_a_session_cookie,
     sign_in_requests_are_limited_per_email_address,
     sign_in_requests_are_limited_per_client_address,
+    another_site_cannot_post_the_sign_in_form,
 );
+
+async fn another_site_cannot_post_the_sign_in_form(db: Backend) -> anyhow::Result<()> {
+    let app = spawn_app(db).await?;
+    let token = app.sign_in_token("target@example.org").await?;
+    let forged = app
+        .http
+        .post(app.url("/sign-in"))
+        .header("sec-fetch-site", "cross-site")
+        .form(&[("token", token.as_str())])
+        .send()
+        .await?;
+    assert_eq!(forged.status(), 403);
+    assert!(forged.headers().get("set-cookie").is_none());
+    assert_eq!(app.count("SELECT COUNT(*) FROM sessions").await?, 0);
+    let own = app
+        .http
+        .post(app.url("/sign-in"))
+        .header("sec-fetch-site", "same-origin")
+        .form(&[("token", token.as_str())])
+        .send()
+        .await?;
+    assert_eq!(own.status(), 200);
+    Ok(())
+}
 
 const ME: &str = "{ me { id email role displayName timeZone } }";
 

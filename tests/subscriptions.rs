@@ -6,7 +6,133 @@ use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest};
 
 use crate::{helpers::*, on_both_databases};
 
-on_both_databases!(a_websocket_client_receives_the_progress_another_client_posts_on_its_changes);
+on_both_databases!(
+    a_websocket_client_receives_the_progress_another_client_posts_on_its_changes,
+    a_websocket_serves_subscriptions_only_and_ends_when_its_token_is_revoked,
+);
+
+async fn connect(
+    app: &TestApp,
+    token: Option<&str>,
+) -> anyhow::Result<
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+> {
+    let mut request = format!("ws://{}/graphql/ws", app.address).into_client_request()?;
+    request
+        .headers_mut()
+        .insert("Sec-WebSocket-Protocol", "graphql-transport-ws".parse()?);
+    let (mut socket, _) = tokio_tungstenite::connect_async(request).await?;
+    let payload = match token {
+        Some(token) => json!({ "Authorization": format!("Bearer {token}") }),
+        None => json!({}),
+    };
+    socket
+        .send(Message::text(
+            json!({ "type": "connection_init", "payload": payload }).to_string(),
+        ))
+        .await?;
+    let ack = socket
+        .next()
+        .await
+        .ok_or_else(|| anyhow::anyhow!("closed"))??;
+    anyhow::ensure!(ack.to_text()?.contains("connection_ack"), "{ack}");
+    Ok(socket)
+}
+
+/// The next message that is not a keep-alive or a completion, within two seconds.
+async fn next_message(
+    socket: &mut tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+) -> anyhow::Result<Value> {
+    tokio::time::timeout(std::time::Duration::from_secs(2), async {
+        loop {
+            let message = socket
+                .next()
+                .await
+                .ok_or_else(|| anyhow::anyhow!("closed"))??;
+            let value: Value = serde_json::from_str(message.to_text()?)?;
+            if !matches!(value["type"].as_str(), Some("ping" | "pong" | "complete")) {
+                return anyhow::Ok(value);
+            }
+        }
+    })
+    .await?
+}
+
+async fn a_websocket_serves_subscriptions_only_and_ends_when_its_token_is_revoked(
+    db: Backend,
+) -> anyhow::Result<()> {
+    let app = spawn_app(db).await?;
+    let owner = app.sign_in("owner@example.org").await?;
+    let org = app.create_organisation(&owner, "Revocable").await?;
+    let made = app.create_api_token(Some(&owner), &org).await?.ok()?;
+    let token = made["createApiToken"]["token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let token_id = made["createApiToken"]["apiToken"]["id"].clone();
+    let pledge = app.pledge_id(&owner, &org, json!({})).await?;
+
+    let mut socket = connect(&app, Some(&token)).await?;
+    socket
+        .send(Message::text(json!({ "id": "m", "type": "subscribe", "payload": {
+            "query": "mutation($o: ID!) { makePledge(input: { organisationId: $o, changes: [SHARING_POWER_AS_EQUALS], title: \"Sneaky\", commitment: \"Over the socket\" }) { id } }",
+            "variables": { "o": org } } }).to_string()))
+        .await?;
+    let refused = next_message(&mut socket).await?;
+    assert!(refused["payload"]["data"].is_null(), "{refused}");
+    assert!(
+        refused.to_string().contains("Only subscriptions"),
+        "{refused}"
+    );
+
+    socket
+        .send(Message::text(
+            json!({ "id": "1", "type": "subscribe", "payload": {
+            "query": "subscription { progressUpdatePosted { body } }" } })
+            .to_string(),
+        ))
+        .await?;
+    let mut delivered = false;
+    for n in 0..10 {
+        app.post_update(
+            Some(&token),
+            json!({ "pledgeId": pledge, "body": format!("Before {n}"), "signal": "ON_TRACK" }),
+        )
+        .await?
+        .ok()?;
+        if let Ok(value) = next_message(&mut socket).await {
+            assert_eq!(value["type"], "next", "{value}");
+            delivered = true;
+            break;
+        }
+    }
+    assert!(delivered, "the subscription never delivered");
+
+    app.gql(
+        Some(&owner),
+        "mutation($id: ID!) { revokeApiToken(id: $id) }",
+        json!({ "id": token_id }),
+    )
+    .await?
+    .ok()?;
+    app.post_update(
+        Some(&owner),
+        json!({ "pledgeId": pledge, "body": "After", "signal": "ON_TRACK" }),
+    )
+    .await?
+    .ok()?;
+    let ended = next_message(&mut socket).await?;
+    assert!(ended.to_string().contains("UNAUTHENTICATED"), "{ended}");
+    assert!(!ended.to_string().contains("After"), "{ended}");
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM pledges WHERE title = 'Sneaky'")
+            .await?,
+        0
+    );
+    Ok(())
+}
 
 async fn a_websocket_client_receives_the_progress_another_client_posts_on_its_changes(
     db: Backend,

@@ -94,6 +94,14 @@ async fn bad_fields_are_named_and_nothing_is_written(db: Backend) -> anyhow::Res
             "after",
         ),
         (
+            // base64url of "offset:18446744073709551615"
+            "huge gatherings cursor",
+            None,
+            "{ gatherings(after: \"b2Zmc2V0OjE4NDQ2NzQ0MDczNzA5NTUxNjE1\") { totalCount } }",
+            json!({}),
+            "after",
+        ),
+        (
             "bad id",
             Some(&session),
             "mutation { createApiToken(organisationId: \"not-an-id\", name: \"x\") { token } }",

@@ -134,9 +134,9 @@ impl From<OrganisationError> for ApiError {
             OrganisationError::NotFound | OrganisationError::TokenNotFound => {
                 ApiError::NotFound(err.to_string())
             }
-            OrganisationError::SlugTaken(_) | OrganisationError::LastOwner => {
-                ApiError::Conflict(err.to_string())
-            }
+            OrganisationError::SlugTaken(_)
+            | OrganisationError::LastOwner
+            | OrganisationError::AddedMeanwhile => ApiError::Conflict(err.to_string()),
             OrganisationError::Database(err) => ApiError::internal(err),
         }
     }
@@ -185,6 +185,7 @@ impl From<RegistrationError> for ApiError {
             RegistrationError::GatheringCancelled
             | RegistrationError::NotOpen(_)
             | RegistrationError::AlreadyCancelled
+            | RegistrationError::AlreadyRegistered
             | RegistrationError::NotConfirmed => ApiError::Conflict(err.to_string()),
             RegistrationError::Database(err) => ApiError::internal(err),
         }

@@ -123,7 +123,7 @@ impl Gathering {
             return Ok(None);
         }
         let actor = actor(ctx)?;
-        if gatherings::is_convenor(app(ctx)?.db.conn(), actor, self.0.id).await? {
+        if gatherings::convenes(app(ctx)?.db.conn(), actor, self.0.id).await? {
             return Ok(self.0.joining_url.clone());
         }
         let mine = viewer_registration(ctx, self.0.id).await?;
@@ -476,13 +476,17 @@ fn encode_offset(offset: u64) -> String {
     URL_SAFE_NO_PAD.encode(format!("offset:{offset}"))
 }
 
+/// Cursors name an offset into the list; anything past this is not one we made.
+const MAX_OFFSET: u64 = 1 << 32;
+
 fn decode_offset(cursor: &str) -> Option<u64> {
     let bytes = URL_SAFE_NO_PAD.decode(cursor).ok()?;
-    String::from_utf8(bytes)
+    let offset: u64 = String::from_utf8(bytes)
         .ok()?
         .strip_prefix("offset:")?
         .parse()
-        .ok()
+        .ok()?;
+    (offset < MAX_OFFSET).then_some(offset)
 }
 
 #[derive(Default)]

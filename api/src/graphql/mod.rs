@@ -15,6 +15,7 @@ mod progress;
 mod registrations;
 mod scalars;
 mod subscriptions;
+pub mod websocket;
 
 use std::{net::IpAddr, sync::Arc};
 
@@ -98,6 +99,7 @@ fn builder() -> SchemaBuilder<QueryRoot, MutationRoot, SubscriptionRoot> {
     .limit_complexity(MAX_COMPLEXITY)
     .limit_recursive_depth(32)
     .limit_directives(10)
+    .extension(websocket::SubscriptionsOnly)
 }
 
 pub fn build(context: AppContext) -> GroundswellSchema {

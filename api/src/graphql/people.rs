@@ -43,13 +43,16 @@ pub enum DigestFrequency {
 /// admins.
 pub struct Person(pub DomainPerson, Privacy);
 
-/// Whether a person's private fields may be shown without checking the caller: when the
-/// person has just proved who they are by signing in, or to a gathering's convenors looking at
-/// who registered.
+/// Whose eyes a person's private fields are loaded for, when that was settled before the
+/// object was made.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Privacy {
+    /// Decide from the caller: themselves or an admin.
     CheckCaller,
-    Revealed,
+    /// The person themselves, just proved by signing in: everything.
+    Themselves,
+    /// A gathering's convenors looking at who registered: the email only.
+    EmailShown,
 }
 
 impl Person {
@@ -57,15 +60,20 @@ impl Person {
         Self(person, Privacy::CheckCaller)
     }
 
-    /// A person whose email the caller may see, the caller's right having been checked.
-    pub fn revealed(person: DomainPerson) -> Self {
-        Self(person, Privacy::Revealed)
+    /// A registrant shown to the gathering's convenors, who may write to them.
+    pub fn with_email(person: DomainPerson) -> Self {
+        Self(person, Privacy::EmailShown)
     }
 
-    fn visible_to(&self, actor: &Actor) -> bool {
-        self.1 == Privacy::Revealed
+    /// Their settings and memberships: the person themselves and admins.
+    fn private_to(&self, actor: &Actor) -> bool {
+        self.1 == Privacy::Themselves
             || actor.is_admin()
             || matches!(actor, Actor::Person { person_id, .. } if *person_id == self.0.id)
+    }
+
+    fn email_to(&self, actor: &Actor) -> bool {
+        self.1 == Privacy::EmailShown || self.private_to(actor)
     }
 }
 
@@ -77,7 +85,7 @@ impl Person {
 
     /// Their email address; null unless you are this person or an admin.
     async fn email(&self, ctx: &Context<'_>) -> ApiResult<Option<String>> {
-        Ok(self.visible_to(actor(ctx)?).then(|| self.0.email.clone()))
+        Ok(self.email_to(actor(ctx)?).then(|| self.0.email.clone()))
     }
 
     /// The name they chose to show, if any.
@@ -97,7 +105,7 @@ impl Person {
     /// When and what their email digest holds; null unless you are this person or an admin.
     async fn digest_preferences(&self, ctx: &Context<'_>) -> ApiResult<Option<DigestPreferences>> {
         let d = &self.0.digest;
-        Ok(self.visible_to(actor(ctx)?).then(|| DigestPreferences {
+        Ok(self.private_to(actor(ctx)?).then(|| DigestPreferences {
             frequency: d.frequency.into(),
             weekday: i32::from(d.weekday),
             hour: i32::from(d.hour),
@@ -109,7 +117,7 @@ impl Person {
 
     /// The organisations they belong to; only they and admins see this.
     async fn organisations(&self, ctx: &Context<'_>) -> ApiResult<Vec<OrganisationMember>> {
-        if !self.visible_to(actor(ctx)?) {
+        if !self.private_to(actor(ctx)?) {
             return Err(ApiError::Forbidden(
                 "Only this person can see their organisations.".to_owned(),
             ));
@@ -286,7 +294,7 @@ impl PeopleMutation {
         let session = people::sign_in(&app(ctx)?.db, &token, groundswell_domain::now()).await?;
         Ok(Session {
             token: session.token,
-            person: Person(session.person, Privacy::Revealed),
+            person: Person(session.person, Privacy::Themselves),
         })
     }
 

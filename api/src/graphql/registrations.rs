@@ -71,7 +71,7 @@ impl Registration {
             .get_or_try_init(|| async {
                 Ok::<_, ApiError>(
                     self.0.is_persons_own(actor)
-                        || gatherings::is_convenor(app(ctx)?.db.conn(), actor, self.0.gathering_id)
+                        || gatherings::convenes(app(ctx)?.db.conn(), actor, self.0.gathering_id)
                             .await?,
                 )
             })
@@ -106,7 +106,7 @@ impl Registration {
             .map_err(ApiError::internal)?
             .map(|p| {
                 if reveal {
-                    Person::revealed(p)
+                    Person::with_email(p)
                 } else {
                     Person::new(p)
                 }

@@ -7,7 +7,7 @@ use tokio::sync::broadcast;
 
 use super::{
     ApiError, actor, app, changes::Change, gatherings::Gathering, parse_id,
-    progress::ProgressUpdate,
+    progress::ProgressUpdate, websocket::OverWebSocket,
 };
 
 /// Every event from now on; a subscriber that falls behind skips what it missed.
@@ -21,6 +21,47 @@ fn events(receiver: broadcast::Receiver<Event>) -> impl Stream<Item = Event> {
             }
         }
     })
+}
+
+/// Ends a subscription, with an `UNAUTHENTICATED` error, once the credential its connection
+/// opened with stops being valid (signed out, revoked, erased, role changed).
+fn guarded<T, S>(
+    ctx: &Context<'_>,
+    items: S,
+) -> Result<impl Stream<Item = Result<T, ApiError>> + Send + 'static + use<T, S>, ApiError>
+where
+    T: Send + 'static,
+    S: Stream<Item = Result<T, ApiError>> + Send + 'static,
+{
+    let check = match ctx.data_opt::<OverWebSocket>() {
+        Some(connection) => Some((
+            connection.clone(),
+            actor(ctx)?.clone(),
+            app(ctx)?.db.clone(),
+        )),
+        None => None,
+    };
+    Ok(items
+        .then(move |item| {
+            let check = check.clone();
+            async move {
+                if let Some((connection, actor, db)) = &check
+                    && !connection.still_valid(db, actor).await
+                {
+                    return Err(ApiError::Unauthenticated(
+                        "Your session or API token is no longer valid; connect again.".to_owned(),
+                    ));
+                }
+                item
+            }
+        })
+        .scan(false, |ended, item| {
+            if *ended {
+                return futures::future::ready(None);
+            }
+            *ended = matches!(item, Err(ApiError::Unauthenticated(_)));
+            futures::future::ready(Some(item))
+        }))
 }
 
 #[derive(Default)]
@@ -47,21 +88,24 @@ impl SubscriptionRoot {
         }
         let db = app.db.clone();
         let receiver = app.events.subscribe();
-        Ok(events(receiver).filter_map(move |event| {
-            let db = db.clone();
-            async move {
-                match event {
-                    Event::PlacesChanged { gathering_id } if gathering_id == id => {
-                        match gatherings::by_id(db.conn(), id).await {
-                            Ok(Some(g)) => Some(Ok(Gathering(g))),
-                            Ok(None) => None,
-                            Err(err) => Some(Err(ApiError::internal(err))),
+        guarded(
+            ctx,
+            events(receiver).filter_map(move |event| {
+                let db = db.clone();
+                async move {
+                    match event {
+                        Event::PlacesChanged { gathering_id } if gathering_id == id => {
+                            match gatherings::by_id(db.conn(), id).await {
+                                Ok(Some(g)) => Some(Ok(Gathering(g))),
+                                Ok(None) => None,
+                                Err(err) => Some(Err(ApiError::internal(err))),
+                            }
                         }
+                        _ => None,
                     }
-                    _ => None,
                 }
-            }
-        }))
+            }),
+        )
     }
 
     /// Each progress update as it is posted anywhere in the movement; only those on the given
@@ -78,26 +122,29 @@ impl SubscriptionRoot {
             .collect();
         let app = app(ctx)?;
         let db = app.db.clone();
-        Ok(events(app.events.subscribe()).filter_map(move |event| {
-            let (db, wanted) = (db.clone(), wanted.clone());
-            async move {
-                let Event::ProgressPosted { update_id } = event else {
-                    return None;
-                };
-                let update = match progress::by_ids(&db, &[update_id]).await {
-                    Ok(mut found) if !found.is_empty() => found.remove(0),
-                    Ok(_) => return None,
-                    Err(err) => return Some(Err(ApiError::internal(err))),
-                };
-                if !wanted.is_empty() {
-                    match progress::changes_of_update(&db, &update).await {
-                        Ok(on) if on.iter().any(|c| wanted.contains(c)) => {}
+        guarded(
+            ctx,
+            events(app.events.subscribe()).filter_map(move |event| {
+                let (db, wanted) = (db.clone(), wanted.clone());
+                async move {
+                    let Event::ProgressPosted { update_id } = event else {
+                        return None;
+                    };
+                    let update = match progress::by_ids(&db, &[update_id]).await {
+                        Ok(mut found) if !found.is_empty() => found.remove(0),
                         Ok(_) => return None,
                         Err(err) => return Some(Err(ApiError::internal(err))),
+                    };
+                    if !wanted.is_empty() {
+                        match progress::changes_of_update(&db, &update).await {
+                            Ok(on) if on.iter().any(|c| wanted.contains(c)) => {}
+                            Ok(_) => return None,
+                            Err(err) => return Some(Err(ApiError::internal(err))),
+                        }
                     }
+                    Some(Ok(ProgressUpdate(update)))
                 }
-                Some(Ok(ProgressUpdate(update)))
-            }
-        }))
+            }),
+        )
     }
 }

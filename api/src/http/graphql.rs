@@ -143,10 +143,10 @@ pub async fn subscriptions(
                         .and_then(|value| value.trim().split_once(' '))
                         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
                         .map(|(_, token)| token.trim().to_owned());
-                    let actor = match token {
+                    let actor = match &token {
                         Some(token) => groundswell_domain::access::authenticate(
                             &state.db,
-                            &token,
+                            token,
                             groundswell_domain::now(),
                         )
                         .await
@@ -158,6 +158,7 @@ pub async fn subscriptions(
                         None => Actor::Anonymous,
                     };
                     let mut data = async_graphql::Data::default();
+                    data.insert(crate::graphql::websocket::OverWebSocket { credential: token });
                     data.insert(RequestContext {
                         actor,
                         client_ip: Some(peer.ip()),

@@ -55,7 +55,27 @@ pub async fn page(Query(param): Query<TokenParam>) -> Html<String> {
     ))
 }
 
-pub async fn submit(State(state): State<AppState>, Form(param): Form<TokenParam>) -> Response {
+pub async fn submit(
+    State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+    Form(param): Form<TokenParam>,
+) -> Response {
+    // Only the page's own button may sign someone in: another site posting its own token would
+    // sign the visitor in as someone else, and what they then entered would be theirs to read.
+    let cross_site = headers
+        .get("sec-fetch-site")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|site| site.eq_ignore_ascii_case("cross-site"));
+    if cross_site {
+        return (
+            StatusCode::FORBIDDEN,
+            Html(page_html(
+                "Open the link from your email",
+                "<p>For your safety, signing in works only from the link in your sign-in email. Open that link and press the button there.</p>",
+            )),
+        )
+            .into_response();
+    }
     if param.token.len() > 512 {
         return invalid_link();
     }

@@ -37,7 +37,7 @@ impl Transport {
         match self {
             Transport::Smtp(smtp) => smtp.send(message).await.map(drop).map_err(|err| SendError {
                 permanent: err.is_permanent(),
-                message: format!("{err:#}"),
+                message: summary(&err),
             }),
             Transport::Folder(folder) => {
                 folder
@@ -50,5 +50,16 @@ impl Transport {
                     })
             }
         }
+    }
+}
+
+/// What went wrong, without the server's own words: those often quote the recipient's address,
+/// which stays out of logs and the outbox.
+fn summary(err: &lettre::transport::smtp::Error) -> String {
+    match err.status() {
+        Some(code) => format!("the mail server answered {code}"),
+        None if err.is_timeout() => "the mail server did not answer in time".to_owned(),
+        None if err.is_permanent() => "the mail server refused the message".to_owned(),
+        None => "could not reach the mail server".to_owned(),
     }
 }

@@ -110,18 +110,14 @@ impl DeliveryWorker {
             Err(err) => {
                 // A message that cannot be composed will not compose on a retry either.
                 tracing::error!(error = format!("{err:#}"), "mail could not be composed");
-                return Ok(mail::mark_attempt_failed(
-                    &self.db,
-                    queued.id,
-                    &format!("{err:#}"),
-                    None,
-                )
-                .await?);
+                return Ok(
+                    mail::mark_attempt_failed(&self.db, queued, &format!("{err:#}"), None).await?,
+                );
             }
         };
         match self.transport.send(message).await {
             Ok(()) => {
-                mail::mark_sent(&self.db, queued.id, groundswell_domain::now()).await?;
+                mail::mark_sent(&self.db, queued, groundswell_domain::now()).await?;
                 metrics::counter!("groundswell_mail_sent_total").increment(1);
                 tracing::info!("mail sent");
             }
@@ -143,7 +139,7 @@ impl DeliveryWorker {
                     metrics::counter!("groundswell_mail_failed_total").increment(1);
                     tracing::error!(error = %err.message, "mail not sent; giving up");
                 }
-                mail::mark_attempt_failed(&self.db, queued.id, &err.message, retry_at).await?;
+                mail::mark_attempt_failed(&self.db, queued, &err.message, retry_at).await?;
             }
         }
         Ok(())

@@ -286,17 +286,38 @@ pub async fn is_convenor(
     }
 }
 
-pub(crate) async fn require_convenor(
+pub(crate) async fn require_convenor<E>(
     conn: &impl ConnectionTrait,
     actor: &Actor,
     gathering_id: Uuid,
-) -> Result<(), AccessError> {
+) -> Result<(), E>
+where
+    E: From<AccessError> + From<DbErr>,
+{
     actor.person()?;
-    match is_convenor(conn, actor, gathering_id).await {
-        Ok(true) => Ok(()),
-        _ => Err(AccessError::Forbidden(
-            "only the gathering's convenors can do this",
-        )),
+    if is_convenor(conn, actor, gathering_id).await? {
+        Ok(())
+    } else {
+        Err(AccessError::Forbidden("only the gathering's convenors can do this").into())
+    }
+}
+
+/// Whether the actor is one of the gathering's own convenors. Unlike [`is_convenor`], being an
+/// admin is not enough: access needs and the joining link are for the people who run the day.
+pub async fn convenes(
+    conn: &impl ConnectionTrait,
+    actor: &Actor,
+    gathering_id: Uuid,
+) -> Result<bool, DbErr> {
+    match actor {
+        Actor::Person { person_id, .. } => Ok(gathering_convenor::Entity::find_by_id((
+            gathering_id,
+            *person_id,
+        ))
+        .one(conn)
+        .await?
+        .is_some()),
+        _ => Ok(false),
     }
 }
 
@@ -395,10 +416,11 @@ pub async fn update(
     update: GatheringUpdate,
     now: DateTime<Utc>,
 ) -> Result<Gathering, GatheringError> {
+    actor.person()?;
     let _queue = db.serialize(id).await;
     let txn = db.begin_write().await?;
     let row = lock(&*txn, id).await?.ok_or(GatheringError::NotFound)?;
-    require_convenor(&*txn, actor, id).await?;
+    require_convenor::<GatheringError>(&*txn, actor, id).await?;
     if row.status == GatheringStatus::Cancelled {
         return Err(GatheringError::Cancelled);
     }
@@ -476,10 +498,11 @@ pub async fn publish(
     id: Uuid,
     now: DateTime<Utc>,
 ) -> Result<Gathering, GatheringError> {
+    actor.person()?;
     let _queue = db.serialize(id).await;
     let txn = db.begin_write().await?;
     let row = lock(&*txn, id).await?.ok_or(GatheringError::NotFound)?;
-    require_convenor(&*txn, actor, id).await?;
+    require_convenor::<GatheringError>(&*txn, actor, id).await?;
     match row.status {
         GatheringStatus::Cancelled => return Err(GatheringError::Cancelled),
         GatheringStatus::Published => return Err(GatheringError::AlreadyPublished),
@@ -502,10 +525,11 @@ pub async fn cancel(
     reason: String,
     now: DateTime<Utc>,
 ) -> Result<Gathering, GatheringError> {
+    actor.person()?;
     let _queue = db.serialize(id).await;
     let txn = db.begin_write().await?;
     let row = lock(&*txn, id).await?.ok_or(GatheringError::NotFound)?;
-    require_convenor(&*txn, actor, id).await?;
+    require_convenor::<GatheringError>(&*txn, actor, id).await?;
     if row.status == GatheringStatus::Cancelled {
         return Err(GatheringError::Cancelled);
     }

@@ -160,7 +160,7 @@ pub async fn claim(
 
 /// Records a delivery. Only a row still held for sending is marked, so a lapsed claim taken
 /// over by another server is not marked twice.
-pub async fn mark_sent(db: &Database, id: Uuid, now: DateTime<Utc>) -> Result<(), DbErr> {
+pub async fn mark_sent(db: &Database, claim: &QueuedMail, now: DateTime<Utc>) -> Result<(), DbErr> {
     let txn = db.begin_write().await?;
     outbox::Entity::update_many()
         .col_expr(outbox::Column::Status, Expr::value(OutboxStatus::Sent))
@@ -173,8 +173,11 @@ pub async fn mark_sent(db: &Database, id: Uuid, now: DateTime<Utc>) -> Result<()
             outbox::Column::LastError,
             Expr::value(Option::<String>::None),
         )
-        .filter(outbox::Column::Id.eq(id))
+        .filter(outbox::Column::Id.eq(claim.id))
         .filter(outbox::Column::Status.eq(OutboxStatus::Sending))
+        // Only this claim: if the lease lapsed and another server took the row over (its
+        // claim counted one more attempt), the outcome is that server's to record.
+        .filter(outbox::Column::Attempts.eq(claim.attempts))
         .exec(&*txn)
         .await?;
     txn.commit().await
@@ -183,7 +186,7 @@ pub async fn mark_sent(db: &Database, id: Uuid, now: DateTime<Utc>) -> Result<()
 /// Records a failed attempt: due again at `retry_at`, or failed for good when there is none.
 pub async fn mark_attempt_failed(
     db: &Database,
-    id: Uuid,
+    claim: &QueuedMail,
     error: &str,
     retry_at: Option<DateTime<Utc>>,
 ) -> Result<(), DbErr> {
@@ -203,8 +206,11 @@ pub async fn mark_attempt_failed(
     }
     let txn = db.begin_write().await?;
     update
-        .filter(outbox::Column::Id.eq(id))
+        .filter(outbox::Column::Id.eq(claim.id))
         .filter(outbox::Column::Status.eq(OutboxStatus::Sending))
+        // Only this claim: if the lease lapsed and another server took the row over (its
+        // claim counted one more attempt), the outcome is that server's to record.
+        .filter(outbox::Column::Attempts.eq(claim.attempts))
         .exec(&*txn)
         .await?;
     txn.commit().await

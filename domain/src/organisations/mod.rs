@@ -163,6 +163,8 @@ pub enum OrganisationError {
     SlugTaken(String),
     #[error("An organisation needs at least one owner; make someone else an owner first.")]
     LastOwner,
+    #[error("Someone else added this person at the same moment; look at the members again.")]
+    AddedMeanwhile,
     #[error(transparent)]
     Database(#[from] DbErr),
 }
@@ -288,7 +290,13 @@ pub async fn add_member(
             sea_orm::ActiveModelTrait::update(active, &*txn).await?
         }
         None => {
-            let member = insert_member(&*txn, organisation_id, person.id, role, now).await?;
+            let member = match insert_member(&*txn, organisation_id, person.id, role, now).await {
+                Ok(member) => member,
+                Err(err) if is_unique_violation(&err) => {
+                    return Err(OrganisationError::AddedMeanwhile);
+                }
+                Err(err) => return Err(err.into()),
+            };
             let organisation = organisation::Entity::find_by_id(organisation_id)
                 .one(&*txn)
                 .await?

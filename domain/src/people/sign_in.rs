@@ -37,6 +37,16 @@ pub async fn request_sign_in(
     now: DateTime<Utc>,
 ) -> Result<(), PeopleError> {
     let txn = db.begin_write().await?;
+    if db.backend() == sea_orm::DbBackend::Postgres {
+        // Requests for one address queue here, so the count below cannot be passed by several
+        // at once. (On SQLite, writers are one at a time already.)
+        txn.execute_raw(sea_orm::Statement::from_sql_and_values(
+            sea_orm::DbBackend::Postgres,
+            "SELECT pg_advisory_xact_lock(hashtext($1))",
+            [format!("sign-in:{}", email.as_str()).into()],
+        ))
+        .await?;
+    }
     let recent = sign_in_token::Entity::find()
         .filter(sign_in_token::Column::Email.eq(email.as_str()))
         .filter(sign_in_token::Column::CreatedAt.gt(now - Duration::hours(1)))

@@ -184,7 +184,7 @@ pub enum PledgeError {
 /// Locks the organisation's row for the rest of the transaction (PostgreSQL; SQLite writers
 /// are already one at a time), so the changes' organisation counts stay exact under concurrent
 /// pledge writes for one organisation.
-async fn lock_organisation(
+pub(crate) async fn lock_organisation(
     conn: &impl ConnectionTrait,
     organisation_id: Uuid,
 ) -> Result<bool, DbErr> {
@@ -282,7 +282,12 @@ async fn for_write(
         .ok_or(PledgeError::NotFound)?;
     lock_organisation(conn, row.organisation_id).await?;
     require_acts_for::<PledgeError>(conn, actor, row.organisation_id).await?;
-    Ok(row)
+    // Read again under the lock: a write that waited for it must see what the one before did
+    // (a pledge withdrawn twice at once must not leave the figures twice).
+    pledge::Entity::find_by_id(id)
+        .one(conn)
+        .await?
+        .ok_or(PledgeError::NotFound)
 }
 
 /// Changes a pledge's title, commitment, date or changes. Not once withdrawn.

@@ -204,11 +204,18 @@ pub async fn post(
     let txn = db.begin_write().await?;
     let (organisation_id, on_changes, pledge_row) = match new.subject {
         Subject::Pledge(pledge_id) => {
+            let found = pledge::Entity::find_by_id(pledge_id)
+                .one(&*txn)
+                .await?
+                .ok_or(ProgressError::PledgeNotFound)?;
+            require_acts_for::<ProgressError>(&*txn, actor, found.organisation_id).await?;
+            // The pledge's writes queue on its organisation's row; read it again under that
+            // lock, so a withdrawal just made is seen and never overwritten as achieved.
+            pledges::lock_organisation(&*txn, found.organisation_id).await?;
             let row = pledge::Entity::find_by_id(pledge_id)
                 .one(&*txn)
                 .await?
                 .ok_or(ProgressError::PledgeNotFound)?;
-            require_acts_for::<ProgressError>(&*txn, actor, row.organisation_id).await?;
             if row.status == PledgeStatus::Withdrawn {
                 return Err(ProgressError::PledgeWithdrawn);
             }

@@ -119,7 +119,7 @@ pub async fn access_totals(
     actor: &Actor,
     gathering_id: Uuid,
 ) -> Result<Vec<AccessTotal>, RegistrationError> {
-    gatherings::require_convenor(db.conn(), actor, gathering_id).await?;
+    gatherings::require_convenor::<RegistrationError>(db.conn(), actor, gathering_id).await?;
     // Registrations first, then the gathering: if the erasure committed in between, the
     // gathering already holds the totals it kept, so the answer is never an empty half-way.
     let rows = registration::Entity::find()

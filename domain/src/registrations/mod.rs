@@ -149,6 +149,8 @@ pub enum RegistrationError {
     ModeNotOffered,
     #[error("This registration is already cancelled.")]
     AlreadyCancelled,
+    #[error("That person is already registered for this gathering.")]
+    AlreadyRegistered,
     #[error("Only confirmed registrations can be checked in.")]
     NotConfirmed,
     #[error(transparent)]
@@ -214,7 +216,9 @@ pub async fn register(
         Some(behalf) => {
             let txn = db.begin_write().await?;
             let person = people::find_or_create(&*txn, &behalf.email, now).await?;
-            let person = if person.display_name.is_none() {
+            // Name only an account made just now; an existing one keeps the name its owner chose.
+            let created_now = person.created_at == now;
+            let person = if created_now && person.display_name.is_none() {
                 let mut active: person::ActiveModel = person.into();
                 active.display_name = Set(Some(behalf.name.as_str().to_owned()));
                 sea_orm::ActiveModelTrait::update(active, &*txn).await?
@@ -250,6 +254,11 @@ pub async fn register(
     if let Some(existing) = &existing
         && existing.status != RegistrationStatus::Cancelled
     {
+        // Someone registering another person learns nothing of a registration that is not
+        // theirs to see.
+        if existing.person_id != actor_id && existing.registered_by != Some(actor_id) {
+            return Err(RegistrationError::AlreadyRegistered);
+        }
         let existing = existing.clone();
         txn.commit().await?;
         let position = waitlist_position(db.conn(), &existing).await?;
@@ -540,7 +549,7 @@ pub async fn check_in(
         .one(&*txn)
         .await?
         .ok_or(RegistrationError::NotFound)?;
-    gatherings::require_convenor(&*txn, actor, row.gathering_id).await?;
+    gatherings::require_convenor::<RegistrationError>(&*txn, actor, row.gathering_id).await?;
     if row.status != RegistrationStatus::Confirmed {
         return Err(RegistrationError::NotConfirmed);
     }
@@ -632,7 +641,7 @@ pub async fn for_gathering(
     filter: &RegistrationFilter,
     page: PageRequest,
 ) -> Result<Page<Registration>, RegistrationError> {
-    gatherings::require_convenor(db.conn(), actor, gathering_id).await?;
+    gatherings::require_convenor::<RegistrationError>(db.conn(), actor, gathering_id).await?;
     let mut condition = Condition::all().add(registration::Column::GatheringId.eq(gathering_id));
     if let Some(status) = filter.status {
         condition = condition.add(registration::Column::Status.eq(status));
@@ -678,7 +687,14 @@ pub async fn all_for_gathering(
     actor: &Actor,
     gathering_id: Uuid,
 ) -> Result<Vec<Registration>, RegistrationError> {
-    gatherings::require_convenor(db.conn(), actor, gathering_id).await?;
+    // The export carries access needs: the gathering's own convenors only, not admins.
+    actor.person()?;
+    if !gatherings::convenes(db.conn(), actor, gathering_id).await? {
+        return Err(AccessError::Forbidden(
+            "only the gathering's convenors can export its registrations",
+        )
+        .into());
+    }
     let rows = registration::Entity::find()
         .filter(registration::Column::GatheringId.eq(gathering_id))
         .order_by_asc(registration::Column::Id)
