@@ -869,3 +869,45 @@ impl Drop for TestApp {
         }
     }
 }
+
+/// A GraphQL client over WebSocket (graphql-transport-ws).
+pub type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Opens `/graphql/ws`, authenticating with `token` when given, and waits for the server's ack.
+pub async fn ws_connect(app: &TestApp, token: Option<&str>) -> anyhow::Result<Socket> {
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest};
+    let mut request = format!("ws://{}/graphql/ws", app.address).into_client_request()?;
+    request
+        .headers_mut()
+        .insert("Sec-WebSocket-Protocol", "graphql-transport-ws".parse()?);
+    let (mut socket, _) = tokio_tungstenite::connect_async(request).await?;
+    let payload = match token {
+        Some(token) => json!({ "Authorization": format!("Bearer {token}") }),
+        None => json!({}),
+    };
+    socket
+        .send(Message::text(
+            json!({ "type": "connection_init", "payload": payload }).to_string(),
+        ))
+        .await?;
+    let ack = socket.next().await.context("closed")??;
+    anyhow::ensure!(ack.to_text()?.contains("connection_ack"), "{ack}");
+    Ok(socket)
+}
+
+/// The next message that is not a keep-alive or a completion, waiting at most `wait`.
+pub async fn ws_next(socket: &mut Socket, wait: Duration) -> anyhow::Result<Value> {
+    use futures::StreamExt;
+    tokio::time::timeout(wait, async {
+        loop {
+            let message = socket.next().await.context("closed")??;
+            let value: Value = serde_json::from_str(message.to_text()?)?;
+            if !matches!(value["type"].as_str(), Some("ping" | "pong" | "complete")) {
+                return anyhow::Ok(value);
+            }
+        }
+    })
+    .await?
+}

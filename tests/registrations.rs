@@ -956,8 +956,8 @@ async fn access_needs_are_erased_after_the_retention_time_leaving_totals(
 }
 
 async fn places_changes_reach_a_websocket_subscriber(db: Backend) -> anyhow::Result<()> {
-    use futures::{SinkExt, StreamExt};
-    use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest};
+    use futures::SinkExt;
+    use tokio_tungstenite::tungstenite::Message;
 
     let app = spawn_app(db).await?;
     // A second server on the same database: the subscriber listens to one, the change goes
@@ -980,21 +980,7 @@ async fn places_changes_reach_a_websocket_subscriber(db: Backend) -> anyhow::Res
         .gathering(&convenor, json!({ "inPersonCapacity": 20 }))
         .await?;
 
-    let mut request = format!("ws://{}/graphql/ws", app.address).into_client_request()?;
-    request
-        .headers_mut()
-        .insert("Sec-WebSocket-Protocol", "graphql-transport-ws".parse()?);
-    let (mut socket, _) = tokio_tungstenite::connect_async(request).await?;
-    socket
-        .send(Message::text(
-            json!({ "type": "connection_init", "payload": {} }).to_string(),
-        ))
-        .await?;
-    let ack = socket
-        .next()
-        .await
-        .ok_or_else(|| anyhow::anyhow!("closed"))??;
-    assert!(ack.to_text()?.contains("connection_ack"), "{ack}");
+    let mut socket = ws_connect(&app, None).await?;
     socket
         .send(Message::text(json!({ "id": "1", "type": "subscribe", "payload": {
             "query": "subscription($id: ID!) { gatheringPlacesChanged(gatheringId: $id) { placesLeft confirmedCount } }",
@@ -1010,21 +996,9 @@ async fn places_changes_reach_a_websocket_subscriber(db: Backend) -> anyhow::Res
             .register(&person, &gathering["id"], json!({ "companions": 1 }))
             .await?
             .ok()?;
-        let received = tokio::time::timeout(std::time::Duration::from_millis(1500), async {
-            loop {
-                let message = socket
-                    .next()
-                    .await
-                    .ok_or_else(|| anyhow::anyhow!("closed"))??;
-                let value: Value = serde_json::from_str(message.to_text()?)?;
-                if value["type"] == "next" {
-                    return anyhow::Ok(value);
-                }
-            }
-        })
-        .await;
+        let received = ws_next(&mut socket, std::time::Duration::from_millis(1500)).await;
         if let Ok(value) = received {
-            next = value?;
+            next = value;
             break;
         }
     }

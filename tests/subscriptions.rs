@@ -1,8 +1,10 @@
 //! Live progress over WebSocket (graphql-transport-ws): a client sees what another posts.
 
-use futures::{SinkExt, StreamExt};
+use std::time::Duration;
+
+use futures::SinkExt;
 use serde_json::{Value, json};
-use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest};
+use tokio_tungstenite::tungstenite::Message;
 
 use crate::{helpers::*, on_both_databases};
 
@@ -10,55 +12,6 @@ on_both_databases!(
     a_websocket_client_receives_the_progress_another_client_posts_on_its_changes,
     a_websocket_serves_subscriptions_only_and_ends_when_its_token_is_revoked,
 );
-
-async fn connect(
-    app: &TestApp,
-    token: Option<&str>,
-) -> anyhow::Result<
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
-> {
-    let mut request = format!("ws://{}/graphql/ws", app.address).into_client_request()?;
-    request
-        .headers_mut()
-        .insert("Sec-WebSocket-Protocol", "graphql-transport-ws".parse()?);
-    let (mut socket, _) = tokio_tungstenite::connect_async(request).await?;
-    let payload = match token {
-        Some(token) => json!({ "Authorization": format!("Bearer {token}") }),
-        None => json!({}),
-    };
-    socket
-        .send(Message::text(
-            json!({ "type": "connection_init", "payload": payload }).to_string(),
-        ))
-        .await?;
-    let ack = socket
-        .next()
-        .await
-        .ok_or_else(|| anyhow::anyhow!("closed"))??;
-    anyhow::ensure!(ack.to_text()?.contains("connection_ack"), "{ack}");
-    Ok(socket)
-}
-
-/// The next message that is not a keep-alive or a completion, within two seconds.
-async fn next_message(
-    socket: &mut tokio_tungstenite::WebSocketStream<
-        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
-    >,
-) -> anyhow::Result<Value> {
-    tokio::time::timeout(std::time::Duration::from_secs(2), async {
-        loop {
-            let message = socket
-                .next()
-                .await
-                .ok_or_else(|| anyhow::anyhow!("closed"))??;
-            let value: Value = serde_json::from_str(message.to_text()?)?;
-            if !matches!(value["type"].as_str(), Some("ping" | "pong" | "complete")) {
-                return anyhow::Ok(value);
-            }
-        }
-    })
-    .await?
-}
 
 async fn a_websocket_serves_subscriptions_only_and_ends_when_its_token_is_revoked(
     db: Backend,
@@ -74,13 +27,13 @@ async fn a_websocket_serves_subscriptions_only_and_ends_when_its_token_is_revoke
     let token_id = made["createApiToken"]["apiToken"]["id"].clone();
     let pledge = app.pledge_id(&owner, &org, json!({})).await?;
 
-    let mut socket = connect(&app, Some(&token)).await?;
+    let mut socket = ws_connect(&app, Some(&token)).await?;
     socket
         .send(Message::text(json!({ "id": "m", "type": "subscribe", "payload": {
             "query": "mutation($o: ID!) { makePledge(input: { organisationId: $o, changes: [SHARING_POWER_AS_EQUALS], title: \"Sneaky\", commitment: \"Over the socket\" }) { id } }",
             "variables": { "o": org } } }).to_string()))
         .await?;
-    let refused = next_message(&mut socket).await?;
+    let refused = ws_next(&mut socket, Duration::from_secs(2)).await?;
     assert!(refused["payload"]["data"].is_null(), "{refused}");
     assert!(
         refused.to_string().contains("Only subscriptions"),
@@ -102,7 +55,7 @@ async fn a_websocket_serves_subscriptions_only_and_ends_when_its_token_is_revoke
         )
         .await?
         .ok()?;
-        if let Ok(value) = next_message(&mut socket).await {
+        if let Ok(value) = ws_next(&mut socket, Duration::from_secs(2)).await {
             assert_eq!(value["type"], "next", "{value}");
             delivered = true;
             break;
@@ -123,7 +76,7 @@ async fn a_websocket_serves_subscriptions_only_and_ends_when_its_token_is_revoke
     )
     .await?
     .ok()?;
-    let ended = next_message(&mut socket).await?;
+    let ended = ws_next(&mut socket, Duration::from_secs(2)).await?;
     assert!(ended.to_string().contains("UNAUTHENTICATED"), "{ended}");
     assert!(!ended.to_string().contains("After"), "{ended}");
     assert_eq!(
@@ -169,21 +122,7 @@ async fn a_websocket_client_receives_the_progress_another_client_posts_on_its_ch
         )
         .await?;
 
-    let mut request = format!("ws://{}/graphql/ws", app.address).into_client_request()?;
-    request
-        .headers_mut()
-        .insert("Sec-WebSocket-Protocol", "graphql-transport-ws".parse()?);
-    let (mut socket, _) = tokio_tungstenite::connect_async(request).await?;
-    socket
-        .send(Message::text(
-            json!({ "type": "connection_init", "payload": {} }).to_string(),
-        ))
-        .await?;
-    let ack = socket
-        .next()
-        .await
-        .ok_or_else(|| anyhow::anyhow!("closed"))??;
-    assert!(ack.to_text()?.contains("connection_ack"), "{ack}");
+    let mut socket = ws_connect(&app, None).await?;
     socket
         .send(Message::text(json!({ "id": "1", "type": "subscribe", "payload": {
             "query": "subscription { progressUpdatePosted(changes: [LIVING_IN_THE_PLACE_WE_CALL_HOME]) { body signal pledge { title } } }" } }).to_string()))
@@ -204,21 +143,9 @@ async fn a_websocket_client_receives_the_progress_another_client_posts_on_its_ch
                 .await?
                 .ok()?;
         }
-        let next = tokio::time::timeout(std::time::Duration::from_millis(1500), async {
-            loop {
-                let message = socket
-                    .next()
-                    .await
-                    .ok_or_else(|| anyhow::anyhow!("closed"))??;
-                let value: Value = serde_json::from_str(message.to_text()?)?;
-                if value["type"] == "next" {
-                    return anyhow::Ok(value);
-                }
-            }
-        })
-        .await;
+        let next = ws_next(&mut socket, Duration::from_millis(1500)).await;
         if let Ok(value) = next {
-            received = value?;
+            received = value;
             break;
         }
     }
