@@ -28,8 +28,8 @@ use crate::{
 
 pub use schedule::Slot;
 pub use sections::{
-    ChangePicture, CoalitionsSection, GatheringsSection, NewPledgesSection, ProgressSection,
-    QuietPledgesSection,
+    ChangeGroup, ChangePicture, CoalitionItem, CoalitionsSection, GatheringsSection, NewPledgeItem,
+    NewPledgesSection, ProgressItem, ProgressSection, QuietPledgeItem, QuietPledgesSection,
 };
 
 /// What unsubscribe tokens are derived for.
@@ -101,11 +101,11 @@ pub struct Digest {
 impl Digest {
     /// Whether no section has anything to tell (the picture alone is not news).
     pub fn is_empty(&self) -> bool {
-        self.new_pledges.items.is_empty()
-            && self.progress.items.is_empty()
-            && self.coalitions.items.is_empty()
+        self.new_pledges.is_empty()
+            && self.progress.is_empty()
+            && self.coalitions.is_empty()
             && self.gatherings.items.is_empty()
-            && self.quiet_pledges.items.is_empty()
+            && self.quiet_pledges.is_empty()
     }
 
     /// The outbox context the `digest` templates render. The unsubscribe link is derived from
