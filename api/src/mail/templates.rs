@@ -234,11 +234,15 @@ mod tests {
                 "period_end_local": "Monday 8 March 2027",
                 "picture": {"rows": [{"title": "More resources, better used",
                     "pledges_this_period": 2, "pledges_last_period": 1,
-                    "updates_this_period": 0, "updates_last_period": 0}]},
-                "new_pledges": {"items": []},
-                "progress": {"items": []},
-                "coalitions": {"items": []},
-                "quiet_pledges": {"items": []},
+                    "updates_this_period": 0, "updates_last_period": 0,
+                    "bars": {"pledges_this_period": 100, "pledges_last_period": 50,
+                        "updates_this_period": 0, "updates_last_period": 0}}]},
+                "new_pledges": {"groups": [{"title": "More resources, better used", "more": 3,
+                    "items": [{"organisation": "Kirklees <People>", "title": "Budgets we hold",
+                        "due_by": "2027-12-31", "changes": ["More resources, better used"]}]}]},
+                "progress": {"groups": []},
+                "coalitions": {"groups": []},
+                "quiet_pledges": {"groups": []},
                 "gatherings": {"items": [{"title": "Leeds <gathering>", "slug": "leeds",
                     "when": "Monday", "unlimited": false, "full": false,
                     "in_person_offered": true, "online_offered": false,
@@ -271,6 +275,16 @@ mod tests {
             rendered.text
         );
         assert!(rendered.html.contains("Leeds &lt;gathering&gt;"));
+        assert!(
+            rendered
+                .text
+                .contains("- Kirklees <People>: Budgets we hold (due 2027-12-31)"),
+            "{}",
+            rendered.text
+        );
+        assert!(rendered.text.contains("  and 3 more"));
+        assert!(rendered.html.contains("Kirklees &lt;People&gt;"));
+        assert!(rendered.html.contains(r#"<td width="50%""#));
         assert!(
             rendered
                 .text
