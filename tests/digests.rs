@@ -17,6 +17,7 @@ on_both_databases!(
     a_period_with_nothing_to_tell_is_claimed_but_sent_only_to_those_who_asked,
     the_command_line_queues_due_digests_filtered_to_the_changes_of_interest,
     a_digest_the_mail_server_rejects_for_good_is_marked_failed_and_shown_to_admins,
+    a_digest_holds_the_pledges_updates_and_coalitions_of_the_changes_of_interest_only,
 );
 
 async fn admin(app: &TestApp) -> anyhow::Result<String> {
@@ -488,5 +489,162 @@ async fn a_digest_the_mail_server_rejects_for_good_is_marked_failed_and_shown_to
     );
     let refused = app.gql(Some(&convenor), query, json!({})).await?;
     assert_eq!(refused.code(), Some("FORBIDDEN"));
+    Ok(())
+}
+
+/// Pledges, updates and coalitions on two changes; a convenor following one of them gets a
+/// digest whose picture, new pledges, progress (worst signal first) and coalitions are that
+/// change's only, in both parts.
+async fn a_digest_holds_the_pledges_updates_and_coalitions_of_the_changes_of_interest_only(
+    db: Backend,
+) -> anyhow::Result<()> {
+    use chrono::Timelike;
+    const HOME: &str = "LIVING_IN_THE_PLACE_WE_CALL_HOME";
+    const POWER: &str = "SHARING_POWER_AS_EQUALS";
+    let app = spawn_app(db).await?;
+    let admin = admin(&app).await?;
+    app.gql(
+        Some(&admin),
+        "mutation { updateDigestPreferences(input: { frequency: NEVER }) { id } }",
+        json!({}),
+    )
+    .await?
+    .ok()?;
+    // A daily slot one to two hours from now: the period is the day before it, which holds
+    // everything made below.
+    let hour = (Utc::now() + chrono::Duration::hours(2)).hour();
+    let convenor = app.convenor("home@example.org").await?;
+    app.gql(
+        Some(&convenor),
+        "mutation($input: DigestPreferencesInput!) { updateDigestPreferences(input: $input) { id } }",
+        json!({ "input": { "frequency": "DAILY", "hour": hour, "timeZone": "UTC",
+                "changes": [HOME] } }),
+    )
+    .await?
+    .ok()?;
+
+    let home_owner = app.sign_in("home-owner@example.org").await?;
+    let home_org = app
+        .create_organisation(&home_owner, "Kirklees Home Group")
+        .await?;
+    let power_owner = app.sign_in("power-owner@example.org").await?;
+    let power_org = app
+        .create_organisation(&power_owner, "Power Share Collective")
+        .await?;
+    let home_pledge = app
+        .pledge_id(
+            &home_owner,
+            &home_org,
+            json!({ "changes": [HOME], "title": "Homes, not placements", "dueBy": "2027-06-30" }),
+        )
+        .await?;
+    let power_pledge = app
+        .pledge_id(
+            &power_owner,
+            &power_org,
+            json!({ "changes": [POWER], "title": "Citizens on every board" }),
+        )
+        .await?;
+    app.post_update(
+        Some(&home_owner),
+        json!({ "pledgeId": home_pledge, "body": "Ten people moved home", "signal": "ON_TRACK",
+                "percentComplete": 40 }),
+    )
+    .await?
+    .ok()?;
+    app.post_update(
+        Some(&home_owner),
+        json!({ "pledgeId": home_pledge, "body": "Funding is late", "signal": "OFF_TRACK" }),
+    )
+    .await?
+    .ok()?;
+    app.post_update(
+        Some(&power_owner),
+        json!({ "pledgeId": power_pledge, "body": "The board resisted", "signal": "AT_RISK" }),
+    )
+    .await?
+    .ok()?;
+    let home_coalition = app
+        .form_coalition(&home_owner, &home_org, "Home Together", json!([HOME]))
+        .await?;
+    app.join_coalition(&home_owner, &power_owner, &home_coalition, &power_org)
+        .await?;
+    app.form_coalition(&power_owner, &power_org, "Equal Voices", json!([POWER]))
+        .await?;
+
+    assert_eq!(
+        send_due(&app, &admin, Utc::now() + chrono::Duration::hours(3)).await?,
+        1
+    );
+    let mails = app.smtp.wait_for("home@example.org", 2).await?;
+    let digest = mails
+        .iter()
+        .find(|m| m.subject.contains("digest"))
+        .ok_or_else(|| anyhow::anyhow!("no digest"))?;
+    let text = &digest.text.replace("\r\n", "\n");
+    assert!(
+        text.contains("- Living in the place we call home: 1 pledges (0), 2 updates (0)"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "NEW PLEDGES\n\nLiving in the place we call home\n\
+             - Kirklees Home Group: Homes, not placements (due 2027-06-30)\n"
+        ),
+        "{text}"
+    );
+    let off_track = text
+        .find("- [Off track] Kirklees Home Group on pledge \"Homes, not placements\"\n  Funding is late")
+        .ok_or_else(|| anyhow::anyhow!("no off-track update in {text}"))?;
+    let on_track = text
+        .find("- [On track, 40%] Kirklees Home Group on pledge \"Homes, not placements\"\n  Ten people moved home")
+        .ok_or_else(|| anyhow::anyhow!("no on-track update in {text}"))?;
+    assert!(off_track < on_track, "worst signal first: {text}");
+    assert!(text.contains("PROGRESS UPDATES\n\nLiving in the place we call home\n- [Off track]"));
+    assert!(
+        text.contains(
+            "COALITIONS\n\nLiving in the place we call home\n\
+             - Kirklees Home Group formed Home Together\n\
+             - Power Share Collective joined Home Together\n"
+        ),
+        "{text}"
+    );
+    for other in [
+        "Sharing power as equals",
+        "Citizens on every board",
+        "The board resisted",
+        "Equal Voices",
+        "Nothing new happened",
+    ] {
+        assert!(!text.contains(other), "{other} in {text}");
+    }
+
+    let html = &digest.html;
+    assert!(html.contains("1 pledges (0)"), "{html}");
+    assert!(html.contains("2 updates (0)"), "{html}");
+    // The bars: this period's updates are the largest figure, its pledges half of it.
+    assert!(
+        html.contains(r##"<td width="100%" height="10" bgcolor="#b07d00""##),
+        "{html}"
+    );
+    assert!(
+        html.contains(r##"<td width="50%" height="10" bgcolor="#1d5c4d""##),
+        "{html}"
+    );
+    assert!(html.contains("<strong>Homes, not placements</strong><br>Kirklees Home Group"));
+    assert!(html.contains("Due 2027-06-30"));
+    assert!(html.contains("<strong>Off track</strong>: Kirklees Home Group"));
+    assert!(html.contains("<strong>On track, 40%</strong>: Kirklees Home Group"));
+    assert!(html.contains("Power Share Collective joined <strong>Home Together</strong>"));
+    for other in [
+        "Sharing power as equals",
+        "Citizens on every board",
+        "The board resisted",
+        "Equal Voices",
+        "<script",
+        "<img",
+    ] {
+        assert!(!html.contains(other), "{other} in {html}");
+    }
     Ok(())
 }
