@@ -113,7 +113,7 @@ pub async fn run() -> anyhow::Result<()> {
             let db = connect(&config).await?;
             groundswell_migration::Migrator::up(db.conn(), None).await?;
             let now = groundswell_domain::now();
-            let outcome = digests::send_due(&db, as_of.unwrap_or(now), now)
+            let outcome = digests::send_due(&db, as_of.unwrap_or(now), now, config.quiet_after)
                 .await
                 .context("queuing due digests")?;
             println!(

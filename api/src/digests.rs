@@ -11,6 +11,8 @@ use tokio_util::sync::CancellationToken;
 pub struct DigestScheduler {
     pub db: Database,
     pub interval: Duration,
+    /// How long an active pledge may go without news before it has gone quiet.
+    pub quiet_after: chrono::TimeDelta,
     /// Wakes the mail worker when digests were queued.
     pub mail_queued: Arc<Notify>,
 }
@@ -27,7 +29,7 @@ impl DigestScheduler {
                 _ = every.tick() => {}
             }
             let now = groundswell_domain::now();
-            match digests::send_due(&self.db, now, now).await {
+            match digests::send_due(&self.db, now, now, self.quiet_after).await {
                 Ok(outcome) => {
                     if outcome.queued > 0 {
                         self.mail_queued.notify_one();

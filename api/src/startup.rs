@@ -90,6 +90,7 @@ impl Application {
         let scheduler = DigestScheduler {
             db: db.clone(),
             interval: config.digest_interval,
+            quiet_after: config.quiet_after,
             mail_queued,
         };
         let db_for_maintenance = db.clone();

@@ -74,7 +74,13 @@ impl DigestsQuery {
     /// The signed-in person's next digest, rendered.
     async fn digest_preview(&self, ctx: &Context<'_>) -> ApiResult<Option<DigestPreview>> {
         let app = app(ctx)?;
-        let preview = digests::preview(&app.db, actor(ctx)?, groundswell_domain::now()).await?;
+        let preview = digests::preview(
+            &app.db,
+            actor(ctx)?,
+            groundswell_domain::now(),
+            app.quiet_after,
+        )
+        .await?;
         let queued = QueuedMail {
             id: Uuid::nil(),
             recipient: preview.recipient.clone(),
@@ -115,7 +121,7 @@ impl DigestsMutation {
     ) -> ApiResult<i32> {
         let app = app(ctx)?;
         let as_of = as_of.unwrap_or_else(groundswell_domain::now);
-        let outcome = digests::send_due_now(&app.db, actor(ctx)?, as_of).await?;
+        let outcome = digests::send_due_now(&app.db, actor(ctx)?, as_of, app.quiet_after).await?;
         app.mail_queued.notify_one();
         Ok(i32::try_from(outcome.queued).unwrap_or(i32::MAX))
     }

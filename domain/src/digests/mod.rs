@@ -10,7 +10,7 @@ pub mod sections;
 
 use std::collections::HashMap;
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, TimeDelta, Utc};
 use sea_orm::{ActiveValue::Set, ColumnTrait, DbErr, EntityTrait, QueryFilter, sea_query::Expr};
 use serde::Serialize;
 use serde_json::Value;
@@ -154,8 +154,14 @@ fn frequency_name(frequency: DigestFrequency) -> &'static str {
     }
 }
 
-/// Builds the digest for `recipient` over `period`, one section at a time.
-pub async fn build(db: &Database, recipient: &Recipient, period: Period) -> Result<Digest, DbErr> {
+/// Builds the digest for `recipient` over `period`, one section at a time. `quiet_after` is the
+/// configured time after which an active pledge with no news has gone quiet.
+pub async fn build(
+    db: &Database,
+    recipient: &Recipient,
+    period: Period,
+    quiet_after: TimeDelta,
+) -> Result<Digest, DbErr> {
     Ok(Digest {
         period,
         frequency: frequency_name(recipient.person.digest.frequency),
@@ -164,7 +170,7 @@ pub async fn build(db: &Database, recipient: &Recipient, period: Period) -> Resu
         progress: sections::progress_section(db, recipient, &period).await?,
         coalitions: sections::coalitions_section(db, recipient, &period).await?,
         gatherings: sections::gatherings_section(db, recipient, &period).await?,
-        quiet_pledges: sections::quiet_pledges_section(db, recipient, &period).await?,
+        quiet_pledges: sections::quiet_pledges_section(db, recipient, &period, quiet_after).await?,
     })
 }
 
@@ -236,6 +242,7 @@ pub async fn send_due(
     db: &Database,
     as_of: DateTime<Utc>,
     now: DateTime<Utc>,
+    quiet_after: TimeDelta,
 ) -> Result<SendOutcome, DbErr> {
     let people = subscribers(db).await?;
     let ids: Vec<Uuid> = people.iter().map(|p| p.id).collect();
@@ -262,6 +269,7 @@ pub async fn send_due(
                 end: slot.at,
             },
             now,
+            quiet_after,
         )
         .await
         {
@@ -281,12 +289,13 @@ pub async fn send_due_now(
     db: &Database,
     actor: &Actor,
     as_of: DateTime<Utc>,
+    quiet_after: TimeDelta,
 ) -> Result<SendOutcome, DigestError> {
     actor.person()?;
     if !actor.is_admin() {
         return Err(AccessError::Forbidden("only admins can send digests").into());
     }
-    Ok(send_due(db, as_of, crate::now()).await?)
+    Ok(send_due(db, as_of, crate::now(), quiet_after).await?)
 }
 
 /// What claiming one digest did.
@@ -302,8 +311,9 @@ async fn claim(
     slot: &Slot,
     period: Period,
     now: DateTime<Utc>,
+    quiet_after: TimeDelta,
 ) -> Result<Claimed, DbErr> {
-    let digest = build(db, recipient, period).await?;
+    let digest = build(db, recipient, period, quiet_after).await?;
     let send = !digest.is_empty() || recipient.person.digest.send_empty;
     // An address that no longer parses (an erased person) still claims the period.
     let email = EmailAddress::parse(&recipient.person.email)
@@ -364,6 +374,7 @@ pub async fn preview(
     db: &Database,
     actor: &Actor,
     now: DateTime<Utc>,
+    quiet_after: TimeDelta,
 ) -> Result<Preview, DigestError> {
     let (person_id, _) = actor.person()?;
     let person = crate::people::by_id(db, person_id)
@@ -379,7 +390,7 @@ pub async fn preview(
     .min(now - Duration::hours(1));
     let next_send_at = schedule::next_slot(prefs, now).map(|slot| slot.at);
     let recipient = Recipient { person };
-    let digest = build(db, &recipient, Period { start, end: now }).await?;
+    let digest = build(db, &recipient, Period { start, end: now }, quiet_after).await?;
     let context = digest.mail_context(&recipient);
     Ok(Preview {
         digest,

@@ -659,15 +659,15 @@ pub async fn coalitions_section(
 }
 
 /// Active pledges on the recipient's changes that have gone quiet by the period's end, by the
-/// definition of `domain::pledges` (`Pledge::gone_quiet`) with the default quiet time
-/// `pledges::DEFAULT_QUIET_AFTER_DAYS`, quietest first.
+/// definition of `domain::pledges` (`Pledge::gone_quiet`) with the configured `quiet_after`,
+/// quietest first.
 pub async fn quiet_pledges_section(
     db: &Database,
     recipient: &Recipient,
     period: &Period,
+    quiet_after: TimeDelta,
 ) -> Result<QuietPledgesSection, DbErr> {
     let interests = recipient.changes_of_interest();
-    let quiet_after = TimeDelta::days(i64::from(pledges::DEFAULT_QUIET_AFTER_DAYS));
     let rows = pledge::Entity::find()
         .filter(pledge::Column::Status.eq(PledgeStatus::Active))
         .filter(pledge::Column::LastActivityAt.lte(period.end - quiet_after))
