@@ -571,6 +571,25 @@ async fn a_digest_holds_the_pledges_updates_and_coalitions_of_the_changes_of_int
         .await?;
     app.form_coalition(&power_owner, &power_org, "Equal Voices", json!([POWER]))
         .await?;
+    app.pledge_id(
+        &home_owner,
+        &home_org,
+        json!({ "changes": [HOME], "title": "Quiet homes" }),
+    )
+    .await?;
+    app.pledge_id(
+        &power_owner,
+        &power_org,
+        json!({ "changes": [POWER], "title": "Quiet boards" }),
+    )
+    .await?;
+    // Made and last heard of 61 days ago: no client can move time back.
+    let long_ago = (Utc::now() - chrono::Duration::days(61)).to_rfc3339();
+    app.execute(&format!(
+        "UPDATE pledges SET last_activity_at = '{long_ago}', created_at = '{long_ago}' \
+         WHERE title IN ('Quiet homes', 'Quiet boards')"
+    ))
+    .await?;
 
     assert_eq!(
         send_due(&app, &admin, Utc::now() + chrono::Duration::hours(3)).await?,
@@ -609,11 +628,19 @@ async fn a_digest_holds_the_pledges_updates_and_coalitions_of_the_changes_of_int
         ),
         "{text}"
     );
+    assert!(
+        text.contains(
+            "PLEDGES GONE QUIET\n\nLiving in the place we call home\n\
+             - Kirklees Home Group: Quiet homes (quiet for 61 days)\n"
+        ),
+        "{text}"
+    );
     for other in [
         "Sharing power as equals",
         "Citizens on every board",
         "The board resisted",
         "Equal Voices",
+        "Quiet boards",
         "Nothing new happened",
     ] {
         assert!(!text.contains(other), "{other} in {text}");
@@ -636,11 +663,13 @@ async fn a_digest_holds_the_pledges_updates_and_coalitions_of_the_changes_of_int
     assert!(html.contains("<strong>Off track</strong>: Kirklees Home Group"));
     assert!(html.contains("<strong>On track, 40%</strong>: Kirklees Home Group"));
     assert!(html.contains("Power Share Collective joined <strong>Home Together</strong>"));
+    assert!(html.contains("Quiet for 61 days"));
     for other in [
         "Sharing power as equals",
         "Citizens on every board",
         "The board resisted",
         "Equal Voices",
+        "Quiet boards",
         "<script",
         "<img",
     ] {
