@@ -18,7 +18,70 @@ on_both_databases!(
     the_command_line_queues_due_digests_filtered_to_the_changes_of_interest,
     a_digest_the_mail_server_rejects_for_good_is_marked_failed_and_shown_to_admins,
     a_digest_holds_the_pledges_updates_and_coalitions_of_the_changes_of_interest_only,
+    owners_of_a_quiet_pledge_are_reminded_once_each_quiet_period_until_they_report,
 );
+
+async fn owners_of_a_quiet_pledge_are_reminded_once_each_quiet_period_until_they_report(
+    db: Backend,
+) -> anyhow::Result<()> {
+    let app = spawn_app(db).await?;
+    let admin = admin(&app).await?;
+    let owner = app.sign_in("owner@example.org").await?;
+    let org = app.create_organisation(&owner, "Quiet Folk").await?;
+    let pledge = app
+        .pledge_id(&owner, &org, json!({ "title": "Homes for all" }))
+        .await?;
+    // Last heard of 61 days ago: no client can move time back.
+    let long_ago = (Utc::now() - chrono::Duration::days(61)).to_rfc3339();
+    app.execute(&format!(
+        "UPDATE pledges SET last_activity_at = '{long_ago}', created_at = '{long_ago}'"
+    ))
+    .await?;
+    let reminders = |app: &TestApp| {
+        app.smtp
+            .messages()
+            .into_iter()
+            .filter(|m| m.to == "owner@example.org" && m.subject.starts_with("How is"))
+            .collect::<Vec<_>>()
+    };
+
+    send_due(&app, &admin, Utc::now()).await?;
+    let first = app.smtp.wait_for("owner@example.org", 2).await?;
+    let reminder = first
+        .iter()
+        .find(|m| m.subject == "How is \"Homes for all\" going?")
+        .ok_or_else(|| anyhow::anyhow!("no reminder"))?;
+    assert!(reminder.text.contains("61 days"), "{}", reminder.text);
+    assert!(reminder.text.contains("http://groundswell.test/graphql"));
+    assert!(!reminder.html.is_empty());
+
+    // Asked again within the same quiet period: no second reminder.
+    send_due(&app, &admin, Utc::now()).await?;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(reminders(&app).len(), 1);
+
+    // Another quiet period later, a second reminder.
+    send_due(&app, &admin, Utc::now() + chrono::Duration::days(60)).await?;
+    for _ in 0..100 {
+        if reminders(&app).len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(reminders(&app).len(), 2);
+
+    // News ends the quiet spell: no more reminders for it.
+    app.post_update(
+        Some(&owner),
+        json!({ "pledgeId": pledge, "body": "Three families moved home.", "signal": "ON_TRACK" }),
+    )
+    .await?
+    .ok()?;
+    send_due(&app, &admin, Utc::now() + chrono::Duration::days(30)).await?;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(reminders(&app).len(), 2);
+    Ok(())
+}
 
 async fn admin(app: &TestApp) -> anyhow::Result<String> {
     app.grant_role("admin@example.org", "ADMIN").await?;
@@ -631,7 +694,7 @@ async fn a_digest_holds_the_pledges_updates_and_coalitions_of_the_changes_of_int
     assert!(
         text.contains(
             "PLEDGES GONE QUIET\n\nLiving in the place we call home\n\
-             - Kirklees Home Group: Quiet homes (quiet for 61 days)\n"
+             - Kirklees Home Group: Quiet homes (quiet for 61 days; owners reminded 1 time, no update yet)\n"
         ),
         "{text}"
     );

@@ -7,6 +7,7 @@ mod m20261129_000001_foundation;
 mod m20261129_000002_gatherings;
 mod m20261129_000003_pledges;
 mod m20261129_000004_digests;
+mod m20261129_000005_nudges;
 
 pub struct Migrator;
 
@@ -18,6 +19,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000002_gatherings::Migration),
             Box::new(m20261129_000003_pledges::Migration),
             Box::new(m20261129_000004_digests::Migration),
+            Box::new(m20261129_000005_nudges::Migration),
         ]
     }
 }

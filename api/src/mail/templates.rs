@@ -42,6 +42,7 @@ const MESSAGES: &[[(&str, &str); 3]] = &[
     template!("registration_cancelled"),
     template!("gathering_cancelled"),
     template!("digest"),
+    template!("pledge_nudge"),
 ];
 
 const LAYOUT: (&str, &str) = (

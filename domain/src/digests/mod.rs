@@ -244,6 +244,8 @@ pub async fn send_due(
     now: DateTime<Utc>,
     quiet_after: TimeDelta,
 ) -> Result<SendOutcome, DbErr> {
+    // Owners of quiet pledges are reminded first, so digests can say who was.
+    crate::pledges::nudges::nudge_quiet(db, quiet_after, as_of, now).await?;
     let people = subscribers(db).await?;
     let ids: Vec<Uuid> = people.iter().map(|p| p.id).collect();
     let last = last_slots(db, &ids, as_of).await?;

@@ -247,6 +247,8 @@ pub struct QuietPledgeItem {
     pub last_activity_at: DateTime<Utc>,
     /// Whole days since the pledge was made or last reported on, as of the period's end.
     pub quiet_days: i64,
+    /// Reminders its owners have had in this quiet spell, none answered.
+    pub reminders: u32,
 }
 
 /// Pledges made in `window` per change in `codes`.
@@ -687,11 +689,15 @@ pub async fn quiet_pledges_section(
     let ids: Vec<Uuid> = rows.iter().map(|p| p.id).collect();
     let changes = pledges::changes_of(db, &ids).await?;
     let names = organisation_names(db, rows.iter().map(|p| p.organisation_id)).await?;
+    let spells: Vec<(Uuid, DateTime<Utc>)> =
+        rows.iter().map(|p| (p.id, p.last_activity_at)).collect();
+    let reminders = pledges::nudges::unanswered(db, &spells).await?;
     let mut pairs = Vec::new();
     for row in rows {
         let item = QuietPledgeItem {
             organisation: names.get(&row.organisation_id).cloned().unwrap_or_default(),
             quiet_days: (period.end - row.last_activity_at).num_days(),
+            reminders: reminders.get(&row.id).copied().unwrap_or_default(),
             last_activity_at: row.last_activity_at,
             title: row.title,
         };

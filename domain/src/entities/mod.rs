@@ -14,6 +14,7 @@ pub(crate) mod outbox;
 pub(crate) mod person;
 pub(crate) mod pledge;
 pub(crate) mod pledge_change;
+pub(crate) mod pledge_nudge;
 pub(crate) mod progress_update;
 pub(crate) mod registration;
 pub(crate) mod session;

@@ -39,6 +39,7 @@ pub enum Template {
     RegistrationCancelled,
     GatheringCancelled,
     Digest,
+    PledgeNudge,
 }
 
 impl Template {
@@ -52,6 +53,7 @@ impl Template {
             Template::RegistrationCancelled => "registration_cancelled",
             Template::GatheringCancelled => "gathering_cancelled",
             Template::Digest => "digest",
+            Template::PledgeNudge => "pledge_nudge",
         }
     }
 }

@@ -2,6 +2,8 @@
 //! a date, optionally on behalf of a coalition it belongs to. Anyone may read them (withdrawn
 //! ones too); only the pledging organisation's people and API tokens change them.
 
+pub mod nudges;
+
 use std::collections::HashMap;
 
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
