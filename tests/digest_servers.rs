@@ -1,6 +1,7 @@
 //! Digests with real server processes: two `groundswell serve` processes sharing one PostgreSQL
-//! database send each due digest once, and a process killed with SIGKILL mid-delivery loses
-//! and repeats nothing once another is started.
+//! database send each due digest once, a process killed with SIGKILL mid-delivery loses and
+//! repeats nothing once another is started, and a mail server that fails mid-run and recovers
+//! leaves every digest delivered once.
 //!
 //! The recipients are inserted straight into the database (500 people through `grant-role`
 //! would take minutes): daily digests at 08:00 in London, joined three days ago, so each has a
@@ -217,5 +218,57 @@ async fn digests_queued_while_smtp_is_down_are_delivered_once_when_it_comes_back
     assert_one_each(&smtp, "patient", 10);
     conn.close().await?;
     server.kill().await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_smtp_server_failing_mid_run_and_recovering_leaves_every_digest_delivered_once()
+-> anyhow::Result<()> {
+    let smtp = SmtpServer::start()?;
+    // Held at first, so the run is certainly under way when the server starts failing.
+    smtp.stalled.store(true, Ordering::SeqCst);
+    let secret = groundswell_domain::secrets::SecretKey::generate().encode();
+    let database_url = fresh_database(Backend::Postgres).await?;
+    let _server = Server::start(&database_url, &smtp.url(), &secret, 300).await?;
+    insert_due_recipients(&database_url, "midrun", 300).await?;
+    for _ in 0..600 {
+        if smtp.sessions_started.load(Ordering::SeqCst) >= 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    smtp.stalled.store(false, Ordering::SeqCst);
+    let delivered = || {
+        smtp.messages()
+            .iter()
+            .filter(|m| m.subject.contains("digest") && m.to.starts_with("midrun"))
+            .count()
+    };
+    for _ in 0..1000 {
+        if delivered() >= 5 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // Mid-run, the mail server fails every message for a while.
+    smtp.refusing.store(true, Ordering::SeqCst);
+    let during = delivered();
+    assert!(during < 300, "the run was over before the server failed");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    smtp.refusing.store(false, Ordering::SeqCst);
+
+    wait_for_digests(&smtp, 300, 120).await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_one_each(&smtp, "midrun", 300);
+    let conn = SeaDatabase::connect(&database_url).await?;
+    let retried = conn
+        .query_one_raw(sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            "SELECT COUNT(*) FROM outbox WHERE template = 'digest' AND attempts >= 2".to_owned(),
+        ))
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no count"))?
+        .try_get_by_index::<i64>(0)?;
+    assert!(retried > 0, "some digests were refused and tried again");
     Ok(())
 }
