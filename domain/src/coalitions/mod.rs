@@ -366,28 +366,42 @@ pub async fn invite(
     require_acts_for::<CoalitionError>(&*txn, actor, coalition.lead_organisation_id).await?;
     refuse_if_concluded(&coalition)?;
     require_organisation(&*txn, organisation_id).await?;
-    let row = match membership(&*txn, coalition_id, organisation_id).await? {
-        None => {
-            insert_membership(
-                &*txn,
-                coalition_id,
-                organisation_id,
-                MembershipStatus::Invited,
-                now,
-            )
-            .await?
-        }
-        Some(row) => {
-            let status = match row.status {
-                MembershipStatus::Requested | MembershipStatus::Active => MembershipStatus::Active,
-                MembershipStatus::Invited | MembershipStatus::Left => MembershipStatus::Invited,
-            };
-            set_status(&*txn, row, status, now).await?
-        }
-    };
+    let row = reach_out(
+        &*txn,
+        coalition_id,
+        organisation_id,
+        MembershipStatus::Invited,
+        now,
+    )
+    .await?;
     activate_if_joined(&*txn, coalition).await?;
     txn.commit().await?;
     Ok(row.into())
+}
+
+/// One side reaching out: the lead inviting (`Invited`) or an organisation asking
+/// (`Requested`). Meeting the other side's open offer makes a member at once; an active
+/// member stays one; otherwise the offer stands (again, if the organisation had left).
+async fn reach_out(
+    conn: &impl ConnectionTrait,
+    coalition_id: Uuid,
+    organisation_id: Uuid,
+    offer: MembershipStatus,
+    now: DateTime<Utc>,
+) -> Result<coalition_member::Model, CoalitionError> {
+    match membership(conn, coalition_id, organisation_id).await? {
+        None => Ok(insert_membership(conn, coalition_id, organisation_id, offer, now).await?),
+        Some(row) => {
+            let met = matches!(
+                (offer, row.status),
+                (_, MembershipStatus::Active)
+                    | (MembershipStatus::Invited, MembershipStatus::Requested)
+                    | (MembershipStatus::Requested, MembershipStatus::Invited)
+            );
+            let status = if met { MembershipStatus::Active } else { offer };
+            Ok(set_status(conn, row, status, now).await?)
+        }
+    }
 }
 
 /// An organisation asks to join. One already invited becomes a member at once; one already
@@ -406,25 +420,14 @@ pub async fn request_to_join(
     require_organisation(&*txn, organisation_id).await?;
     require_acts_for::<CoalitionError>(&*txn, actor, organisation_id).await?;
     refuse_if_concluded(&coalition)?;
-    let row = match membership(&*txn, coalition_id, organisation_id).await? {
-        None => {
-            insert_membership(
-                &*txn,
-                coalition_id,
-                organisation_id,
-                MembershipStatus::Requested,
-                now,
-            )
-            .await?
-        }
-        Some(row) => {
-            let status = match row.status {
-                MembershipStatus::Invited | MembershipStatus::Active => MembershipStatus::Active,
-                MembershipStatus::Requested | MembershipStatus::Left => MembershipStatus::Requested,
-            };
-            set_status(&*txn, row, status, now).await?
-        }
-    };
+    let row = reach_out(
+        &*txn,
+        coalition_id,
+        organisation_id,
+        MembershipStatus::Requested,
+        now,
+    )
+    .await?;
     activate_if_joined(&*txn, coalition).await?;
     txn.commit().await?;
     Ok(row.into())
