@@ -71,7 +71,7 @@ pub struct Settings {
     /// Days an active pledge may go without a progress update before it counts as gone quiet.
     #[arg(long, env = "PLEDGE_QUIET_DAYS", default_value_t = groundswell_domain::pledges::DEFAULT_QUIET_AFTER_DAYS)]
     pub pledge_quiet_days: u32,
-    /// How often the digest scheduler looks for digests that have come due.
+    /// How often the digest scheduler looks for digests that have come due; 0 turns it off.
     #[arg(long, env = "DIGEST_INTERVAL_SECONDS", default_value_t = 60)]
     pub digest_interval_seconds: u64,
 }
@@ -97,8 +97,8 @@ pub struct Config {
     pub access_notes_retention: chrono::Duration,
     /// How long an active pledge may go without a progress update before it has gone quiet.
     pub quiet_after: chrono::TimeDelta,
-    /// How often the digest scheduler runs.
-    pub digest_interval: Duration,
+    /// How often the digest scheduler runs; `None` when it is off.
+    pub digest_interval: Option<Duration>,
 }
 
 #[derive(Clone, Debug)]
@@ -143,7 +143,8 @@ impl Config {
             access_notes_retention: chrono::Duration::days(i64::from(
                 settings.access_notes_retention_days,
             )),
-            digest_interval: Duration::from_secs(settings.digest_interval_seconds.max(1)),
+            digest_interval: (settings.digest_interval_seconds > 0)
+                .then(|| Duration::from_secs(settings.digest_interval_seconds)),
             mail: MailSettings {
                 max_attempts: settings.mail_max_attempts.max(1),
                 retry_base: Duration::from_millis(settings.mail_retry_base_ms),
@@ -188,4 +189,39 @@ fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
 #[cfg(not(unix))]
 fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
     std::fs::write(path, text)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Args {
+        #[command(flatten)]
+        settings: Settings,
+    }
+
+    fn config(args: &[&str]) -> Config {
+        let mut argv = vec!["groundswell", "--secret-key", &KEY];
+        argv.extend_from_slice(args);
+        let settings = Args::try_parse_from(argv).map(|a| a.settings);
+        Config::from_settings(settings.unwrap_or_else(|e| panic!("{e}")))
+            .unwrap_or_else(|e| panic!("{e:#}"))
+    }
+
+    const KEY: &str = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+
+    #[test]
+    fn a_digest_interval_of_zero_turns_the_scheduler_off() {
+        assert_eq!(
+            config(&["--digest-interval-seconds", "0"]).digest_interval,
+            None
+        );
+        assert_eq!(
+            config(&["--digest-interval-seconds", "90"]).digest_interval,
+            Some(Duration::from_secs(90))
+        );
+    }
 }

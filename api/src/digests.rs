@@ -10,7 +10,9 @@ use tokio_util::sync::CancellationToken;
 
 pub struct DigestScheduler {
     pub db: Database,
-    pub interval: Duration,
+    /// How often to look for due digests; `None` turns the scheduler off (digests are then
+    /// queued by `groundswell send-due-digests`, from cron say, or `sendDueDigests`).
+    pub interval: Option<Duration>,
     /// How long an active pledge may go without news before it has gone quiet.
     pub quiet_after: chrono::TimeDelta,
     /// Wakes the mail worker when digests were queued.
@@ -20,7 +22,11 @@ pub struct DigestScheduler {
 impl DigestScheduler {
     /// Runs until `shutdown`; a run under way finishes first.
     pub async fn run(self, shutdown: CancellationToken) {
-        let mut every = tokio::time::interval(self.interval);
+        let Some(interval) = self.interval else {
+            tracing::info!("digest scheduler off (DIGEST_INTERVAL_SECONDS=0)");
+            return;
+        };
+        let mut every = tokio::time::interval(interval);
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tracing::info!("digest scheduler started");
         loop {
