@@ -15,7 +15,20 @@ on_both_databases!(
     sign_in_requests_are_limited_per_email_address,
     sign_in_requests_are_limited_per_client_address,
     another_site_cannot_post_the_sign_in_form,
+    knowing_who_is_calling_costs_one_statement,
 );
+
+async fn knowing_who_is_calling_costs_one_statement(db: Backend) -> anyhow::Result<()> {
+    let app = spawn_app(db).await?;
+    let session = app.sign_in("caller@example.org").await?;
+    let query = "{ viewer { __typename } changes { pledgeCount } }";
+    let (anonymous, anonymous_count) = app.gql_counting(None, query, json!({})).await?;
+    anonymous.ok()?;
+    let (signed_in, signed_in_count) = app.gql_counting(Some(&session), query, json!({})).await?;
+    signed_in.ok()?;
+    assert_eq!(signed_in_count, anonymous_count + 1);
+    Ok(())
+}
 
 async fn another_site_cannot_post_the_sign_in_form(db: Backend) -> anyhow::Result<()> {
     let app = spawn_app(db).await?;
