@@ -589,6 +589,15 @@ async fn a_page_of_fifty_pledges_costs_the_same_statements_as_a_page_of_five(
         "the statement count grows with the page"
     );
     assert!(fifty_count <= 8, "{fifty_count} statements for one page");
+    assert_eq!(fifty["pledges"]["totalCount"], 50);
+
+    // The whole list is counted only for a query that asks for `totalCount`.
+    let uncounted = WALL.replace("totalCount ", "");
+    let (page, uncounted_count) = app
+        .gql_counting(None, &uncounted, json!({ "first": 50 }))
+        .await?;
+    assert_eq!(page.ok()?["pledges"]["edges"], json!(edges));
+    assert_eq!(uncounted_count, fifty_count - 1);
     Ok(())
 }
 

@@ -159,14 +159,13 @@ pub async fn seed(db: &Database, now: DateTime<Utc>) -> anyhow::Result<Seeded> {
         PageRequest {
             first: 1,
             after: None,
+            count_total: true,
         },
     )
     .await?;
-    if existing.total_count > 0 {
-        bail!(
-            "the database already has {} organisations; seed only loads an empty one",
-            existing.total_count
-        );
+    let existing = existing.total_count.unwrap_or_default();
+    if existing > 0 {
+        bail!("the database already has {existing} organisations; seed only loads an empty one",);
     }
     let mut dice = Dice(2026);
     let mut seeded = Seeded::default();

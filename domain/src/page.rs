@@ -13,6 +13,8 @@ pub const DEFAULT_PAGE_SIZE: u64 = 20;
 pub struct PageRequest {
     pub first: u64,
     pub after: Option<Uuid>,
+    /// Whether to count the whole list too: a statement of its own, so only when asked.
+    pub count_total: bool,
 }
 
 impl PageRequest {
@@ -26,7 +28,19 @@ impl PageRequest {
                 )));
             }
         };
-        Ok(Self { first, after })
+        Ok(Self {
+            first,
+            after,
+            count_total: true,
+        })
+    }
+
+    /// The same request, counting the whole list only when `count_total`.
+    pub fn counting(self, count_total: bool) -> Self {
+        Self {
+            count_total,
+            ..self
+        }
     }
 }
 
@@ -34,12 +48,13 @@ impl PageRequest {
 pub struct Page<T> {
     pub items: Vec<T>,
     pub has_next_page: bool,
-    pub total_count: u64,
+    /// How many the whole list holds; `None` when the request did not ask.
+    pub total_count: Option<u64>,
 }
 
 impl<T> Page<T> {
     /// Builds a page from up to `first + 1` rows: the extra row only says another page exists.
-    pub fn from_rows(mut rows: Vec<T>, request: PageRequest, total_count: u64) -> Self {
+    pub fn from_rows(mut rows: Vec<T>, request: PageRequest, total_count: Option<u64>) -> Self {
         let has_next_page = rows.len() as u64 > request.first;
         rows.truncate(request.first as usize);
         Self {

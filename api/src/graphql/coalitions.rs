@@ -135,7 +135,7 @@ impl Coalition {
         let page = pledges::list(
             &app.db,
             &filter,
-            page_request(first, after)?,
+            page_request(ctx, first, after)?,
             groundswell_domain::now(),
             app.quiet_after,
         )
@@ -162,7 +162,7 @@ impl Coalition {
             coalition_id: Some(self.0.id),
             ..ProgressFilter::default()
         };
-        let page = progress::list(&app(ctx)?.db, &filter, page_request(first, after)?).await?;
+        let page = progress::list(&app(ctx)?.db, &filter, page_request(ctx, first, after)?).await?;
         Ok(connection(page, had_cursor, |u| u.id, ProgressUpdate))
     }
 
@@ -335,7 +335,7 @@ impl CoalitionsQuery {
         after: Option<String>,
     ) -> ApiResult<Paged<Coalition>> {
         let had_cursor = after.is_some();
-        let page = coalitions::list(&app(ctx)?.db, page_request(first, after)?).await?;
+        let page = coalitions::list(&app(ctx)?.db, page_request(ctx, first, after)?).await?;
         prime(
             ctx,
             &page.items,

@@ -27,8 +27,13 @@ fn decode_cursor(cursor: &str) -> Option<Uuid> {
     Uuid::from_slice(&bytes).ok()
 }
 
-/// Validates `first` and `after` into a page request.
-pub fn page_request(first: Option<i32>, after: Option<String>) -> ApiResult<PageRequest> {
+/// Validates `first` and `after` into a page request, which counts the whole list only when
+/// the query asks for `totalCount`.
+pub fn page_request(
+    ctx: &async_graphql::Context<'_>,
+    first: Option<i32>,
+    after: Option<String>,
+) -> ApiResult<PageRequest> {
     let after = match after {
         Some(cursor) => Some(
             decode_cursor(&cursor)
@@ -36,7 +41,9 @@ pub fn page_request(first: Option<i32>, after: Option<String>) -> ApiResult<Page
         ),
         None => None,
     };
-    PageRequest::new(first, after).field("first")
+    Ok(PageRequest::new(first, after)
+        .field("first")?
+        .counting(ctx.look_ahead().field("totalCount").exists()))
 }
 
 /// Builds a connection from a page, each node's cursor made from its id.
@@ -50,7 +57,10 @@ pub fn connection<D, T: OutputType>(
         had_cursor,
         page.has_next_page,
         TotalCount {
-            total_count: i64::try_from(page.total_count).unwrap_or(i64::MAX),
+            // Counted whenever the query asks for it, so `None` is never shown.
+            total_count: page
+                .total_count
+                .map_or(0, |n| i64::try_from(n).unwrap_or(i64::MAX)),
         },
     );
     connection.edges.extend(

@@ -218,7 +218,7 @@ impl Gathering {
             actor(ctx)?,
             self.0.id,
             &filter,
-            page_request(first, after)?,
+            page_request(ctx, first, after)?,
         )
         .await?;
         Ok(connection(page, had_cursor, |r| r.id, Registration::from))
@@ -513,7 +513,7 @@ impl GatheringsQuery {
         after: Option<String>,
         filter: Option<GatheringFilter>,
     ) -> ApiResult<Paged<Gathering>> {
-        let request = page_request(first, None)?;
+        let request = page_request(ctx, first, None)?;
         let offset = match after.as_deref() {
             Some(cursor) => {
                 decode_offset(cursor)

@@ -274,7 +274,7 @@ impl OrganisationsQuery {
         after: Option<String>,
     ) -> ApiResult<Paged<Organisation>> {
         let had_cursor = after.is_some();
-        let page = organisations::list(&app(ctx)?.db, page_request(first, after)?).await?;
+        let page = organisations::list(&app(ctx)?.db, page_request(ctx, first, after)?).await?;
         Ok(connection(page, had_cursor, |o| o.id, Organisation))
     }
 }

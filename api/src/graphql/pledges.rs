@@ -125,9 +125,12 @@ impl Pledge {
             pledge_id: Some(self.0.id),
             ..ProgressFilter::default()
         };
-        let page =
-            groundswell_domain::progress::list(&app(ctx)?.db, &filter, page_request(first, after)?)
-                .await?;
+        let page = groundswell_domain::progress::list(
+            &app(ctx)?.db,
+            &filter,
+            page_request(ctx, first, after)?,
+        )
+        .await?;
         Ok(connection(page, had_cursor, |u| u.id, ProgressUpdate))
     }
 
@@ -382,7 +385,7 @@ impl PledgesQuery {
         let page = pledges::list(
             &app.db,
             &filter,
-            page_request(first, after)?,
+            page_request(ctx, first, after)?,
             groundswell_domain::now(),
             app.quiet_after,
         )

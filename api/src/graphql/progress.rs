@@ -252,7 +252,7 @@ impl ProgressQuery {
     ) -> ApiResult<Paged<ProgressUpdate>> {
         let had_cursor = after.is_some();
         let filter = ProgressFilter::try_from(filter.unwrap_or_default())?;
-        let page = progress::list(&app(ctx)?.db, &filter, page_request(first, after)?).await?;
+        let page = progress::list(&app(ctx)?.db, &filter, page_request(ctx, first, after)?).await?;
         prime(
             ctx,
             &page.items,

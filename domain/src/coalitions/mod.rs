@@ -657,7 +657,11 @@ pub(crate) async fn active_members_among(
 
 /// Coalitions in the order they formed.
 pub async fn list(db: &Database, page: PageRequest) -> Result<Page<Coalition>, DbErr> {
-    let total = coalition::Entity::find().count(db.conn()).await?;
+    let total = if page.count_total {
+        Some(coalition::Entity::find().count(db.conn()).await?)
+    } else {
+        None
+    };
     let mut query = coalition::Entity::find().order_by_asc(coalition::Column::Id);
     if let Some(after) = page.after {
         query = query.filter(coalition::Column::Id.gt(after));

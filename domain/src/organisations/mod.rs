@@ -393,7 +393,11 @@ pub async fn by_ids(db: &Database, ids: &[Uuid]) -> Result<Vec<Organisation>, Db
 
 /// A page of organisations in the order they joined.
 pub async fn list(db: &Database, page: PageRequest) -> Result<Page<Organisation>, DbErr> {
-    let total = organisation::Entity::find().count(db.conn()).await?;
+    let total = if page.count_total {
+        Some(organisation::Entity::find().count(db.conn()).await?)
+    } else {
+        None
+    };
     let mut query = organisation::Entity::find().order_by_asc(organisation::Column::Id);
     if let Some(after) = page.after {
         query = query.filter(organisation::Column::Id.gt(after));

@@ -500,7 +500,11 @@ pub async fn list(
     now: DateTime<Utc>,
     quiet_after: TimeDelta,
 ) -> Result<Page<Pledge>, DbErr> {
-    let total = filtered(filter, now, quiet_after).count(db.conn()).await?;
+    let total = if page.count_total {
+        Some(filtered(filter, now, quiet_after).count(db.conn()).await?)
+    } else {
+        None
+    };
     let mut query = filtered(filter, now, quiet_after).order_by_asc(pledge::Column::Id);
     if let Some(after) = page.after {
         query = query.filter(pledge::Column::Id.gt(after));

@@ -401,7 +401,11 @@ pub async fn list(
     filter: &ProgressFilter,
     page: PageRequest,
 ) -> Result<Page<ProgressUpdate>, DbErr> {
-    let total = filtered(filter).count(db.conn()).await?;
+    let total = if page.count_total {
+        Some(filtered(filter).count(db.conn()).await?)
+    } else {
+        None
+    };
     let mut query = filtered(filter).order_by_desc(progress_update::Column::Id);
     if let Some(after) = page.after {
         query = query.filter(progress_update::Column::Id.lt(after));

@@ -661,10 +661,16 @@ pub async fn for_gathering(
             ));
         condition = condition.add(if has { needs } else { needs.not() });
     }
-    let total = registration::Entity::find()
-        .filter(condition.clone())
-        .count(db.conn())
-        .await?;
+    let total = if page.count_total {
+        Some(
+            registration::Entity::find()
+                .filter(condition.clone())
+                .count(db.conn())
+                .await?,
+        )
+    } else {
+        None
+    };
     let mut query = registration::Entity::find()
         .filter(condition)
         .order_by_asc(registration::Column::Id);
