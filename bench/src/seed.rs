@@ -2062,6 +2062,20 @@ mod tests {
         let fixture = load(a.conn(), 7, 1.0, now()).await?;
         let took = started.elapsed();
         println!("full scale: {:?} in {took:?}", fixture.counts);
+        for sql in [
+            "SELECT status || ' pledges', COUNT(*) FROM pledges GROUP BY status",
+            "SELECT 'quiet active pledges', COUNT(*) FROM pledges WHERE status = 'ACTIVE' AND last_activity_at <= TIMESTAMPTZ '2027-03-10' - INTERVAL '60 days'",
+            "SELECT 'updates in the week before digest_as_of', COUNT(*) FROM progress_updates WHERE posted_at >= TIMESTAMPTZ '2027-03-01 10:00Z' AND posted_at < TIMESTAMPTZ '2027-03-08 10:00Z'",
+            "SELECT status || ' registrations', COUNT(*) FROM registrations GROUP BY status",
+            "SELECT digest_frequency || ' digests', COUNT(*) FROM people GROUP BY digest_frequency",
+            "SELECT status || ' coalitions', COUNT(*) FROM coalitions GROUP BY status",
+            "SELECT 'people', COUNT(*) FROM people",
+        ] {
+            for row in rows(a.conn(), sql).await? {
+                let (what, n): (String, i64) = (row.try_get_by_index(0)?, row.try_get_by_index(1)?);
+                println!("  {what}: {n}");
+            }
+        }
         a.drop_it().await?;
         assert!(took < std::time::Duration::from_secs(60), "{took:?}");
         Ok(())
