@@ -8,9 +8,10 @@
 pub mod schedule;
 pub mod sections;
 
-use std::collections::HashMap;
+use std::{collections::HashMap, sync::Arc};
 
 use chrono::{DateTime, Duration, TimeDelta, Utc};
+use futures::StreamExt;
 use sea_orm::{ActiveValue::Set, ColumnTrait, DbErr, EntityTrait, QueryFilter, sea_query::Expr};
 use serde::Serialize;
 use serde_json::Value;
@@ -65,7 +66,7 @@ impl Recipient {
 }
 
 /// The time a digest covers: from `start` (inclusive) to `end` (exclusive).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 pub struct Period {
     pub start: DateTime<Utc>,
     pub end: DateTime<Utc>,
@@ -249,7 +250,10 @@ pub async fn send_due(
     let people = subscribers(db).await?;
     let ids: Vec<Uuid> = people.iter().map(|p| p.id).collect();
     let last = last_slots(db, &ids, as_of).await?;
-    let mut outcome = SendOutcome::default();
+    // What a digest holds depends only on its period, its frequency and the changes followed,
+    // so most people share one: each distinct digest is built once per run.
+    let mut built: HashMap<BuildKey, Arc<Digest>> = HashMap::new();
+    let mut due = Vec::new();
     for person in people {
         let prefs = &person.digest;
         let last_slot = last.get(&person.id);
@@ -261,29 +265,60 @@ pub async fn send_due(
             None => schedule::previous_slot(prefs, &slot)
                 .map_or(slot.at - Duration::days(1), |previous| previous.at),
         };
+        let period = Period {
+            start,
+            end: slot.at,
+        };
         let recipient = Recipient { person };
-        match claim(
-            db,
-            &recipient,
-            &slot,
-            Period {
-                start,
-                end: slot.at,
+        let key = BuildKey {
+            period,
+            frequency: recipient.person.digest.frequency,
+            interests: recipient.changes_of_interest(),
+        };
+        let digest = match built.get(&key) {
+            Some(digest) => digest.clone(),
+            None => match build(db, &recipient, period, quiet_after).await {
+                Ok(digest) => built.entry(key).or_insert(Arc::new(digest)).clone(),
+                Err(err) => {
+                    tracing::error!(person.id = %recipient.person.id, error = %err, "a digest could not be built");
+                    continue;
+                }
             },
-            now,
-            quiet_after,
-        )
-        .await
-        {
+        };
+        due.push((recipient, slot, digest));
+    }
+    drop(built);
+    let claims = futures::stream::iter(due)
+        .map(|(recipient, slot, digest)| async move {
+            let claimed = claim(db, &recipient, &slot, &digest, now).await;
+            if let Err(err) = &claimed {
+                tracing::error!(person.id = %recipient.person.id, error = %err, "a digest could not be queued");
+            }
+            claimed
+        })
+        .buffer_unordered(CLAIMS_AT_ONCE);
+    let mut outcome = SendOutcome::default();
+    futures::pin_mut!(claims);
+    while let Some(claimed) = claims.next().await {
+        match claimed {
             Ok(Claimed::Queued) => outcome.queued += 1,
             Ok(Claimed::Empty) => outcome.skipped_empty += 1,
             Ok(Claimed::ByAnother) => outcome.already_claimed += 1,
-            Err(err) => {
-                tracing::error!(person.id = %recipient.person.id, error = %err, "a digest could not be queued");
-            }
+            Err(_) => {}
         }
     }
     Ok(outcome)
+}
+
+/// Digests claimed at once in one run: each is a short write transaction of its own.
+const CLAIMS_AT_ONCE: usize = 4;
+
+/// What makes two people's digests the same.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct BuildKey {
+    period: Period,
+    frequency: DigestFrequency,
+    interests: Vec<Change>,
 }
 
 /// `send_due` for an operator: admins only.
@@ -311,11 +346,10 @@ async fn claim(
     db: &Database,
     recipient: &Recipient,
     slot: &Slot,
-    period: Period,
+    digest: &Digest,
     now: DateTime<Utc>,
-    quiet_after: TimeDelta,
 ) -> Result<Claimed, DbErr> {
-    let digest = build(db, recipient, period, quiet_after).await?;
+    let period = digest.period;
     let send = !digest.is_empty() || recipient.person.digest.send_empty;
     // An address that no longer parses (an erased person) still claims the period.
     let email = EmailAddress::parse(&recipient.person.email)
