@@ -47,7 +47,8 @@ SELECT CAST(g.id AS TEXT), g.title, g.starts_at, g.ends_at, g.format, g.venue,
        s.expires_at, s.revoked_at,
        CAST(m.id AS TEXT), m.status, m.mode, m.companions,
        (SELECT COUNT(*) FROM registrations w
-         WHERE w.gathering_id = g.id AND w.status = 'WAITLISTED' AND w.waitlist_seq <= m.waitlist_seq)
+         WHERE w.gathering_id = g.id AND w.status = 'WAITLISTED' AND w.mode = m.mode
+           AND w.waitlist_seq <= m.waitlist_seq)
 FROM sessions s
 JOIN gatherings g ON g.slug = $2
 LEFT JOIN registrations m ON m.gathering_id = g.id AND m.person_id = s.person_id

@@ -57,6 +57,10 @@ pub struct RunArgs {
     /// The server binary; by default the `groundswell` beside this executable.
     #[arg(long)]
     server: Option<PathBuf>,
+    /// Run only these scenarios (gathering-page, pledge-wall, five-changes, rush, digests);
+    /// all of them by default.
+    #[arg(long, value_delimiter = ',', value_enum)]
+    only: Vec<Scenario>,
     /// Where to write the results as JSON.
     #[arg(long, default_value_os_t = crate::default_json())]
     json: PathBuf,
@@ -78,6 +82,22 @@ const REGISTER: &str = "mutation Register($gathering: ID!) { register(input: { g
 
 const SEND_DUE_DIGESTS: &str = "mutation Digests($asOf: DateTime!) { sendDueDigests(asOf: $asOf) }";
 
+/// Every scenario, for `--only`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Scenario {
+    GatheringPage,
+    PledgeWall,
+    FiveChanges,
+    Rush,
+    Digests,
+}
+
+impl RunArgs {
+    fn runs(&self, scenario: Scenario) -> bool {
+        self.only.is_empty() || self.only.contains(&scenario)
+    }
+}
+
 /// The read scenarios, in the order they run.
 #[derive(Clone, Copy, Debug)]
 enum Read {
@@ -87,6 +107,14 @@ enum Read {
 }
 
 impl Read {
+    fn scenario(self) -> Scenario {
+        match self {
+            Read::GatheringPage => Scenario::GatheringPage,
+            Read::PledgeWall => Scenario::PledgeWall,
+            Read::FiveChanges => Scenario::FiveChanges,
+        }
+    }
+
     fn name(self) -> &'static str {
         match self {
             Read::GatheringPage => "gathering page",
@@ -154,6 +182,9 @@ async fn measure(
         println!("Groundswell and the floor return the same data for scenarios 1 to 3.");
         let mut runs = Vec::new();
         for read in [Read::GatheringPage, Read::PledgeWall, Read::FiveChanges] {
+            if !args.runs(read.scenario()) {
+                continue;
+            }
             for &clients in &args.clients {
                 let groundswell = drive_groundswell(args, read, clients, &client, &fixture).await;
                 let raw = drive_floor(args, read, clients, &floor, &fixture).await;
@@ -163,13 +194,20 @@ async fn measure(
             }
             phases.push(Phase::at(read.name(), server.memory()?));
         }
-        let rush = rush(&client, &fixture).await?;
-        phases.push(Phase::at("registration rush", server.memory()?));
-        wait_for_mail(&floor).await?;
-        let digest = digest_run(&client, &floor, &fixture).await?;
-        phases.push(Phase::at("digest run", server.memory()?));
-        wait_for_mail(&floor).await?;
-        phases.push(Phase::at("digests delivered", server.memory()?));
+        let mut rush_run = None;
+        if args.runs(Scenario::Rush) {
+            rush_run = Some(rush(&client, &fixture).await?);
+            phases.push(Phase::at("registration rush", server.memory()?));
+            wait_for_mail(&floor).await?;
+        }
+        let mut digest = None;
+        if args.runs(Scenario::Digests) {
+            digest = Some(digest_run(&client, &floor, &fixture).await?);
+            phases.push(Phase::at("digest run", server.memory()?));
+            wait_for_mail(&floor).await?;
+            phases.push(Phase::at("digests delivered", server.memory()?));
+        }
+        let rush = rush_run;
         anyhow::Ok((runs, rush, digest))
     }
     .await;
