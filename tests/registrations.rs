@@ -391,6 +391,12 @@ async fn registering_twice_returns_the_existing_registration(db: Backend) -> any
         figures(&app, &gathering["slug"]).await?["confirmedCount"],
         1
     );
+    // Clicks that land in one batch are one registration, confirmed by one message.
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM outbox WHERE template = 'registration_confirmed'")
+            .await?,
+        1
+    );
     Ok(())
 }
 

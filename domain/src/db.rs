@@ -19,6 +19,7 @@ pub struct Database {
     conn: DatabaseConnection,
     sqlite_writer: Option<Arc<Mutex<()>>>,
     stripes: Arc<[Arc<Mutex<()>>]>,
+    registrations: Arc<crate::registrations::batch::Queue>,
 }
 
 impl Database {
@@ -45,6 +46,7 @@ impl Database {
             conn,
             sqlite_writer,
             stripes: (0..STRIPES).map(|_| Arc::new(Mutex::new(()))).collect(),
+            registrations: Arc::default(),
         })
     }
 
@@ -74,6 +76,11 @@ impl Database {
     pub async fn serialize(&self, key: Uuid) -> OwnedMutexGuard<()> {
         let stripe = (key.as_u128() % self.stripes.len() as u128) as usize;
         self.stripes[stripe].clone().lock_owned().await
+    }
+
+    /// Registrations waiting for their gathering's next batch in this process.
+    pub(crate) fn registration_queue(&self) -> &crate::registrations::batch::Queue {
+        &self.registrations
     }
 
     pub async fn ping(&self) -> Result<(), DbErr> {

@@ -4,6 +4,7 @@
 //! shown only to the person and the gathering's convenors, and erased when no longer needed.
 
 mod access;
+pub(crate) mod batch;
 mod mail;
 
 pub(crate) use access::erase_for_person;
@@ -238,86 +239,17 @@ pub async fn register(
         ),
     };
 
-    let _queue = db.serialize(new.gathering_id).await;
-    let txn = db.begin_write().await?;
-    let mut gathering = gatherings::lock(&*txn, new.gathering_id)
-        .await?
-        .ok_or(RegistrationError::GatheringNotFound)?;
-    // Checked again under the lock: the gathering may have changed meanwhile.
-    let mode = open_mode(&gathering, new.mode, now)?;
-
-    let existing = registration::Entity::find()
-        .filter(registration::Column::GatheringId.eq(gathering.id))
-        .filter(registration::Column::PersonId.eq(person.id))
-        .one(&*txn)
-        .await?;
-    if let Some(existing) = &existing
-        && existing.status != RegistrationStatus::Cancelled
-    {
-        // Someone registering another person learns nothing of a registration that is not
-        // theirs to see.
-        if existing.person_id != actor_id && existing.registered_by != Some(actor_id) {
-            return Err(RegistrationError::AlreadyRegistered);
-        }
-        let existing = existing.clone();
-        txn.commit().await?;
-        let position = waitlist_position(db.conn(), &existing).await?;
-        return Ok(Registration::from_row(existing, position));
-    }
-
-    let (requirements, notes, consent_at) = match new.access {
-        Some(access) => (access.requirements_json(), access.notes, Some(now)),
-        None => (serde_json::json!([]), None, None),
-    };
-    let mut row = registration::Model {
-        id: existing.as_ref().map_or_else(Uuid::now_v7, |e| e.id),
-        gathering_id: gathering.id,
-        person_id: person.id,
-        mode,
-        status: RegistrationStatus::Waitlisted,
-        waitlist_seq: None,
-        companions: new.companions.0,
-        access_requirements: requirements,
-        access_notes: notes,
-        access_consent_at: consent_at,
-        registered_by,
-        checked_in_at: None,
-        created_at: existing.as_ref().map_or(now, |e| e.created_at),
-        updated_at: now,
-    };
-    if take_places(&mut gathering, mode, places(&row)) {
-        row.status = RegistrationStatus::Confirmed;
-    } else {
-        gathering.waitlist_seq += 1;
-        row.waitlist_seq = Some(gathering.waitlist_seq);
-    }
-    save_gathering_places(&*txn, &gathering, now).await?;
-    if existing.is_some() {
-        let mut active: registration::ActiveModel = row.clone().into();
-        active.id = sea_orm::ActiveValue::Unchanged(row.id);
-        sea_orm::ActiveModelTrait::update(active, &*txn).await?;
-    } else {
-        registration::Entity::insert(registration::ActiveModel::from(row.clone()))
-            .exec_without_returning(&*txn)
-            .await?;
-    }
-    let position = waitlist_position(&*txn, &row).await?;
-    let template = match row.status {
-        RegistrationStatus::Confirmed => crate::mail::Template::RegistrationConfirmed,
-        _ => crate::mail::Template::RegistrationWaitlisted,
-    };
-    mail::send(
-        &*txn,
-        template,
-        &gathering,
-        &row,
-        &person.email,
-        position,
-        now,
+    batch::register(
+        db,
+        batch::Waiting {
+            actor_id,
+            person,
+            registered_by,
+            new,
+            now,
+        },
     )
-    .await?;
-    txn.commit().await?;
-    Ok(Registration::from_row(row, position))
+    .await
 }
 
 /// Takes `places` of `mode` if they fit, updating the gathering's count in memory.

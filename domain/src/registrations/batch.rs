@@ -1,0 +1,478 @@
+//! Registrations for one gathering are written in batches: when registration opens and hundreds
+//! click at once, each waits for the gathering's next batch instead of its own transaction.
+//! A batch is one transaction under the gathering's row lock, so it costs one commit (one
+//! flush to disk) for all of them, while places are still taken one registration at a time, in
+//! the order they arrived, exactly as if each had its own turn.
+//!
+//! Each gathering has at most one batch writer in this process at a time: the first
+//! registration to find none starts it, and it keeps taking batches until none is waiting.
+//! Several servers still meet at the row lock in the database.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use sea_orm::{ColumnTrait, DbErr, EntityTrait, QueryFilter};
+use tokio::sync::oneshot;
+use uuid::Uuid;
+
+use super::{
+    NewRegistration, Registration, RegistrationError, RegistrationStatus, mail, open_mode, places,
+    save_gathering_places, take_places, waitlist_position,
+};
+use crate::{
+    Database,
+    entities::{person, registration},
+    gatherings,
+};
+
+/// The most registrations one batch takes; the rest wait for the next.
+const MOST_PER_BATCH: usize = 200;
+
+/// One registration waiting for its gathering's batch.
+pub(crate) struct Waiting {
+    /// Who asked.
+    pub actor_id: Uuid,
+    /// Who is registered: the caller, or the person registered on their behalf.
+    pub person: person::Model,
+    pub registered_by: Option<Uuid>,
+    pub new: NewRegistration,
+    pub now: DateTime<Utc>,
+}
+
+type Reply = oneshot::Sender<Result<Registration, RegistrationError>>;
+
+/// Registrations waiting, per gathering. A gathering is in the map while its batch writer runs.
+#[derive(Debug, Default)]
+pub(crate) struct Queue {
+    waiting: std::sync::Mutex<HashMap<Uuid, Vec<(Waiting, Reply)>>>,
+}
+
+impl std::fmt::Debug for Waiting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Waiting")
+            .field("gathering_id", &self.new.gathering_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Queue {
+    /// Queues `waiting`; true when no batch writer runs for its gathering, so the caller must
+    /// start one.
+    fn push(&self, waiting: Waiting, reply: Reply) -> bool {
+        let mut queues = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
+        match queues.get_mut(&waiting.new.gathering_id) {
+            Some(queue) => {
+                queue.push((waiting, reply));
+                false
+            }
+            None => {
+                queues.insert(waiting.new.gathering_id, vec![(waiting, reply)]);
+                true
+            }
+        }
+    }
+
+    /// The next batch for `gathering_id`; empty (and the writer retired) when none is waiting.
+    fn next_batch(&self, gathering_id: Uuid) -> Vec<(Waiting, Reply)> {
+        let mut queues = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(queue) = queues.get_mut(&gathering_id) else {
+            return Vec::new();
+        };
+        if queue.is_empty() {
+            queues.remove(&gathering_id);
+            return Vec::new();
+        }
+        let take = queue.len().min(MOST_PER_BATCH);
+        queue.drain(..take).collect()
+    }
+}
+
+/// Queues a registration for its gathering's next batch and waits for its answer.
+pub(crate) async fn register(
+    db: &Database,
+    waiting: Waiting,
+) -> Result<Registration, RegistrationError> {
+    let (reply, answer) = oneshot::channel();
+    let gathering_id = waiting.new.gathering_id;
+    if db.registration_queue().push(waiting, reply) {
+        // The writer runs on its own, so a caller who goes away does not stop a batch.
+        let db = db.clone();
+        tokio::spawn(async move { write_batches(&db, gathering_id).await });
+    }
+    answer.await.unwrap_or_else(|_| {
+        Err(RegistrationError::Database(DbErr::Custom(
+            "the registration batch stopped before answering".to_owned(),
+        )))
+    })
+}
+
+/// Writes `gathering_id`'s batches until none is waiting.
+async fn write_batches(db: &Database, gathering_id: Uuid) {
+    loop {
+        let batch = db.registration_queue().next_batch(gathering_id);
+        if batch.is_empty() {
+            return;
+        }
+        let (batch, replies): (Vec<Waiting>, Vec<Reply>) = batch.into_iter().unzip();
+        match write_batch(db, gathering_id, &batch).await {
+            Ok(results) => {
+                for (reply, result) in replies.into_iter().zip(results) {
+                    let _ = reply.send(result);
+                }
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "a registration batch failed");
+                for reply in replies {
+                    let _ = reply.send(Err(RegistrationError::Database(DbErr::Custom(
+                        err.to_string(),
+                    ))));
+                }
+            }
+        }
+    }
+}
+
+/// One batch in one transaction: each registration in turn, as `super::register` rules, with
+/// the gathering's places saved and the transaction committed once at the end. A refusal is one
+/// registration's answer; only a database failure fails the batch.
+async fn write_batch(
+    db: &Database,
+    gathering_id: Uuid,
+    batch: &[Waiting],
+) -> Result<Vec<Result<Registration, RegistrationError>>, DbErr> {
+    let _queue = db.serialize(gathering_id).await;
+    let txn = db.begin_write().await?;
+    let Some(mut gathering) = gatherings::lock(&*txn, gathering_id).await? else {
+        txn.commit().await?;
+        return Ok(batch
+            .iter()
+            .map(|_| Err(RegistrationError::GatheringNotFound))
+            .collect());
+    };
+    let people: Vec<Uuid> = batch.iter().map(|w| w.person.id).collect();
+    let mut existing: HashMap<Uuid, registration::Model> = registration::Entity::find()
+        .filter(registration::Column::GatheringId.eq(gathering_id))
+        .filter(registration::Column::PersonId.is_in(people))
+        .all(&*txn)
+        .await?
+        .into_iter()
+        .map(|r| (r.person_id, r))
+        .collect();
+
+    // Each registration's answer; those written in this batch are answered once all are.
+    let mut results: Vec<Option<Result<Registration, RegistrationError>>> =
+        Vec::with_capacity(batch.len());
+    let mut inserted: Vec<registration::Model> = Vec::new();
+    let mut updated: Vec<registration::Model> = Vec::new();
+    let mut made_now: HashSet<Uuid> = HashSet::new();
+    // Each registration's row as written, with the place in `results` it answers.
+    let mut written: Vec<(usize, registration::Model, &Waiting)> = Vec::new();
+    for waiting in batch {
+        let mode = match open_mode(&gathering, waiting.new.mode, waiting.now) {
+            Ok(mode) => mode,
+            Err(refused) => {
+                results.push(Some(Err(refused)));
+                continue;
+            }
+        };
+        let previous = existing.get(&waiting.person.id);
+        if let Some(previous) = previous
+            && previous.status != RegistrationStatus::Cancelled
+        {
+            // Someone registering another person learns nothing of a registration that is
+            // not theirs to see.
+            if previous.person_id != waiting.actor_id
+                && previous.registered_by != Some(waiting.actor_id)
+            {
+                results.push(Some(Err(RegistrationError::AlreadyRegistered)));
+                continue;
+            }
+            // Registering again returns the registration: one made in this batch is answered
+            // with the rest, once its waitlist position is known.
+            if made_now.contains(&previous.id) {
+                written.push((results.len(), previous.clone(), waiting));
+                results.push(None);
+            } else {
+                let position = waitlist_position(&*txn, previous).await?;
+                results.push(Some(Ok(Registration::from_row(previous.clone(), position))));
+            }
+            continue;
+        }
+
+        let (requirements, notes, consent_at) = match &waiting.new.access {
+            Some(access) => (
+                access.requirements_json(),
+                access.notes.clone(),
+                Some(waiting.now),
+            ),
+            None => (serde_json::json!([]), None, None),
+        };
+        let mut row = registration::Model {
+            id: previous.map_or_else(Uuid::now_v7, |e| e.id),
+            gathering_id,
+            person_id: waiting.person.id,
+            mode,
+            status: RegistrationStatus::Waitlisted,
+            waitlist_seq: None,
+            companions: waiting.new.companions.0,
+            access_requirements: requirements,
+            access_notes: notes,
+            access_consent_at: consent_at,
+            registered_by: waiting.registered_by,
+            checked_in_at: None,
+            created_at: previous.map_or(waiting.now, |e| e.created_at),
+            updated_at: waiting.now,
+        };
+        if take_places(&mut gathering, mode, places(&row)) {
+            row.status = RegistrationStatus::Confirmed;
+        } else {
+            gathering.waitlist_seq += 1;
+            row.waitlist_seq = Some(gathering.waitlist_seq);
+        }
+        if previous.is_some() {
+            updated.push(row.clone());
+        } else {
+            inserted.push(row.clone());
+        }
+        made_now.insert(row.id);
+        existing.insert(row.person_id, row.clone());
+        written.push((results.len(), row, waiting));
+        results.push(None);
+    }
+
+    let latest = batch.iter().map(|w| w.now).max().unwrap_or_else(crate::now);
+    save_gathering_places(&*txn, &gathering, latest).await?;
+    for chunk in inserted.chunks(500) {
+        registration::Entity::insert_many(
+            chunk.iter().cloned().map(registration::ActiveModel::from),
+        )
+        .exec_without_returning(&*txn)
+        .await?;
+    }
+    for row in updated {
+        let mut active: registration::ActiveModel = row.clone().into();
+        active.id = sea_orm::ActiveValue::Unchanged(row.id);
+        sea_orm::ActiveModelTrait::update(active, &*txn).await?;
+    }
+    // Waitlist positions: those waiting before this batch, then this batch's in turn.
+    let mut ahead = waiting_before(&*txn, &gathering, &written).await?;
+    for (index, row, waiting) in &written {
+        let position = match row.status {
+            RegistrationStatus::Waitlisted => {
+                let n = ahead.entry(row.mode).or_default();
+                // A registration answered twice (registered again in one batch) keeps its place.
+                let seen = written
+                    .iter()
+                    .take_while(|(i, _, _)| i < index)
+                    .any(|(_, earlier, _)| earlier.id == row.id);
+                if !seen {
+                    *n += 1;
+                }
+                Some(*n)
+            }
+            _ => None,
+        };
+        let first_answer = written
+            .iter()
+            .find(|(_, earlier, _)| earlier.id == row.id)
+            .is_some_and(|(i, _, _)| i == index);
+        if first_answer {
+            let template = match row.status {
+                RegistrationStatus::Confirmed => crate::mail::Template::RegistrationConfirmed,
+                _ => crate::mail::Template::RegistrationWaitlisted,
+            };
+            mail::send(
+                &*txn,
+                template,
+                &gathering,
+                row,
+                &waiting.person.email,
+                position,
+                waiting.now,
+            )
+            .await?;
+        }
+        results[*index] = Some(Ok(Registration::from_row(row.clone(), position)));
+    }
+    txn.commit().await?;
+    Ok(results
+        .into_iter()
+        .map(|result| {
+            result.unwrap_or_else(|| {
+                Err(RegistrationError::Database(DbErr::Custom(
+                    "a registration in the batch was not answered".to_owned(),
+                )))
+            })
+        })
+        .collect())
+}
+
+/// How many were waiting in each way of attending before this batch's new waitlisted
+/// registrations, which are the newest.
+async fn waiting_before(
+    conn: &impl sea_orm::ConnectionTrait,
+    gathering: &crate::entities::gathering::Model,
+    written: &[(usize, registration::Model, &Waiting)],
+) -> Result<HashMap<super::AttendanceMode, u64>, DbErr> {
+    let mut before = HashMap::new();
+    for (_, row, _) in written {
+        if row.status != RegistrationStatus::Waitlisted || before.contains_key(&row.mode) {
+            continue;
+        }
+        let first_new = written
+            .iter()
+            .filter(|(_, r, _)| r.mode == row.mode && r.status == RegistrationStatus::Waitlisted)
+            .filter_map(|(_, r, _)| r.waitlist_seq)
+            .min()
+            .unwrap_or(gathering.waitlist_seq + 1);
+        let probe = registration::Model {
+            waitlist_seq: Some(first_new),
+            ..row.clone()
+        };
+        let position = waitlist_position(conn, &probe).await?.unwrap_or(1);
+        before.insert(row.mode, position - 1);
+    }
+    Ok(before)
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Duration;
+    use groundswell_migration::MigratorTrait;
+    use sea_orm::{ActiveValue::Set, PaginatorTrait};
+
+    use super::*;
+    use crate::{
+        entities::{gathering, outbox},
+        gatherings::{GatheringFormat, GatheringStatus},
+        people::{DigestFrequency, Role},
+        registrations::Companions,
+    };
+
+    async fn person(db: &Database, email: &str) -> anyhow::Result<person::Model> {
+        let now = crate::now();
+        let row = person::Model {
+            id: Uuid::now_v7(),
+            email: email.to_owned(),
+            display_name: None,
+            role: Role::Attendee,
+            time_zone: "Europe/London".to_owned(),
+            digest_frequency: DigestFrequency::Never,
+            digest_weekday: 1,
+            digest_hour: 8,
+            digest_changes: serde_json::json!([]),
+            digest_send_empty: false,
+            digest_chosen: false,
+            email_consent: true,
+            created_at: now,
+            updated_at: now,
+            erased_at: None,
+        };
+        person::Entity::insert(person::ActiveModel::from(row.clone()))
+            .exec_without_returning(db.conn())
+            .await?;
+        Ok(row)
+    }
+
+    fn asking(person: &person::Model, gathering_id: Uuid) -> Waiting {
+        Waiting {
+            actor_id: person.id,
+            person: person.clone(),
+            registered_by: None,
+            new: NewRegistration {
+                gathering_id,
+                mode: None,
+                companions: Companions::default(),
+                access: None,
+                on_behalf_of: None,
+            },
+            now: crate::now(),
+        }
+    }
+
+    #[tokio::test]
+    async fn one_batch_takes_places_in_turn_and_answers_a_double_click_once() -> anyhow::Result<()>
+    {
+        let db = Database::connect("sqlite::memory:", 1).await?;
+        groundswell_migration::Migrator::up(db.conn(), None).await?;
+        let now = crate::now();
+        let id = Uuid::now_v7();
+        gathering::Entity::insert(gathering::ActiveModel {
+            id: Set(id),
+            title: Set("One place".to_owned()),
+            slug: Set("one-place".to_owned()),
+            description: Set(String::new()),
+            starts_at: Set(now + Duration::days(10)),
+            ends_at: Set(now + Duration::days(10) + Duration::hours(2)),
+            time_zone: Set("Europe/London".to_owned()),
+            format: Set(GatheringFormat::InPerson),
+            area: Set(None),
+            venue: Set(Some("The hall".to_owned())),
+            joining_url: Set(None),
+            in_person_capacity: Set(Some(1)),
+            online_capacity: Set(None),
+            in_person_taken: Set(0),
+            online_taken: Set(0),
+            waitlist_seq: Set(0),
+            registration_opens_at: Set(None),
+            registration_closes_at: Set(None),
+            status: Set(GatheringStatus::Published),
+            cancel_reason: Set(None),
+            access_totals: Set(None),
+            sequence: Set(0),
+            created_at: Set(now),
+            updated_at: Set(now),
+        })
+        .exec_without_returning(db.conn())
+        .await?;
+        let (ann, ben, cat) = (
+            person(&db, "ann@example.org").await?,
+            person(&db, "ben@example.org").await?,
+            person(&db, "cat@example.org").await?,
+        );
+        let batch = [
+            asking(&ann, id),
+            asking(&ben, id),
+            asking(&ann, id),
+            asking(&cat, id),
+        ];
+        let answers: Vec<Registration> = write_batch(&db, id, &batch)
+            .await?
+            .into_iter()
+            .collect::<Result<_, _>>()?;
+        let states: Vec<_> = answers
+            .iter()
+            .map(|r| (r.person_id, r.status, r.waitlist_position))
+            .collect();
+        assert_eq!(
+            states,
+            [
+                (ann.id, RegistrationStatus::Confirmed, None),
+                (ben.id, RegistrationStatus::Waitlisted, Some(1)),
+                (ann.id, RegistrationStatus::Confirmed, None),
+                (cat.id, RegistrationStatus::Waitlisted, Some(2)),
+            ]
+        );
+        assert_eq!(answers[0].id, answers[2].id);
+        assert_eq!(registration::Entity::find().count(db.conn()).await?, 3);
+        assert_eq!(outbox::Entity::find().count(db.conn()).await?, 3);
+        let saved = gathering::Entity::find_by_id(id).one(db.conn()).await?;
+        assert_eq!(
+            saved.map(|g| (g.in_person_taken, g.waitlist_seq)),
+            Some((1, 2))
+        );
+
+        // A later batch counts those already waiting.
+        let dan = person(&db, "dan@example.org").await?;
+        let later = write_batch(&db, id, &[asking(&dan, id)]).await?;
+        assert_eq!(
+            later
+                .into_iter()
+                .next()
+                .transpose()?
+                .and_then(|r| r.waitlist_position),
+            Some(3)
+        );
+        Ok(())
+    }
+}
