@@ -103,6 +103,7 @@ impl Application {
                 secret: config.secret_key.clone(),
             },
             config.request_timeout,
+            config.database_max_connections,
         );
         let listener = TcpListener::bind(config.bind_addr)
             .await

@@ -37,8 +37,14 @@ pub struct AppState {
     pub secret: SecretKey,
 }
 
-pub fn router(state: AppState, request_timeout: Duration) -> Router {
+/// Requests handled at once per database connection; the rest wait their turn (in order,
+/// within the request time limit) before anything is allocated for them, so a rush of
+/// thousands costs little memory and holds no connection while it waits.
+const IN_FLIGHT_PER_CONNECTION: usize = 8;
+
+pub fn router(state: AppState, request_timeout: Duration, database_connections: u32) -> Router {
     let max_body = state.max_body_bytes;
+    let in_flight = (database_connections as usize * IN_FLIGHT_PER_CONNECTION).max(64);
     Router::new()
         .route("/graphql", get(graphql::graphiql).post(graphql::execute))
         .route("/graphql/ws", get(graphql::subscriptions))
@@ -56,6 +62,7 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(crate::metrics::render))
         .with_state(state)
+        .layer(tower::limit::GlobalConcurrencyLimitLayer::new(in_flight))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             request_timeout,

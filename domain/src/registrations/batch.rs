@@ -11,7 +11,7 @@
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ColumnTrait, DbErr, EntityTrait, QueryFilter};
+use sea_orm::{ColumnTrait, DbErr, EntityTrait, QueryFilter, QuerySelect};
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
@@ -20,7 +20,7 @@ use super::{
     save_gathering_places, take_places, waitlist_position,
 };
 use crate::{
-    Database,
+    AccessError, Database,
     entities::{person, registration},
     gatherings,
 };
@@ -33,7 +33,7 @@ pub(crate) struct Waiting {
     /// Who asked.
     pub actor_id: Uuid,
     /// Who is registered: the caller, or the person registered on their behalf.
-    pub person: person::Model,
+    pub person_id: Uuid,
     pub registered_by: Option<Uuid>,
     pub new: NewRegistration,
     pub now: DateTime<Utc>,
@@ -149,7 +149,17 @@ async fn write_batch(
             .map(|_| Err(RegistrationError::GatheringNotFound))
             .collect());
     };
-    let people: Vec<Uuid> = batch.iter().map(|w| w.person.id).collect();
+    let people: Vec<Uuid> = batch.iter().map(|w| w.person_id).collect();
+    let emails: HashMap<Uuid, String> = person::Entity::find()
+        .select_only()
+        .column(person::Column::Id)
+        .column(person::Column::Email)
+        .filter(person::Column::Id.is_in(people.iter().copied()))
+        .into_tuple()
+        .all(&*txn)
+        .await?
+        .into_iter()
+        .collect();
     let mut existing: HashMap<Uuid, registration::Model> = registration::Entity::find()
         .filter(registration::Column::GatheringId.eq(gathering_id))
         .filter(registration::Column::PersonId.is_in(people))
@@ -168,6 +178,10 @@ async fn write_batch(
     // Each registration's row as written, with the place in `results` it answers.
     let mut written: Vec<(usize, registration::Model, &Waiting)> = Vec::new();
     for waiting in batch {
+        if !emails.contains_key(&waiting.person_id) {
+            results.push(Some(Err(AccessError::Unauthenticated.into())));
+            continue;
+        }
         let mode = match open_mode(&gathering, waiting.new.mode, waiting.now) {
             Ok(mode) => mode,
             Err(refused) => {
@@ -175,7 +189,7 @@ async fn write_batch(
                 continue;
             }
         };
-        let previous = existing.get(&waiting.person.id);
+        let previous = existing.get(&waiting.person_id);
         if let Some(previous) = previous
             && previous.status != RegistrationStatus::Cancelled
         {
@@ -210,7 +224,7 @@ async fn write_batch(
         let mut row = registration::Model {
             id: previous.map_or_else(Uuid::now_v7, |e| e.id),
             gathering_id,
-            person_id: waiting.person.id,
+            person_id: waiting.person_id,
             mode,
             status: RegistrationStatus::Waitlisted,
             waitlist_seq: None,
@@ -286,7 +300,7 @@ async fn write_batch(
                 template,
                 &gathering,
                 row,
-                &waiting.person.email,
+                emails.get(&waiting.person_id).map_or("", String::as_str),
                 position,
                 waiting.now,
             )
@@ -377,7 +391,7 @@ mod tests {
     fn asking(person: &person::Model, gathering_id: Uuid) -> Waiting {
         Waiting {
             actor_id: person.id,
-            person: person.clone(),
+            person_id: person.id,
             registered_by: None,
             new: NewRegistration {
                 gathering_id,

@@ -203,18 +203,17 @@ pub async fn register(
     now: DateTime<Utc>,
 ) -> Result<Registration, RegistrationError> {
     let (actor_id, _) = actor.person()?;
-    // Refuse early, before anything is written or any queue joined.
-    let current = gathering::Entity::find_by_id(new.gathering_id)
-        .one(db.conn())
-        .await?
-        .ok_or(RegistrationError::GatheringNotFound)?;
-    open_mode(&current, new.mode, now)?;
-
     // Who is registered: the caller, or someone they register on behalf of (their account
     // made if new). Settled before the gathering's queue, which should hold only the work
     // that needs its lock.
-    let (person, registered_by) = match &new.on_behalf_of {
+    let (person_id, registered_by) = match &new.on_behalf_of {
         Some(behalf) => {
+            // Refuse early, before an account is made for someone.
+            let current = gathering::Entity::find_by_id(new.gathering_id)
+                .one(db.conn())
+                .await?
+                .ok_or(RegistrationError::GatheringNotFound)?;
+            open_mode(&current, new.mode, now)?;
             let txn = db.begin_write().await?;
             let person = people::find_or_create(&*txn, &behalf.email, now).await?;
             // Name only an account made just now; an existing one keeps the name its owner chose.
@@ -228,22 +227,17 @@ pub async fn register(
             };
             txn.commit().await?;
             let by = (person.id != actor_id).then_some(actor_id);
-            (person, by)
+            (person.id, by)
         }
-        None => (
-            person::Entity::find_by_id(actor_id)
-                .one(db.conn())
-                .await?
-                .ok_or(AccessError::Unauthenticated)?,
-            None,
-        ),
+        // The gathering is checked under its lock, with the rest of the batch.
+        None => (actor_id, None),
     };
 
     batch::register(
         db,
         batch::Waiting {
             actor_id,
-            person,
+            person_id,
             registered_by,
             new,
             now,
