@@ -65,16 +65,18 @@ impl Application {
         let events = Events::new(db.clone());
         let per_minute =
             NonZeroU32::new(config.sign_in_requests_per_minute).unwrap_or(NonZeroU32::MIN);
-        let schema = graphql::build(AppContext {
+        let context = AppContext {
             db: db.clone(),
             secret: config.secret_key.clone(),
-            sign_in_limiter: RateLimiter::keyed(Quota::per_minute(per_minute)),
+            sign_in_limiter: Arc::new(RateLimiter::keyed(Quota::per_minute(per_minute))),
             mail_queued: mail_queued.clone(),
             events: events.clone(),
             public_url: config.public_url.clone(),
             quiet_after: config.quiet_after,
             renderer,
-        });
+        };
+        let schema = graphql::build(context.clone());
+        let websocket_schema = graphql::build_for_websocket(context);
         let transport = match &config.smtp_url {
             Some(url) => Transport::smtp(url)?,
             None => Transport::folder(config.mail_dir.clone())?,
@@ -98,6 +100,7 @@ impl Application {
             AppState {
                 db,
                 schema,
+                websocket_schema,
                 public_url: config.public_url.clone().into(),
                 max_body_bytes: config.max_body_bytes,
                 secret: config.secret_key.clone(),

@@ -131,7 +131,7 @@ pub async fn subscriptions(
     protocol: async_graphql_axum::GraphQLProtocol,
     upgrade: axum::extract::WebSocketUpgrade,
 ) -> Response {
-    let schema = state.schema.clone();
+    let schema = state.websocket_schema.clone();
     upgrade
         .protocols(async_graphql::http::ALL_WEBSOCKET_PROTOCOLS)
         .on_upgrade(move |stream| {
