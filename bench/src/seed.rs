@@ -1608,8 +1608,12 @@ mod tests {
         }
 
         async fn postgres(name: &str) -> anyhow::Result<Self> {
-            let admin_url = std::env::var("TEST_POSTGRES_URL")
-                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+            // TEST_POSTGRES_URL names the server (scripts/test sets it without a database).
+            let server = std::env::var("TEST_POSTGRES_URL")
+                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_owned());
+            let mut url = url::Url::parse(&server)?;
+            url.set_path("postgres");
+            let admin_url = url.to_string();
             let database = format!("gs_seed_{name}_{}", std::process::id());
             let admin = sea_orm::Database::connect(admin_url.as_str()).await?;
             admin
@@ -1619,10 +1623,8 @@ mod tests {
                 .execute_unprepared(&format!("CREATE DATABASE {database}"))
                 .await?;
             admin.close().await?;
-            let base = admin_url
-                .rsplit_once('/')
-                .map_or(admin_url.as_str(), |(base, _)| base);
-            let db = Database::connect(&format!("{base}/{database}"), 4).await?;
+            url.set_path(&database);
+            let db = Database::connect(url.as_str(), 4).await?;
             Migrator::up(db.conn(), None).await?;
             Ok(Self {
                 db,
