@@ -19,6 +19,7 @@ on_both_databases!(
     a_digest_the_mail_server_rejects_for_good_is_marked_failed_and_shown_to_admins,
     a_digest_holds_the_pledges_updates_and_coalitions_of_the_changes_of_interest_only,
     owners_of_a_quiet_pledge_are_reminded_once_each_quiet_period_until_they_report,
+    a_run_that_finds_one_digest_already_claimed_still_queues_the_others_once,
 );
 
 async fn owners_of_a_quiet_pledge_are_reminded_once_each_quiet_period_until_they_report(
@@ -469,6 +470,58 @@ async fn a_period_with_nothing_to_tell_is_claimed_but_sent_only_to_those_who_ask
         digest.subject
     );
     assert!(digest.text.contains("Nothing new happened in this period."));
+    Ok(())
+}
+
+/// Digests are claimed in batches; a (person, period) another server claimed between this run
+/// reading the digest rows and claiming is skipped, and the rest of its batch still goes once.
+async fn a_run_that_finds_one_digest_already_claimed_still_queues_the_others_once(
+    db: Backend,
+) -> anyhow::Result<()> {
+    let app = spawn_app(db).await?;
+    let admin = admin(&app).await?;
+    app.gql(
+        Some(&admin),
+        "mutation { updateDigestPreferences(input: { frequency: NEVER }) { id } }",
+        json!({}),
+    )
+    .await?
+    .ok()?;
+    let send_empty = "mutation { updateDigestPreferences(input: { sendEmpty: true }) { id } }";
+    let claimed = app.convenor("claimed@example.org").await?;
+    app.gql(Some(&claimed), send_empty, json!({})).await?.ok()?;
+    let as_of = Utc::now() + chrono::Duration::days(8);
+    assert_eq!(send_due(&app, &admin, as_of).await?, 1);
+
+    // The row stays (its unique key holds the period) but is too old for the run to read, as
+    // if another server claimed it a moment after this run looked.
+    app.execute(
+        "UPDATE digests SET period_end = '2000-01-01 00:00:00+00:00' \
+         WHERE person_id = (SELECT id FROM people WHERE email = 'claimed@example.org')",
+    )
+    .await?;
+    let mut others = Vec::new();
+    for n in 0..3 {
+        let email = format!("other{n}@example.org");
+        let session = app.convenor(&email).await?;
+        app.gql(Some(&session), send_empty, json!({})).await?.ok()?;
+        others.push(email);
+    }
+    assert_eq!(send_due(&app, &admin, as_of).await?, 3);
+    assert_eq!(app.count("SELECT COUNT(*) FROM digests").await?, 4);
+    for email in &others {
+        app.smtp.wait_for(email, 2).await?;
+    }
+    app.smtp.wait_for("claimed@example.org", 2).await?;
+    // Time for a second copy to arrive, if one had been queued.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for email in others
+        .iter()
+        .map(String::as_str)
+        .chain(["claimed@example.org"])
+    {
+        assert_eq!(digests_to(&app, email).len(), 1, "digests to {email}");
+    }
     Ok(())
 }
 

@@ -8,11 +8,17 @@
 pub mod schedule;
 pub mod sections;
 
-use std::{collections::HashMap, sync::Arc};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Arc,
+};
 
 use chrono::{DateTime, Duration, TimeDelta, Utc};
-use futures::StreamExt;
-use sea_orm::{ActiveValue::Set, ColumnTrait, DbErr, EntityTrait, QueryFilter, sea_query::Expr};
+use sea_orm::{
+    ActiveValue::Set,
+    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryTrait,
+    sea_query::{Expr, OnConflict},
+};
 use serde::Serialize;
 use serde_json::Value;
 use uuid::Uuid;
@@ -20,7 +26,6 @@ use uuid::Uuid;
 use crate::{
     AccessError, Actor, Database,
     changes::Change,
-    db::is_unique_violation,
     entities::{digest, person},
     mail::{self, Mail, Template},
     people::{DigestFrequency, EmailAddress, Person},
@@ -253,7 +258,7 @@ pub async fn send_due(
     // What a digest holds depends only on its period, its frequency and the changes followed,
     // so most people share one: each distinct digest is built once per run.
     let mut built: HashMap<BuildKey, Arc<Digest>> = HashMap::new();
-    let mut due = Vec::new();
+    let mut due: Vec<Due> = Vec::new();
     for person in people {
         let prefs = &person.digest;
         let last_slot = last.get(&person.id);
@@ -285,33 +290,43 @@ pub async fn send_due(
                 }
             },
         };
-        due.push((recipient, slot, digest));
+        due.push(Due {
+            recipient,
+            slot,
+            digest,
+        });
     }
     drop(built);
-    let claims = futures::stream::iter(due)
-        .map(|(recipient, slot, digest)| async move {
-            let claimed = claim(db, &recipient, &slot, &digest, now).await;
-            if let Err(err) = &claimed {
-                tracing::error!(person.id = %recipient.person.id, error = %err, "a digest could not be queued");
-            }
-            claimed
-        })
-        .buffer_unordered(CLAIMS_AT_ONCE);
+    // Claimed in person order, so two servers claiming side by side wait on each other's rows
+    // in the same order and never deadlock.
+    due.sort_by_key(|d| d.recipient.person.id);
     let mut outcome = SendOutcome::default();
-    futures::pin_mut!(claims);
-    while let Some(claimed) = claims.next().await {
-        match claimed {
-            Ok(Claimed::Queued) => outcome.queued += 1,
-            Ok(Claimed::Empty) => outcome.skipped_empty += 1,
-            Ok(Claimed::ByAnother) => outcome.already_claimed += 1,
-            Err(_) => {}
+    for batch in due.chunks(CLAIM_BATCH) {
+        match claim_batch(db, batch, now).await {
+            Ok(claimed) => {
+                outcome.queued += claimed.queued;
+                outcome.skipped_empty += claimed.skipped_empty;
+                outcome.already_claimed += claimed.already_claimed;
+            }
+            // The batch rolled back whole: its digests are still unclaimed, for the next run.
+            Err(err) => {
+                tracing::error!(digests = batch.len(), error = %err, "a batch of digests could not be queued");
+            }
         }
     }
     Ok(outcome)
 }
 
-/// Digests claimed at once in one run: each is a short write transaction of its own.
-const CLAIMS_AT_ONCE: usize = 4;
+/// Digests claimed in one write transaction: a few statements and one commit per batch rather
+/// than per digest, while a batch's mail contexts stay a few megabytes.
+const CLAIM_BATCH: usize = 250;
+
+/// A digest due to one recipient.
+struct Due {
+    recipient: Recipient,
+    slot: Slot,
+    digest: Arc<Digest>,
+}
 
 /// What makes two people's digests the same.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -335,65 +350,82 @@ pub async fn send_due_now(
     Ok(send_due(db, as_of, crate::now(), quiet_after).await?)
 }
 
-/// What claiming one digest did.
-enum Claimed {
-    Queued,
-    Empty,
-    ByAnother,
-}
-
-async fn claim(
+/// Claims a batch of digests in one transaction: inserts their rows, skipping any (person,
+/// period) already claimed by another server or run, and queues mail for the ones this
+/// transaction claimed. Each row is written with the id of the message it will be sent as, so
+/// the batch is one insert of digests, one of messages and a commit. An empty digest for
+/// someone who asked for no empty digests, or an address that no longer parses (an erased
+/// person), still claims its period but has no message.
+async fn claim_batch(
     db: &Database,
-    recipient: &Recipient,
-    slot: &Slot,
-    digest: &Digest,
+    batch: &[Due],
     now: DateTime<Utc>,
-) -> Result<Claimed, DbErr> {
-    let period = digest.period;
-    let send = !digest.is_empty() || recipient.person.digest.send_empty;
-    // An address that no longer parses (an erased person) still claims the period.
-    let email = EmailAddress::parse(&recipient.person.email)
-        .ok()
-        .filter(|_| send);
-    let digest_id = Uuid::now_v7();
-    let txn = db.begin_write().await?;
-    let inserted = digest::Entity::insert(digest::ActiveModel {
-        id: Set(digest_id),
-        person_id: Set(recipient.person.id),
-        period_key: Set(slot.key.clone()),
-        period_start: Set(period.start),
-        period_end: Set(period.end),
-        outbox_id: Set(None),
-        created_at: Set(now),
-    })
-    .exec_without_returning(&*txn)
-    .await;
-    match inserted {
-        Ok(_) => {}
-        Err(err) if is_unique_violation(&err) => return Ok(Claimed::ByAnother),
-        Err(err) => return Err(err),
+) -> Result<SendOutcome, DbErr> {
+    let mut outcome = SendOutcome::default();
+    if batch.is_empty() {
+        return Ok(outcome);
     }
-    let Some(email) = email else {
-        txn.commit().await?;
-        return Ok(Claimed::Empty);
-    };
-    let outbox_id = mail::enqueue(
-        &*txn,
-        Mail {
-            recipient: email,
-            template: Template::Digest,
-            context: digest.mail_context(recipient),
-        },
-        now,
-    )
-    .await?;
-    digest::Entity::update_many()
-        .col_expr(digest::Column::OutboxId, Expr::value(Some(outbox_id)))
-        .filter(digest::Column::Id.eq(digest_id))
-        .exec(&*txn)
-        .await?;
+    let claims: Vec<(Uuid, Option<(Uuid, EmailAddress)>)> = batch
+        .iter()
+        .map(|due| {
+            let send = !due.digest.is_empty() || due.recipient.person.digest.send_empty;
+            let mail = EmailAddress::parse(&due.recipient.person.email)
+                .ok()
+                .filter(|_| send)
+                .map(|email| (Uuid::now_v7(), email));
+            (Uuid::now_v7(), mail)
+        })
+        .collect();
+    let rows = batch
+        .iter()
+        .zip(&claims)
+        .map(|(due, (id, mail))| digest::ActiveModel {
+            id: Set(*id),
+            person_id: Set(due.recipient.person.id),
+            period_key: Set(due.slot.key.clone()),
+            period_start: Set(due.digest.period.start),
+            period_end: Set(due.digest.period.end),
+            outbox_id: Set(mail.as_ref().map(|m| m.0)),
+            created_at: Set(now),
+        });
+    let mut insert = digest::Entity::insert_many(rows)
+        .on_conflict(
+            OnConflict::columns([digest::Column::PersonId, digest::Column::PeriodKey])
+                .do_nothing()
+                .to_owned(),
+        )
+        .into_query();
+    insert.returning_col(digest::Column::Id);
+    let txn = db.begin_write().await?;
+    let claimed: HashSet<Uuid> = txn
+        .query_all(&insert)
+        .await?
+        .iter()
+        .map(|row| row.try_get::<Uuid>("", "id"))
+        .collect::<Result<_, _>>()?;
+    let mut mails = Vec::new();
+    for (due, (id, mail)) in batch.iter().zip(claims) {
+        if !claimed.contains(&id) {
+            outcome.already_claimed += 1;
+            continue;
+        }
+        let Some((outbox_id, email)) = mail else {
+            outcome.skipped_empty += 1;
+            continue;
+        };
+        mails.push((
+            outbox_id,
+            Mail {
+                recipient: email,
+                template: Template::Digest,
+                context: due.digest.mail_context(&due.recipient),
+            },
+        ));
+    }
+    outcome.queued = mails.len() as u64;
+    mail::enqueue_many(&*txn, mails, now).await?;
     txn.commit().await?;
-    Ok(Claimed::Queued)
+    Ok(outcome)
 }
 
 /// The signed-in person's next digest as it stands now: the time since their last digest (or
