@@ -160,24 +160,75 @@ fn frequency_name(frequency: DigestFrequency) -> &'static str {
     }
 }
 
-/// Builds the digest for `recipient` over `period`, one section at a time. `quiet_after` is the
-/// configured time after which an active pledge with no news has gone quiet.
+/// Everything digests over one period can hold, on all five changes. Each section groups and
+/// caps its items per change, so a person's digest is this cut down to their changes
+/// (`for_changes`): one build serves everyone whose digest covers the same period.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeriodDigest {
+    pub period: Period,
+    pub picture: ChangePicture,
+    pub new_pledges: NewPledgesSection,
+    pub progress: ProgressSection,
+    pub coalitions: CoalitionsSection,
+    pub gatherings: GatheringsSection,
+    pub quiet_pledges: QuietPledgesSection,
+}
+
+impl PeriodDigest {
+    /// Builds every section over `period` for all five changes. `quiet_after` is the
+    /// configured time after which an active pledge with no news has gone quiet.
+    pub async fn build(
+        db: &Database,
+        period: Period,
+        quiet_after: TimeDelta,
+    ) -> Result<Self, DbErr> {
+        let all = &Change::ALL;
+        Ok(PeriodDigest {
+            period,
+            picture: sections::change_picture(db, all, &period).await?,
+            new_pledges: sections::new_pledges_section(db, all, &period).await?,
+            progress: sections::progress_section(db, all, &period).await?,
+            coalitions: sections::coalitions_section(db, all, &period).await?,
+            gatherings: sections::gatherings_section(db, &period).await?,
+            quiet_pledges: sections::quiet_pledges_section(db, all, &period, quiet_after).await?,
+        })
+    }
+
+    /// The digest of someone following `interests` (in their order) at `frequency`. Gatherings
+    /// are not tied to a change, so everyone gets them all.
+    pub fn for_changes(&self, interests: &[Change], frequency: DigestFrequency) -> Digest {
+        Digest {
+            period: self.period,
+            frequency: frequency_name(frequency),
+            picture: self.picture.for_changes(interests),
+            new_pledges: self.new_pledges.for_changes(interests),
+            progress: self.progress.for_changes(interests),
+            coalitions: self.coalitions.for_changes(interests),
+            gatherings: self.gatherings.clone(),
+            quiet_pledges: self.quiet_pledges.for_changes(interests),
+        }
+    }
+
+    /// `recipient`'s digest: their changes of interest, named for their frequency.
+    pub fn for_recipient(&self, recipient: &Recipient) -> Digest {
+        self.for_changes(
+            &recipient.changes_of_interest(),
+            recipient.person.digest.frequency,
+        )
+    }
+}
+
+/// Builds the digest for `recipient` over `period`. `quiet_after` is the configured time after
+/// which an active pledge with no news has gone quiet.
 pub async fn build(
     db: &Database,
     recipient: &Recipient,
     period: Period,
     quiet_after: TimeDelta,
 ) -> Result<Digest, DbErr> {
-    Ok(Digest {
-        period,
-        frequency: frequency_name(recipient.person.digest.frequency),
-        picture: sections::change_picture(db, recipient, &period).await?,
-        new_pledges: sections::new_pledges_section(db, recipient, &period).await?,
-        progress: sections::progress_section(db, recipient, &period).await?,
-        coalitions: sections::coalitions_section(db, recipient, &period).await?,
-        gatherings: sections::gatherings_section(db, recipient, &period).await?,
-        quiet_pledges: sections::quiet_pledges_section(db, recipient, &period, quiet_after).await?,
-    })
+    Ok(PeriodDigest::build(db, period, quiet_after)
+        .await?
+        .for_recipient(recipient))
 }
 
 /// How far back digest rows are read. The newest slot is never older than
@@ -255,9 +306,9 @@ pub async fn send_due(
     let people = subscribers(db).await?;
     let ids: Vec<Uuid> = people.iter().map(|p| p.id).collect();
     let last = last_slots(db, &ids, as_of).await?;
-    // What a digest holds depends only on its period, its frequency and the changes followed,
-    // so most people share one: each distinct digest is built once per run.
-    let mut built: HashMap<BuildKey, Arc<Digest>> = HashMap::new();
+    // A digest is its period's news cut down to the person's changes, so each period is built
+    // once per run, for all five changes; it is cut for each person as their batch is claimed.
+    let mut built: HashMap<Period, Arc<PeriodDigest>> = HashMap::new();
     let mut due: Vec<Due> = Vec::new();
     for person in people {
         let prefs = &person.digest;
@@ -275,15 +326,10 @@ pub async fn send_due(
             end: slot.at,
         };
         let recipient = Recipient { person };
-        let key = BuildKey {
-            period,
-            frequency: recipient.person.digest.frequency,
-            interests: recipient.changes_of_interest(),
-        };
-        let digest = match built.get(&key) {
-            Some(digest) => digest.clone(),
-            None => match build(db, &recipient, period, quiet_after).await {
-                Ok(digest) => built.entry(key).or_insert(Arc::new(digest)).clone(),
+        let news = match built.get(&period) {
+            Some(news) => news.clone(),
+            None => match PeriodDigest::build(db, period, quiet_after).await {
+                Ok(news) => built.entry(period).or_insert(Arc::new(news)).clone(),
                 Err(err) => {
                     tracing::error!(person.id = %recipient.person.id, error = %err, "a digest could not be built");
                     continue;
@@ -293,7 +339,7 @@ pub async fn send_due(
         due.push(Due {
             recipient,
             slot,
-            digest,
+            news,
         });
     }
     drop(built);
@@ -321,19 +367,11 @@ pub async fn send_due(
 /// than per digest, while a batch's mail contexts stay a few megabytes.
 const CLAIM_BATCH: usize = 250;
 
-/// A digest due to one recipient.
+/// A digest due to one recipient: their period's news, not yet cut down to their changes.
 struct Due {
     recipient: Recipient,
     slot: Slot,
-    digest: Arc<Digest>,
-}
-
-/// What makes two people's digests the same.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-struct BuildKey {
-    period: Period,
-    frequency: DigestFrequency,
-    interests: Vec<Change>,
+    news: Arc<PeriodDigest>,
 }
 
 /// `send_due` for an operator: admins only.
@@ -365,10 +403,16 @@ async fn claim_batch(
     if batch.is_empty() {
         return Ok(outcome);
     }
+    // Cut per batch, so only a batch's digests are held whole at once.
+    let digests: Vec<Digest> = batch
+        .iter()
+        .map(|due| due.news.for_recipient(&due.recipient))
+        .collect();
     let claims: Vec<(Uuid, Option<(Uuid, EmailAddress)>)> = batch
         .iter()
-        .map(|due| {
-            let send = !due.digest.is_empty() || due.recipient.person.digest.send_empty;
+        .zip(&digests)
+        .map(|(due, digest)| {
+            let send = !digest.is_empty() || due.recipient.person.digest.send_empty;
             let mail = EmailAddress::parse(&due.recipient.person.email)
                 .ok()
                 .filter(|_| send)
@@ -383,8 +427,8 @@ async fn claim_batch(
             id: Set(*id),
             person_id: Set(due.recipient.person.id),
             period_key: Set(due.slot.key.clone()),
-            period_start: Set(due.digest.period.start),
-            period_end: Set(due.digest.period.end),
+            period_start: Set(due.news.period.start),
+            period_end: Set(due.news.period.end),
             outbox_id: Set(mail.as_ref().map(|m| m.0)),
             created_at: Set(now),
         });
@@ -404,7 +448,7 @@ async fn claim_batch(
         .map(|row| row.try_get::<Uuid>("", "id"))
         .collect::<Result<_, _>>()?;
     let mut mails = Vec::new();
-    for (due, (id, mail)) in batch.iter().zip(claims) {
+    for ((due, digest), (id, mail)) in batch.iter().zip(&digests).zip(claims) {
         if !claimed.contains(&id) {
             outcome.already_claimed += 1;
             continue;
@@ -418,7 +462,7 @@ async fn claim_batch(
             Mail {
                 recipient: email,
                 template: Template::Digest,
-                context: due.digest.mail_context(&due.recipient),
+                context: digest.mail_context(&due.recipient),
             },
         ));
     }
