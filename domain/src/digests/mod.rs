@@ -8,11 +8,17 @@
 pub mod schedule;
 pub mod sections;
 
-use std::{collections::HashMap, sync::Arc};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Arc,
+};
 
 use chrono::{DateTime, Duration, TimeDelta, Utc};
-use futures::StreamExt;
-use sea_orm::{ActiveValue::Set, ColumnTrait, DbErr, EntityTrait, QueryFilter, sea_query::Expr};
+use sea_orm::{
+    ActiveValue::Set,
+    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryTrait,
+    sea_query::{Expr, OnConflict},
+};
 use serde::Serialize;
 use serde_json::Value;
 use uuid::Uuid;
@@ -20,7 +26,6 @@ use uuid::Uuid;
 use crate::{
     AccessError, Actor, Database,
     changes::Change,
-    db::is_unique_violation,
     entities::{digest, person},
     mail::{self, Mail, Template},
     people::{DigestFrequency, EmailAddress, Person},
@@ -155,24 +160,75 @@ fn frequency_name(frequency: DigestFrequency) -> &'static str {
     }
 }
 
-/// Builds the digest for `recipient` over `period`, one section at a time. `quiet_after` is the
-/// configured time after which an active pledge with no news has gone quiet.
+/// Everything digests over one period can hold, on all five changes. Each section groups and
+/// caps its items per change, so a person's digest is this cut down to their changes
+/// (`for_changes`): one build serves everyone whose digest covers the same period.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeriodDigest {
+    pub period: Period,
+    pub picture: ChangePicture,
+    pub new_pledges: NewPledgesSection,
+    pub progress: ProgressSection,
+    pub coalitions: CoalitionsSection,
+    pub gatherings: GatheringsSection,
+    pub quiet_pledges: QuietPledgesSection,
+}
+
+impl PeriodDigest {
+    /// Builds every section over `period` for all five changes. `quiet_after` is the
+    /// configured time after which an active pledge with no news has gone quiet.
+    pub async fn build(
+        db: &Database,
+        period: Period,
+        quiet_after: TimeDelta,
+    ) -> Result<Self, DbErr> {
+        let all = &Change::ALL;
+        Ok(PeriodDigest {
+            period,
+            picture: sections::change_picture(db, all, &period).await?,
+            new_pledges: sections::new_pledges_section(db, all, &period).await?,
+            progress: sections::progress_section(db, all, &period).await?,
+            coalitions: sections::coalitions_section(db, all, &period).await?,
+            gatherings: sections::gatherings_section(db, &period).await?,
+            quiet_pledges: sections::quiet_pledges_section(db, all, &period, quiet_after).await?,
+        })
+    }
+
+    /// The digest of someone following `interests` (in their order) at `frequency`. Gatherings
+    /// are not tied to a change, so everyone gets them all.
+    pub fn for_changes(&self, interests: &[Change], frequency: DigestFrequency) -> Digest {
+        Digest {
+            period: self.period,
+            frequency: frequency_name(frequency),
+            picture: self.picture.for_changes(interests),
+            new_pledges: self.new_pledges.for_changes(interests),
+            progress: self.progress.for_changes(interests),
+            coalitions: self.coalitions.for_changes(interests),
+            gatherings: self.gatherings.clone(),
+            quiet_pledges: self.quiet_pledges.for_changes(interests),
+        }
+    }
+
+    /// `recipient`'s digest: their changes of interest, named for their frequency.
+    pub fn for_recipient(&self, recipient: &Recipient) -> Digest {
+        self.for_changes(
+            &recipient.changes_of_interest(),
+            recipient.person.digest.frequency,
+        )
+    }
+}
+
+/// Builds the digest for `recipient` over `period`. `quiet_after` is the configured time after
+/// which an active pledge with no news has gone quiet.
 pub async fn build(
     db: &Database,
     recipient: &Recipient,
     period: Period,
     quiet_after: TimeDelta,
 ) -> Result<Digest, DbErr> {
-    Ok(Digest {
-        period,
-        frequency: frequency_name(recipient.person.digest.frequency),
-        picture: sections::change_picture(db, recipient, &period).await?,
-        new_pledges: sections::new_pledges_section(db, recipient, &period).await?,
-        progress: sections::progress_section(db, recipient, &period).await?,
-        coalitions: sections::coalitions_section(db, recipient, &period).await?,
-        gatherings: sections::gatherings_section(db, recipient, &period).await?,
-        quiet_pledges: sections::quiet_pledges_section(db, recipient, &period, quiet_after).await?,
-    })
+    Ok(PeriodDigest::build(db, period, quiet_after)
+        .await?
+        .for_recipient(recipient))
 }
 
 /// How far back digest rows are read. The newest slot is never older than
@@ -250,10 +306,10 @@ pub async fn send_due(
     let people = subscribers(db).await?;
     let ids: Vec<Uuid> = people.iter().map(|p| p.id).collect();
     let last = last_slots(db, &ids, as_of).await?;
-    // What a digest holds depends only on its period, its frequency and the changes followed,
-    // so most people share one: each distinct digest is built once per run.
-    let mut built: HashMap<BuildKey, Arc<Digest>> = HashMap::new();
-    let mut due = Vec::new();
+    // A digest is its period's news cut down to the person's changes, so each period is built
+    // once per run, for all five changes; it is cut for each person as their batch is claimed.
+    let mut built: HashMap<Period, Arc<PeriodDigest>> = HashMap::new();
+    let mut due: Vec<Due> = Vec::new();
     for person in people {
         let prefs = &person.digest;
         let last_slot = last.get(&person.id);
@@ -270,55 +326,52 @@ pub async fn send_due(
             end: slot.at,
         };
         let recipient = Recipient { person };
-        let key = BuildKey {
-            period,
-            frequency: recipient.person.digest.frequency,
-            interests: recipient.changes_of_interest(),
-        };
-        let digest = match built.get(&key) {
-            Some(digest) => digest.clone(),
-            None => match build(db, &recipient, period, quiet_after).await {
-                Ok(digest) => built.entry(key).or_insert(Arc::new(digest)).clone(),
+        let news = match built.get(&period) {
+            Some(news) => news.clone(),
+            None => match PeriodDigest::build(db, period, quiet_after).await {
+                Ok(news) => built.entry(period).or_insert(Arc::new(news)).clone(),
                 Err(err) => {
                     tracing::error!(person.id = %recipient.person.id, error = %err, "a digest could not be built");
                     continue;
                 }
             },
         };
-        due.push((recipient, slot, digest));
+        due.push(Due {
+            recipient,
+            slot,
+            news,
+        });
     }
     drop(built);
-    let claims = futures::stream::iter(due)
-        .map(|(recipient, slot, digest)| async move {
-            let claimed = claim(db, &recipient, &slot, &digest, now).await;
-            if let Err(err) = &claimed {
-                tracing::error!(person.id = %recipient.person.id, error = %err, "a digest could not be queued");
-            }
-            claimed
-        })
-        .buffer_unordered(CLAIMS_AT_ONCE);
+    // Claimed in person order, so two servers claiming side by side wait on each other's rows
+    // in the same order and never deadlock.
+    due.sort_by_key(|d| d.recipient.person.id);
     let mut outcome = SendOutcome::default();
-    futures::pin_mut!(claims);
-    while let Some(claimed) = claims.next().await {
-        match claimed {
-            Ok(Claimed::Queued) => outcome.queued += 1,
-            Ok(Claimed::Empty) => outcome.skipped_empty += 1,
-            Ok(Claimed::ByAnother) => outcome.already_claimed += 1,
-            Err(_) => {}
+    for batch in due.chunks(CLAIM_BATCH) {
+        match claim_batch(db, batch, now).await {
+            Ok(claimed) => {
+                outcome.queued += claimed.queued;
+                outcome.skipped_empty += claimed.skipped_empty;
+                outcome.already_claimed += claimed.already_claimed;
+            }
+            // The batch rolled back whole: its digests are still unclaimed, for the next run.
+            Err(err) => {
+                tracing::error!(digests = batch.len(), error = %err, "a batch of digests could not be queued");
+            }
         }
     }
     Ok(outcome)
 }
 
-/// Digests claimed at once in one run: each is a short write transaction of its own.
-const CLAIMS_AT_ONCE: usize = 4;
+/// Digests claimed in one write transaction: a few statements and one commit per batch rather
+/// than per digest, while a batch's mail contexts stay a few megabytes.
+const CLAIM_BATCH: usize = 250;
 
-/// What makes two people's digests the same.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-struct BuildKey {
-    period: Period,
-    frequency: DigestFrequency,
-    interests: Vec<Change>,
+/// A digest due to one recipient: their period's news, not yet cut down to their changes.
+struct Due {
+    recipient: Recipient,
+    slot: Slot,
+    news: Arc<PeriodDigest>,
 }
 
 /// `send_due` for an operator: admins only.
@@ -335,65 +388,88 @@ pub async fn send_due_now(
     Ok(send_due(db, as_of, crate::now(), quiet_after).await?)
 }
 
-/// What claiming one digest did.
-enum Claimed {
-    Queued,
-    Empty,
-    ByAnother,
-}
-
-async fn claim(
+/// Claims a batch of digests in one transaction: inserts their rows, skipping any (person,
+/// period) already claimed by another server or run, and queues mail for the ones this
+/// transaction claimed. Each row is written with the id of the message it will be sent as, so
+/// the batch is one insert of digests, one of messages and a commit. An empty digest for
+/// someone who asked for no empty digests, or an address that no longer parses (an erased
+/// person), still claims its period but has no message.
+async fn claim_batch(
     db: &Database,
-    recipient: &Recipient,
-    slot: &Slot,
-    digest: &Digest,
+    batch: &[Due],
     now: DateTime<Utc>,
-) -> Result<Claimed, DbErr> {
-    let period = digest.period;
-    let send = !digest.is_empty() || recipient.person.digest.send_empty;
-    // An address that no longer parses (an erased person) still claims the period.
-    let email = EmailAddress::parse(&recipient.person.email)
-        .ok()
-        .filter(|_| send);
-    let digest_id = Uuid::now_v7();
-    let txn = db.begin_write().await?;
-    let inserted = digest::Entity::insert(digest::ActiveModel {
-        id: Set(digest_id),
-        person_id: Set(recipient.person.id),
-        period_key: Set(slot.key.clone()),
-        period_start: Set(period.start),
-        period_end: Set(period.end),
-        outbox_id: Set(None),
-        created_at: Set(now),
-    })
-    .exec_without_returning(&*txn)
-    .await;
-    match inserted {
-        Ok(_) => {}
-        Err(err) if is_unique_violation(&err) => return Ok(Claimed::ByAnother),
-        Err(err) => return Err(err),
+) -> Result<SendOutcome, DbErr> {
+    let mut outcome = SendOutcome::default();
+    if batch.is_empty() {
+        return Ok(outcome);
     }
-    let Some(email) = email else {
-        txn.commit().await?;
-        return Ok(Claimed::Empty);
-    };
-    let outbox_id = mail::enqueue(
-        &*txn,
-        Mail {
-            recipient: email,
-            template: Template::Digest,
-            context: digest.mail_context(recipient),
-        },
-        now,
-    )
-    .await?;
-    digest::Entity::update_many()
-        .col_expr(digest::Column::OutboxId, Expr::value(Some(outbox_id)))
-        .filter(digest::Column::Id.eq(digest_id))
-        .exec(&*txn)
-        .await?;
+    // Cut per batch, so only a batch's digests are held whole at once.
+    let digests: Vec<Digest> = batch
+        .iter()
+        .map(|due| due.news.for_recipient(&due.recipient))
+        .collect();
+    let claims: Vec<(Uuid, Option<(Uuid, EmailAddress)>)> = batch
+        .iter()
+        .zip(&digests)
+        .map(|(due, digest)| {
+            let send = !digest.is_empty() || due.recipient.person.digest.send_empty;
+            let mail = EmailAddress::parse(&due.recipient.person.email)
+                .ok()
+                .filter(|_| send)
+                .map(|email| (Uuid::now_v7(), email));
+            (Uuid::now_v7(), mail)
+        })
+        .collect();
+    let rows = batch
+        .iter()
+        .zip(&claims)
+        .map(|(due, (id, mail))| digest::ActiveModel {
+            id: Set(*id),
+            person_id: Set(due.recipient.person.id),
+            period_key: Set(due.slot.key.clone()),
+            period_start: Set(due.news.period.start),
+            period_end: Set(due.news.period.end),
+            outbox_id: Set(mail.as_ref().map(|m| m.0)),
+            created_at: Set(now),
+        });
+    let mut insert = digest::Entity::insert_many(rows)
+        .on_conflict(
+            OnConflict::columns([digest::Column::PersonId, digest::Column::PeriodKey])
+                .do_nothing()
+                .to_owned(),
+        )
+        .into_query();
+    insert.returning_col(digest::Column::Id);
+    let txn = db.begin_write().await?;
+    let claimed: HashSet<Uuid> = txn
+        .query_all(&insert)
+        .await?
+        .iter()
+        .map(|row| row.try_get::<Uuid>("", "id"))
+        .collect::<Result<_, _>>()?;
+    let mut mails = Vec::new();
+    for ((due, digest), (id, mail)) in batch.iter().zip(&digests).zip(claims) {
+        if !claimed.contains(&id) {
+            outcome.already_claimed += 1;
+            continue;
+        }
+        let Some((outbox_id, email)) = mail else {
+            outcome.skipped_empty += 1;
+            continue;
+        };
+        mails.push((
+            outbox_id,
+            Mail {
+                recipient: email,
+                template: Template::Digest,
+                context: digest.mail_context(&due.recipient),
+            },
+        ));
+    }
+    outcome.queued = mails.len() as u64;
+    mail::enqueue_many(&*txn, mails, now).await?;
     txn.commit().await?;
-    Ok(Claimed::Queued)
+    Ok(outcome)
 }
 
 /// The signed-in person's next digest as it stands now: the time since their last digest (or

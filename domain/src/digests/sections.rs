@@ -27,7 +27,7 @@ use crate::{
     registrations::{self, AttendanceMode},
 };
 
-use super::{Period, Recipient};
+use super::Period;
 
 /// Gatherings shown in one digest, at most.
 const GATHERINGS_SHOWN: u64 = 20;
@@ -37,6 +37,45 @@ const GATHERINGS_SHOWN: u64 = 20;
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct ChangePicture {
     pub rows: Vec<ChangeFigures>,
+}
+
+impl ChangePicture {
+    /// The picture of `rows`, each figure's bar measured against the largest figure among them.
+    fn with_bars(mut rows: Vec<ChangeFigures>) -> Self {
+        let largest = rows
+            .iter()
+            .flat_map(|r| {
+                [
+                    r.pledges_this_period,
+                    r.pledges_last_period,
+                    r.updates_this_period,
+                    r.updates_last_period,
+                ]
+            })
+            .filter(|&n| n > 0)
+            .max()
+            .unwrap_or(1);
+        let width = |n: u64| n * 100 / largest;
+        for row in &mut rows {
+            row.bars = FigureBars {
+                pledges_this_period: width(row.pledges_this_period),
+                pledges_last_period: width(row.pledges_last_period),
+                updates_this_period: width(row.updates_this_period),
+                updates_last_period: width(row.updates_last_period),
+            };
+        }
+        ChangePicture { rows }
+    }
+
+    /// The picture for `interests` only, in their order, from one that holds their rows; the
+    /// bars are measured again against the rows kept.
+    pub fn for_changes(&self, interests: &[Change]) -> Self {
+        let rows = interests
+            .iter()
+            .filter_map(|&change| self.rows.iter().find(|r| r.change == change).cloned())
+            .collect();
+        ChangePicture::with_bars(rows)
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -126,6 +165,18 @@ fn grouped<T>(interests: &[Change], pairs: Vec<(Change, T)>) -> Vec<ChangeGroup<
         .collect()
 }
 
+/// The groups of `interests`, in their order, from groups built for more changes. Every group
+/// is built and capped per change, so keeping a change's group whole equals building it for
+/// fewer changes; a change listed twice is kept once, as `grouped` does.
+fn kept<T: Clone>(groups: &[ChangeGroup<T>], interests: &[Change]) -> Vec<ChangeGroup<T>> {
+    let mut by_change: HashMap<Change, &ChangeGroup<T>> =
+        groups.iter().map(|g| (g.change, g)).collect();
+    interests
+        .iter()
+        .filter_map(|change| by_change.remove(change).cloned())
+        .collect()
+}
+
 fn codes(changes: &[Change]) -> Vec<&'static str> {
     changes.iter().map(|c| c.code()).collect()
 }
@@ -162,6 +213,13 @@ impl NewPledgesSection {
     pub fn is_empty(&self) -> bool {
         self.groups.is_empty()
     }
+
+    /// The section for `interests` only, in their order.
+    pub fn for_changes(&self, interests: &[Change]) -> Self {
+        NewPledgesSection {
+            groups: kept(&self.groups, interests),
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -184,6 +242,13 @@ pub struct ProgressSection {
 impl ProgressSection {
     pub fn is_empty(&self) -> bool {
         self.groups.is_empty()
+    }
+
+    /// The section for `interests` only, in their order.
+    pub fn for_changes(&self, interests: &[Change]) -> Self {
+        ProgressSection {
+            groups: kept(&self.groups, interests),
+        }
     }
 }
 
@@ -216,6 +281,13 @@ impl CoalitionsSection {
     pub fn is_empty(&self) -> bool {
         self.groups.is_empty()
     }
+
+    /// The section for `interests` only, in their order.
+    pub fn for_changes(&self, interests: &[Change]) -> Self {
+        CoalitionsSection {
+            groups: kept(&self.groups, interests),
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -237,6 +309,13 @@ pub struct QuietPledgesSection {
 impl QuietPledgesSection {
     pub fn is_empty(&self) -> bool {
         self.groups.is_empty()
+    }
+
+    /// The section for `interests` only, in their order.
+    pub fn for_changes(&self, interests: &[Change]) -> Self {
+        QuietPledgesSection {
+            groups: kept(&self.groups, interests),
+        }
     }
 }
 
@@ -344,11 +423,10 @@ async fn update_counts(
 /// and in the one before it, from grouped counts (two queries per figure and period).
 pub async fn change_picture(
     db: &Database,
-    recipient: &Recipient,
+    interests: &[Change],
     period: &Period,
 ) -> Result<ChangePicture, DbErr> {
-    let interests = recipient.changes_of_interest();
-    let codes = codes(&interests);
+    let codes = codes(interests);
     let previous = period.previous();
     let pledges_now = pledge_counts(db, &codes, period).await?;
     let pledges_before = pledge_counts(db, &codes, &previous).await?;
@@ -357,9 +435,9 @@ pub async fn change_picture(
     let get = |map: &HashMap<String, u64>, change: Change| -> u64 {
         map.get(change.code()).copied().unwrap_or_default()
     };
-    let mut rows: Vec<ChangeFigures> = interests
-        .into_iter()
-        .map(|change| ChangeFigures {
+    let rows = interests
+        .iter()
+        .map(|&change| ChangeFigures {
             change,
             title: change.title(),
             pledges_this_period: get(&pledges_now, change),
@@ -369,38 +447,15 @@ pub async fn change_picture(
             bars: FigureBars::default(),
         })
         .collect();
-    let largest = rows
-        .iter()
-        .flat_map(|r| {
-            [
-                r.pledges_this_period,
-                r.pledges_last_period,
-                r.updates_this_period,
-                r.updates_last_period,
-            ]
-        })
-        .filter(|&n| n > 0)
-        .max()
-        .unwrap_or(1);
-    let width = |n: u64| n * 100 / largest;
-    for row in &mut rows {
-        row.bars = FigureBars {
-            pledges_this_period: width(row.pledges_this_period),
-            pledges_last_period: width(row.pledges_last_period),
-            updates_this_period: width(row.updates_this_period),
-            updates_last_period: width(row.updates_last_period),
-        };
-    }
-    Ok(ChangePicture { rows })
+    Ok(ChangePicture::with_bars(rows))
 }
 
 /// Pledges made in the period on the recipient's changes, newest first under each change.
 pub async fn new_pledges_section(
     db: &Database,
-    recipient: &Recipient,
+    interests: &[Change],
     period: &Period,
 ) -> Result<NewPledgesSection, DbErr> {
-    let interests = recipient.changes_of_interest();
     let rows = pledge::Entity::find()
         .filter(pledge::Column::CreatedAt.gte(period.start))
         .filter(pledge::Column::CreatedAt.lt(period.end))
@@ -409,7 +464,7 @@ pub async fn new_pledges_section(
                 pledge_change::Entity::find()
                     .select_only()
                     .column(pledge_change::Column::PledgeId)
-                    .filter(pledge_change::Column::Change.is_in(codes(&interests)))
+                    .filter(pledge_change::Column::Change.is_in(codes(interests)))
                     .into_query(),
             ),
         )
@@ -434,7 +489,7 @@ pub async fn new_pledges_section(
         }
     }
     Ok(NewPledgesSection {
-        groups: grouped(&interests, pairs),
+        groups: grouped(interests, pairs),
     })
 }
 
@@ -469,11 +524,10 @@ fn excerpt(body: &str) -> String {
 /// track first, then at risk, on track and done, newest first within a signal.
 pub async fn progress_section(
     db: &Database,
-    recipient: &Recipient,
+    interests: &[Change],
     period: &Period,
 ) -> Result<ProgressSection, DbErr> {
-    let interests = recipient.changes_of_interest();
-    let codes = codes(&interests);
+    let codes = codes(interests);
     let mut rows = progress_update::Entity::find()
         .filter(progress_update::Column::PostedAt.gte(period.start))
         .filter(progress_update::Column::PostedAt.lt(period.end))
@@ -552,7 +606,7 @@ pub async fn progress_section(
         }
     }
     Ok(ProgressSection {
-        groups: grouped(&interests, pairs),
+        groups: grouped(interests, pairs),
     })
 }
 
@@ -562,21 +616,21 @@ pub async fn progress_section(
 /// membership, made with the coalition, is the "formed" item instead.
 pub async fn coalitions_section(
     db: &Database,
-    recipient: &Recipient,
+    interests: &[Change],
     period: &Period,
 ) -> Result<CoalitionsSection, DbErr> {
-    let interests = recipient.changes_of_interest();
     let on_interests = || {
         coalition_change::Entity::find()
             .select_only()
             .column(coalition_change::Column::CoalitionId)
-            .filter(coalition_change::Column::Change.is_in(codes(&interests)))
+            .filter(coalition_change::Column::Change.is_in(codes(interests)))
             .into_query()
     };
     let formed = coalition::Entity::find()
         .filter(coalition::Column::CreatedAt.gte(period.start))
         .filter(coalition::Column::CreatedAt.lt(period.end))
         .filter(coalition::Column::Id.in_subquery(on_interests()))
+        .order_by_asc(coalition::Column::Id)
         .all(db.conn())
         .await?;
     let joined = coalition_member::Entity::find()
@@ -584,6 +638,7 @@ pub async fn coalitions_section(
         .filter(coalition_member::Column::UpdatedAt.gte(period.start))
         .filter(coalition_member::Column::UpdatedAt.lt(period.end))
         .filter(coalition_member::Column::CoalitionId.in_subquery(on_interests()))
+        .order_by_asc(coalition_member::Column::Id)
         .all(db.conn())
         .await?;
     let mut coalition_ids: Vec<Uuid> = formed
@@ -646,6 +701,7 @@ pub async fn coalitions_section(
             },
         ));
     }
+    // Stable, over rows read in id order: ties in time read the same for any set of changes.
     events.sort_by_key(|e| e.1.at);
     let mut pairs = Vec::new();
     for (id, item) in events {
@@ -656,7 +712,7 @@ pub async fn coalitions_section(
         }
     }
     Ok(CoalitionsSection {
-        groups: grouped(&interests, pairs),
+        groups: grouped(interests, pairs),
     })
 }
 
@@ -665,11 +721,10 @@ pub async fn coalitions_section(
 /// quietest first.
 pub async fn quiet_pledges_section(
     db: &Database,
-    recipient: &Recipient,
+    interests: &[Change],
     period: &Period,
     quiet_after: TimeDelta,
 ) -> Result<QuietPledgesSection, DbErr> {
-    let interests = recipient.changes_of_interest();
     let rows = pledge::Entity::find()
         .filter(pledge::Column::Status.eq(PledgeStatus::Active))
         .filter(pledge::Column::LastActivityAt.lte(period.end - quiet_after))
@@ -678,7 +733,7 @@ pub async fn quiet_pledges_section(
                 pledge_change::Entity::find()
                     .select_only()
                     .column(pledge_change::Column::PledgeId)
-                    .filter(pledge_change::Column::Change.is_in(codes(&interests)))
+                    .filter(pledge_change::Column::Change.is_in(codes(interests)))
                     .into_query(),
             ),
         )
@@ -708,7 +763,7 @@ pub async fn quiet_pledges_section(
         }
     }
     Ok(QuietPledgesSection {
-        groups: grouped(&interests, pairs),
+        groups: grouped(interests, pairs),
     })
 }
 
@@ -717,7 +772,6 @@ pub async fn quiet_pledges_section(
 /// interest do not filter them.
 pub async fn gatherings_section(
     db: &Database,
-    _recipient: &Recipient,
     period: &Period,
 ) -> Result<GatheringsSection, DbErr> {
     let found = gatherings::upcoming_published(db, period.end, GATHERINGS_SHOWN).await?;

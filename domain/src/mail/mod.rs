@@ -73,7 +73,40 @@ pub async fn enqueue(
     now: DateTime<Utc>,
 ) -> Result<Uuid, DbErr> {
     let id = Uuid::now_v7();
-    outbox::Entity::insert(outbox::ActiveModel {
+    outbox::Entity::insert(pending(id, mail, now))
+        .exec_without_returning(conn)
+        .await?;
+    Ok(id)
+}
+
+/// Messages one insert statement writes, at most: eleven columns each stays well under the
+/// bind-parameter limits of PostgreSQL (65,535) and SQLite (32,766).
+const ENQUEUED_AT_ONCE: usize = 500;
+
+/// Queues many messages on `conn` with a few multi-row inserts, each under the id given with
+/// it, so a batch of changes can point at their messages without a round trip per message.
+pub async fn enqueue_many(
+    conn: &impl ConnectionTrait,
+    mails: Vec<(Uuid, Mail)>,
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    let mut mails = mails.into_iter().peekable();
+    while mails.peek().is_some() {
+        let rows: Vec<outbox::ActiveModel> = mails
+            .by_ref()
+            .take(ENQUEUED_AT_ONCE)
+            .map(|(id, mail)| pending(id, mail, now))
+            .collect();
+        outbox::Entity::insert_many(rows)
+            .exec_without_returning(conn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// The outbox row of a message not yet tried.
+fn pending(id: Uuid, mail: Mail, now: DateTime<Utc>) -> outbox::ActiveModel {
+    outbox::ActiveModel {
         id: Set(id),
         recipient: Set(mail.recipient.as_str().to_owned()),
         template: Set(mail.template.name().to_owned()),
@@ -85,10 +118,7 @@ pub async fn enqueue(
         last_error: Set(None),
         created_at: Set(now),
         sent_at: Set(None),
-    })
-    .exec_without_returning(conn)
-    .await?;
-    Ok(id)
+    }
 }
 
 /// A message claimed for delivery.
