@@ -134,7 +134,7 @@ pub struct Rush {
 #[derive(Debug, Serialize)]
 pub struct Digest {
     pub recipients: usize,
-    /// What `sendDueDigests` said it queued.
+    /// What `send-due-digests` said it queued.
     pub queued: i64,
     /// Digests recorded in the database.
     pub digest_rows: i64,
@@ -142,6 +142,8 @@ pub struct Digest {
     /// that the same run sends first.
     pub messages_queued: i64,
     pub seconds: f64,
+    /// Peak resident memory of the `send-due-digests` process.
+    pub peak_memory_mib: f64,
 }
 
 #[derive(Debug, Serialize)]
@@ -226,8 +228,12 @@ pub fn print_rush(rush: &Rush) {
 
 pub fn print_digest(digest: &Digest) {
     println!(
-        "digest run: {} queued for {} people with digest preferences ({} messages in all) in {:.2} s",
-        digest.queued, digest.recipients, digest.messages_queued, digest.seconds
+        "digest run: {} queued for {} people with digest preferences ({} messages in all) in {:.2} s, peak memory {:.0} MiB",
+        digest.queued,
+        digest.recipients,
+        digest.messages_queued,
+        digest.seconds,
+        digest.peak_memory_mib
     );
 }
 
@@ -330,8 +336,16 @@ pub fn targets(report: &Report) -> Vec<Target> {
     }
     targets.push(Target {
         target: "server peak memory under 100 MB throughout".to_owned(),
-        measured: format!("{:.0} MiB", report.peak_memory_mib),
-        met: report.peak_memory_mib < 100.0,
+        measured: format!(
+            "{:.0} MiB serving; {:.0} MiB queueing digests",
+            report.peak_memory_mib,
+            report.digest.as_ref().map_or(0.0, |d| d.peak_memory_mib)
+        ),
+        met: report.peak_memory_mib < 100.0
+            && report
+                .digest
+                .as_ref()
+                .is_none_or(|d| d.peak_memory_mib < 100.0),
     });
     targets
 }

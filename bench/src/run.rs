@@ -80,8 +80,6 @@ const FIVE_CHANGES: &str = "{ changes { change title pledgeCount organisationCou
 const REGISTER: &str = "mutation Register($gathering: ID!) { register(input: { gatheringId: $gathering }) { \
     id status waitlistPosition } }";
 
-const SEND_DUE_DIGESTS: &str = "mutation Digests($asOf: DateTime!) { sendDueDigests(asOf: $asOf) }";
-
 /// Every scenario, for `--only`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 enum Scenario {
@@ -202,7 +200,7 @@ async fn measure(
         }
         let mut digest = None;
         if args.runs(Scenario::Digests) {
-            digest = Some(digest_run(&client, &floor, &fixture).await?);
+            digest = Some(digest_run(binary, url, &floor, &fixture).await?);
             phases.push(Phase::at("digest run", server.memory()?));
             wait_for_mail(&floor).await?;
             phases.push(Phase::at("digests delivered", server.memory()?));
@@ -495,25 +493,61 @@ async fn rush(client: &Client, fixture: &Fixture) -> anyhow::Result<Rush> {
     Ok(rush)
 }
 
-/// Scenario 5: building and queueing every digest due, in one `sendDueDigests` call.
-async fn digest_run(client: &Client, floor: &Floor, fixture: &Fixture) -> anyhow::Result<Digest> {
+/// Scenario 5: building and queueing every digest due, as the scheduler does, timed from the
+/// outside: `groundswell send-due-digests --as-of` run as its own process on the same database
+/// (an HTTP `sendDueDigests` would be cut off by the server's 30-second request limit). Its
+/// resident memory is sampled while it runs.
+async fn digest_run(
+    binary: &std::path::Path,
+    database_url: &str,
+    floor: &Floor,
+    fixture: &Fixture,
+) -> anyhow::Result<Digest> {
     let mail_before = floor.count("SELECT COUNT(*) FROM outbox").await?;
     println!(
         "Digest run: {} people with digest preferences …",
         fixture.counts.digest_people
     );
     let started = Instant::now();
-    let data = client
-        .data(
-            SEND_DUE_DIGESTS,
-            json!({ "asOf": fixture.digest_as_of.to_rfc3339() }),
-            Some(&fixture.admin_token),
-        )
-        .await?;
+    let mut child = tokio::process::Command::new(binary)
+        .arg("send-due-digests")
+        .arg("--as-of")
+        .arg(fixture.digest_as_of.to_rfc3339())
+        .env_clear()
+        .env("DATABASE_URL", database_url)
+        .env("SECRET_KEY", server::SECRET_KEY)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .context("starting groundswell send-due-digests")?;
+    let pid = child.id().context("send-due-digests exited at once")?;
+    let mut peak_mib: f64 = 0.0;
+    let status = loop {
+        if let Ok(memory) = server::memory_of(pid) {
+            peak_mib = peak_mib.max(memory.peak_mib);
+        }
+        tokio::select! {
+            status = child.wait() => break status?,
+            () = tokio::time::sleep(Duration::from_millis(50)) => {}
+        }
+    };
     let seconds = started.elapsed().as_secs_f64();
-    let queued = data["sendDueDigests"]
-        .as_i64()
-        .context("sendDueDigests answered without a number")?;
+    let mut said = String::new();
+    if let Some(mut stdout) = child.stdout.take() {
+        tokio::io::AsyncReadExt::read_to_string(&mut stdout, &mut said).await?;
+    }
+    ensure!(
+        status.success(),
+        "send-due-digests failed ({status}): {said}"
+    );
+    // "N digests queued; …"
+    let queued = said
+        .split_whitespace()
+        .next()
+        .and_then(|n| n.parse().ok())
+        .with_context(|| format!("send-due-digests said: {said}"))?;
     let digests = floor.count("SELECT COUNT(*) FROM digests").await?;
     let mail = floor.count("SELECT COUNT(*) FROM outbox").await? - mail_before;
     let digest = Digest {
@@ -522,6 +556,7 @@ async fn digest_run(client: &Client, floor: &Floor, fixture: &Fixture) -> anyhow
         digest_rows: digests,
         messages_queued: mail,
         seconds,
+        peak_memory_mib: peak_mib,
     };
     report::print_digest(&digest);
     Ok(digest)

@@ -10,6 +10,9 @@ use std::{
 use anyhow::{Context, bail};
 use tokio::process::{Child, Command};
 
+/// The key every process of one benchmark run shares.
+pub const SECRET_KEY: &str = "YmVuY2htYXJrLWJlbmNobWFyay1iZW5jaG1hcmstYmVuY2g";
+
 pub struct Server {
     child: Child,
     pub address: SocketAddr,
@@ -94,26 +97,7 @@ impl Server {
 
     /// The server's resident memory now and at its peak, in MiB.
     pub fn memory(&self) -> anyhow::Result<Memory> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid))
-            .context("reading the server's memory from /proc")?;
-        let field = |name: &str| -> anyhow::Result<f64> {
-            let line = status
-                .lines()
-                .find(|line| line.starts_with(name))
-                .with_context(|| format!("{name} missing from /proc/PID/status"))?;
-            let kib: f64 = line
-                .trim_start_matches(name)
-                .trim()
-                .trim_end_matches("kB")
-                .trim()
-                .parse()
-                .with_context(|| format!("reading {line}"))?;
-            Ok(kib / 1024.0)
-        };
-        Ok(Memory {
-            resident_mib: field("VmRSS:")?,
-            peak_mib: field("VmHWM:")?,
-        })
+        memory_of(self.pid)
     }
 
     /// Stops the server as an operator would (SIGTERM), waiting for it to exit.
@@ -151,4 +135,28 @@ pub struct Memory {
 fn free_port() -> anyhow::Result<SocketAddr> {
     let listener = TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
     Ok(listener.local_addr()?)
+}
+
+/// A process's resident memory now and at its peak, in MiB, from /proc.
+pub fn memory_of(pid: u32) -> anyhow::Result<Memory> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .context("reading a process's memory from /proc")?;
+    let field = |name: &str| -> anyhow::Result<f64> {
+        let line = status
+            .lines()
+            .find(|line| line.starts_with(name))
+            .with_context(|| format!("{name} missing from /proc/PID/status"))?;
+        let kib: f64 = line
+            .trim_start_matches(name)
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse()
+            .with_context(|| format!("reading {line}"))?;
+        Ok(kib / 1024.0)
+    };
+    Ok(Memory {
+        resident_mib: field("VmRSS:")?,
+        peak_mib: field("VmHWM:")?,
+    })
 }
