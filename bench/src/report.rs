@@ -271,17 +271,17 @@ pub fn targets(report: &Report) -> Vec<Target> {
             });
         }
     }
-    for clients in [16, 64, 256] {
-        if let Some(r) = run("five changes", clients) {
-            targets.push(Target {
-                target: format!("five changes, {clients} clients: 2,000 req/s, p99 under 20 ms"),
-                measured: format!(
-                    "{:.0} req/s, p99 {:.1} ms",
-                    r.groundswell.requests_per_second, r.groundswell.p99_ms
-                ),
-                met: r.groundswell.requests_per_second >= 2000.0 && r.groundswell.p99_ms < 20.0,
-            });
-        }
+    // The issue sets this one at 16 clients: at 256, 2,000 req/s means 128 ms waits by
+    // Little's law, whatever the server.
+    if let Some(r) = run("five changes", 16) {
+        targets.push(Target {
+            target: "five changes, 16 clients: 2,000 req/s, p99 under 20 ms".to_owned(),
+            measured: format!(
+                "{:.0} req/s, p99 {:.1} ms",
+                r.groundswell.requests_per_second, r.groundswell.p99_ms
+            ),
+            met: r.groundswell.requests_per_second >= 2000.0 && r.groundswell.p99_ms < 20.0,
+        });
     }
     for (scenario, p99) in [("pledge wall", 150.0), ("gathering page", 50.0)] {
         if let (Some(base), Some(r)) = (run(scenario, 16), run(scenario, 64)) {
