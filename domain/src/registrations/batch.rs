@@ -270,42 +270,36 @@ async fn write_batch(
     }
     // Waitlist positions: those waiting before this batch, then this batch's in turn.
     let mut ahead = waiting_before(&*txn, &gathering, &written).await?;
+    // A registration answered twice (registered again in one batch) is mailed once and keeps
+    // the place its first answer gave it.
+    let mut answered: HashMap<Uuid, Option<u64>> = HashMap::new();
     for (index, row, waiting) in &written {
-        let position = match row.status {
-            RegistrationStatus::Waitlisted => {
-                let n = ahead.entry(row.mode).or_default();
-                // A registration answered twice (registered again in one batch) keeps its place.
-                let seen = written
-                    .iter()
-                    .take_while(|(i, _, _)| i < index)
-                    .any(|(_, earlier, _)| earlier.id == row.id);
-                if !seen {
+        let position = match answered.get(&row.id) {
+            Some(position) => *position,
+            None => {
+                let position = (row.status == RegistrationStatus::Waitlisted).then(|| {
+                    let n = ahead.entry(row.mode).or_default();
                     *n += 1;
-                }
-                Some(*n)
+                    *n
+                });
+                let template = match row.status {
+                    RegistrationStatus::Confirmed => crate::mail::Template::RegistrationConfirmed,
+                    _ => crate::mail::Template::RegistrationWaitlisted,
+                };
+                mail::send(
+                    &*txn,
+                    template,
+                    &gathering,
+                    row,
+                    emails.get(&waiting.person_id).map_or("", String::as_str),
+                    position,
+                    waiting.now,
+                )
+                .await?;
+                answered.insert(row.id, position);
+                position
             }
-            _ => None,
         };
-        let first_answer = written
-            .iter()
-            .find(|(_, earlier, _)| earlier.id == row.id)
-            .is_some_and(|(i, _, _)| i == index);
-        if first_answer {
-            let template = match row.status {
-                RegistrationStatus::Confirmed => crate::mail::Template::RegistrationConfirmed,
-                _ => crate::mail::Template::RegistrationWaitlisted,
-            };
-            mail::send(
-                &*txn,
-                template,
-                &gathering,
-                row,
-                emails.get(&waiting.person_id).map_or("", String::as_str),
-                position,
-                waiting.now,
-            )
-            .await?;
-        }
         results[*index] = Some(Ok(Registration::from_row(row.clone(), position)));
     }
     txn.commit().await?;
