@@ -911,3 +911,34 @@ pub async fn ws_next(socket: &mut Socket, wait: Duration) -> anyhow::Result<Valu
     })
     .await?
 }
+
+/// Runs `node tests/node/<script> <args…>` (the tools pinned in package.json, installed by
+/// `scripts/ensure-test-tools`) and returns what it printed. A non-zero exit fails with what the
+/// script wrote, so a browser or audit failure reads in the test's own output.
+pub async fn node(script: &str, args: &[&str], env: &[(&str, &str)]) -> anyhow::Result<String> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut command = tokio::process::Command::new("node");
+    command
+        .arg(root.join("tests/node").join(script))
+        .args(args)
+        .current_dir(root)
+        .kill_on_drop(true);
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let output = tokio::time::timeout(Duration::from_secs(300), command.output())
+        .await
+        .with_context(|| format!("node {script} ran over five minutes"))?
+        .with_context(|| {
+            format!("could not run node {script}: run scripts/ensure-test-tools first")
+        })?;
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    if !output.status.success() {
+        bail!(
+            "node {script} failed ({}):\n{stdout}\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    Ok(stdout)
+}
