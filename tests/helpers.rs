@@ -318,6 +318,9 @@ pub struct Options {
     pub mail_lease_seconds: u64,
     pub secret_key: String,
     pub mail_dir: PathBuf,
+    /// Webhook settings; tests reach receivers on 127.0.0.1, so private targets are allowed
+    /// unless a test turns them off.
+    pub webhooks: groundswell_api::config::WebhookArgs,
 }
 
 impl Options {
@@ -330,6 +333,14 @@ impl Options {
             mail_dir: std::env::temp_dir()
                 .join("groundswell-tests")
                 .join(format!("mail-{}", Uuid::now_v7())),
+            webhooks: groundswell_api::config::WebhookArgs {
+                webhook_allow_private_targets: true,
+                webhook_timeout_seconds: 5,
+                webhook_poll_interval_ms: 50,
+                webhook_retry_base_ms: 100,
+                webhook_lease_seconds: 120,
+                webhook_deactivate_after_hours: 24,
+            },
         }
     }
 }
@@ -382,6 +393,7 @@ pub async fn start(
         access_notes_retention_days: 30,
         pledge_quiet_days: 60,
         digest_interval_seconds: 60,
+        webhooks: options.webhooks.clone(),
     };
     let app = Application::build(Config::from_settings(settings)?).await?;
     let address = app.address();

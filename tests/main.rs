@@ -20,3 +20,4 @@ mod secrets;
 mod sign_in;
 mod subscriptions;
 mod validation;
+mod webhooks;

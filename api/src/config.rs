@@ -74,6 +74,87 @@ pub struct Settings {
     /// How often the digest scheduler looks for digests that have come due; 0 turns it off.
     #[arg(long, env = "DIGEST_INTERVAL_SECONDS", default_value_t = 60)]
     pub digest_interval_seconds: u64,
+    #[command(flatten)]
+    pub webhooks: WebhookArgs,
+}
+
+/// The webhook settings, as the command line and environment give them.
+#[derive(Clone, Debug, clap::Args)]
+pub struct WebhookArgs {
+    /// Lets webhooks go to plain `http` URLs and to loopback, private and link-local
+    /// addresses: for tests and local development only.
+    #[arg(
+        long,
+        env = "WEBHOOK_ALLOW_PRIVATE_TARGETS",
+        default_value_t = false,
+        action = clap::ArgAction::Set,
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub webhook_allow_private_targets: bool,
+    /// Seconds a receiver has to answer a delivery with a 2xx before the attempt counts as
+    /// failed.
+    #[arg(long, env = "WEBHOOK_TIMEOUT_SECONDS", default_value_t = 10)]
+    pub webhook_timeout_seconds: u64,
+    /// How often the webhook worker looks for due deliveries.
+    #[arg(long, env = "WEBHOOK_POLL_INTERVAL_MS", default_value_t = 1_000)]
+    pub webhook_poll_interval_ms: u64,
+    /// Wait before the first retry of a failed delivery, doubling each time (up to an hour,
+    /// less a random part), for a day.
+    #[arg(long, env = "WEBHOOK_RETRY_BASE_MS", default_value_t = 10_000)]
+    pub webhook_retry_base_ms: u64,
+    /// How long a claimed delivery stays with one server before another may take it over;
+    /// at least the timeout and five seconds more.
+    #[arg(long, env = "WEBHOOK_LEASE_SECONDS", default_value_t = 120)]
+    pub webhook_lease_seconds: u64,
+    /// How long an endpoint may fail every delivery before it is switched off and its owners
+    /// are told.
+    #[arg(long, env = "WEBHOOK_DEACTIVATE_AFTER_HOURS", default_value_t = 24)]
+    pub webhook_deactivate_after_hours: u64,
+}
+
+impl Default for WebhookArgs {
+    fn default() -> Self {
+        Self {
+            webhook_allow_private_targets: false,
+            webhook_timeout_seconds: 10,
+            webhook_poll_interval_ms: 1_000,
+            webhook_retry_base_ms: 10_000,
+            webhook_lease_seconds: 120,
+            webhook_deactivate_after_hours: 24,
+        }
+    }
+}
+
+/// Validated webhook settings.
+#[derive(Clone, Debug)]
+pub struct WebhookSettings {
+    pub policy: groundswell_domain::webhooks::TargetPolicy,
+    pub timeout: Duration,
+    pub poll_interval: Duration,
+    pub retry_base: Duration,
+    pub lease: Duration,
+    pub deactivate_after: chrono::TimeDelta,
+}
+
+impl WebhookSettings {
+    fn from_args(args: &WebhookArgs) -> Self {
+        let timeout = Duration::from_secs(args.webhook_timeout_seconds.clamp(1, 300));
+        Self {
+            policy: groundswell_domain::webhooks::TargetPolicy {
+                allow_private: args.webhook_allow_private_targets,
+            },
+            timeout,
+            poll_interval: Duration::from_millis(args.webhook_poll_interval_ms.max(10)),
+            retry_base: Duration::from_millis(args.webhook_retry_base_ms.max(1)),
+            // A lease shorter than an attempt could let a second server take a delivery
+            // still in flight.
+            lease: Duration::from_secs(args.webhook_lease_seconds)
+                .max(timeout + Duration::from_secs(5)),
+            deactivate_after: chrono::TimeDelta::hours(
+                i64::try_from(args.webhook_deactivate_after_hours.max(1)).unwrap_or(24),
+            ),
+        }
+    }
 }
 
 /// Validated configuration.
@@ -99,6 +180,7 @@ pub struct Config {
     pub quiet_after: chrono::TimeDelta,
     /// How often the digest scheduler runs; `None` when it is off.
     pub digest_interval: Option<Duration>,
+    pub webhooks: WebhookSettings,
 }
 
 #[derive(Clone, Debug)]
@@ -152,6 +234,7 @@ impl Config {
                 lease: Duration::from_secs(settings.mail_lease_seconds.max(1)),
             },
             quiet_after: chrono::TimeDelta::days(i64::from(settings.pledge_quiet_days)),
+            webhooks: WebhookSettings::from_args(&settings.webhooks),
         })
     }
 }
@@ -212,6 +295,21 @@ mod tests {
     }
 
     const KEY: &str = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+
+    #[test]
+    fn private_webhook_targets_are_off_unless_turned_on_and_leases_outlast_the_timeout() {
+        assert!(!config(&[]).webhooks.policy.allow_private);
+        let on = config(&[
+            "--webhook-allow-private-targets",
+            "true",
+            "--webhook-timeout-seconds",
+            "30",
+            "--webhook-lease-seconds",
+            "1",
+        ]);
+        assert!(on.webhooks.policy.allow_private);
+        assert_eq!(on.webhooks.lease, Duration::from_secs(35));
+    }
 
     #[test]
     fn a_digest_interval_of_zero_turns_the_scheduler_off() {

@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod seed;
 pub mod startup;
 pub mod telemetry;
+pub mod webhooks;
 
 pub use config::Config;
 pub use startup::Application;

@@ -24,6 +24,7 @@ use crate::{
     graphql::{self, AppContext},
     http::{self, AppState},
     mail::{DeliveryWorker, Renderer, Transport},
+    webhooks::WebhookWorker,
 };
 
 pub struct Application {
@@ -34,6 +35,7 @@ pub struct Application {
     address: SocketAddr,
     router: axum::Router,
     worker: DeliveryWorker,
+    webhooks: WebhookWorker,
     scheduler: DigestScheduler,
     shutdown: CancellationToken,
     statements: Arc<AtomicU64>,
@@ -74,6 +76,7 @@ impl Application {
             public_url: config.public_url.clone(),
             quiet_after: config.quiet_after,
             renderer,
+            webhooks: config.webhooks.clone(),
         };
         let schema = graphql::build(context.clone());
         let websocket_schema = graphql::build_for_websocket(context);
@@ -82,13 +85,14 @@ impl Application {
             None => Transport::folder(config.mail_dir.clone())?,
         };
         let worker = DeliveryWorker::new(
-            worker_db,
+            worker_db.clone(),
             Renderer::new(config.public_url.clone(), config.secret_key.clone())?,
             transport,
             config.mail_from.clone(),
             config.mail.clone(),
             mail_queued.clone(),
         );
+        let webhooks = WebhookWorker::new(worker_db, config.webhooks.clone(), mail_queued.clone())?;
         let scheduler = DigestScheduler {
             db: db.clone(),
             interval: config.digest_interval,
@@ -124,6 +128,7 @@ impl Application {
             address,
             router,
             worker,
+            webhooks,
             scheduler,
             shutdown: CancellationToken::new(),
             statements,
@@ -164,9 +169,10 @@ impl Application {
                 .into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(shutdown.clone().cancelled_owned());
-        let (served, (), (), (), ()) = tokio::join!(
+        let (served, (), (), (), (), ()) = tokio::join!(
             server,
             self.worker.run(shutdown.clone()),
+            self.webhooks.run(shutdown.clone()),
             self.scheduler.run(shutdown.clone()),
             self.events.relay(self.database_url, shutdown.clone()),
             self.maintenance.run(shutdown),

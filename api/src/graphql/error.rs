@@ -10,7 +10,7 @@ use groundswell_domain::{
     AccessError, InvalidInput, coalitions::CoalitionError, digests::DigestError,
     gatherings::GatheringError, mail::MailError, organisations::OrganisationError,
     people::PeopleError, pledges::PledgeError, progress::ProgressError,
-    registrations::RegistrationError,
+    registrations::RegistrationError, webhooks::WebhookError,
 };
 
 #[derive(Clone, Debug)]
@@ -241,6 +241,21 @@ impl From<MailError> for ApiError {
         match err {
             MailError::Access(err) => err.into(),
             MailError::Database(err) => ApiError::internal(err),
+        }
+    }
+}
+
+impl From<WebhookError> for ApiError {
+    fn from(err: WebhookError) -> Self {
+        match err {
+            WebhookError::Access(err) => err.into(),
+            WebhookError::NotFound
+            | WebhookError::OrganisationNotFound
+            | WebhookError::DeliveryNotFound => ApiError::NotFound(err.to_string()),
+            WebhookError::TooMany | WebhookError::DeliveryInFlight => {
+                ApiError::Conflict(err.to_string())
+            }
+            WebhookError::Database(err) => ApiError::internal(err),
         }
     }
 }

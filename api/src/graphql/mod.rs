@@ -15,6 +15,7 @@ mod progress;
 mod registrations;
 mod scalars;
 mod subscriptions;
+mod webhooks;
 pub mod websocket;
 
 use std::{net::IpAddr, sync::Arc};
@@ -59,6 +60,7 @@ pub struct MutationRoot(
     coalitions::CoalitionsMutation,
     progress::ProgressMutation,
     digests::DigestsMutation,
+    webhooks::WebhooksMutation,
 );
 
 pub use subscriptions::SubscriptionRoot;
@@ -82,6 +84,8 @@ pub struct AppContext {
     pub quiet_after: chrono::TimeDelta,
     /// Renders digests for `digestPreview` exactly as the mail worker will.
     pub renderer: Arc<crate::mail::Renderer>,
+    /// Which webhook targets are allowed, and how long redeliveries are retried.
+    pub webhooks: crate::config::WebhookSettings,
 }
 
 /// Who is asking, established once per request.

@@ -111,6 +111,12 @@ impl Organisation {
         let tokens = organisations::api_tokens(&app(ctx)?.db, actor(ctx)?, self.0.id).await?;
         Ok(tokens.into_iter().map(ApiToken).collect())
     }
+
+    /// The organisation's webhook endpoints, oldest first; only its owners and its own API
+    /// tokens see them.
+    async fn webhooks(&self, ctx: &Context<'_>) -> ApiResult<Vec<super::webhooks::Webhook>> {
+        super::webhooks::of_organisation(ctx, self.0.id).await
+    }
 }
 
 /// A person's place in an organisation.

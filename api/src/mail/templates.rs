@@ -43,6 +43,7 @@ const MESSAGES: &[[(&str, &str); 3]] = &[
     template!("gathering_cancelled"),
     template!("digest"),
     template!("pledge_nudge"),
+    template!("webhook_deactivated"),
 ];
 
 const LAYOUT: (&str, &str) = (

@@ -21,6 +21,7 @@ use crate::{
     entities::{coalition, coalition_change, coalition_member, organisation},
     page::{Page, PageRequest},
     text::{self, Slug},
+    webhooks,
 };
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum)]
@@ -245,7 +246,9 @@ async fn set_status(
     let mut active: coalition_member::ActiveModel = row.into();
     active.status = Set(status);
     active.updated_at = Set(now);
-    active.update(conn).await
+    let row = active.update(conn).await?;
+    webhooks::emit(conn, webhooks::Emit::CoalitionMembershipChanged(&row), now).await?;
+    Ok(row)
 }
 
 /// Inserts a membership; when another transaction inserted the same one first (an invitation
@@ -269,7 +272,10 @@ async fn insert_membership(
         .exec_without_returning(conn)
         .await
     {
-        Ok(_) => Ok(row),
+        Ok(_) => {
+            webhooks::emit(conn, webhooks::Emit::CoalitionMembershipChanged(&row), now).await?;
+            Ok(row)
+        }
         Err(err) if is_unique_violation(&err) => Err(CoalitionError::ChangedMeanwhile),
         Err(err) => Err(err.into()),
     }
@@ -291,7 +297,8 @@ async fn activate_if_joined(
     if active >= 2 {
         let mut row: coalition::ActiveModel = coalition.into();
         row.status = Set(CoalitionStatus::Active);
-        row.update(conn).await?;
+        let row = row.update(conn).await?;
+        webhooks::emit(conn, webhooks::Emit::CoalitionUpdated(&row), crate::now()).await?;
     }
     Ok(())
 }
@@ -530,6 +537,7 @@ pub async fn conclude(
     row.status = Set(CoalitionStatus::Concluded);
     row.concluded_at = Set(Some(now));
     let row = row.update(&*txn).await?;
+    webhooks::emit(&*txn, webhooks::Emit::CoalitionUpdated(&row), now).await?;
     txn.commit().await?;
     Ok(row.into())
 }
@@ -555,6 +563,7 @@ pub async fn hand_over_lead(
     let mut row: coalition::ActiveModel = coalition.into();
     row.lead_organisation_id = Set(organisation_id);
     let row = row.update(&*txn).await?;
+    webhooks::emit(&*txn, webhooks::Emit::CoalitionUpdated(&row), crate::now()).await?;
     txn.commit().await?;
     Ok(row.into())
 }

@@ -19,3 +19,6 @@ pub(crate) mod progress_update;
 pub(crate) mod registration;
 pub(crate) mod session;
 pub(crate) mod sign_in_token;
+pub(crate) mod webhook_attempt;
+pub(crate) mod webhook_delivery;
+pub(crate) mod webhook_endpoint;

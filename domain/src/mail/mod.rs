@@ -40,6 +40,7 @@ pub enum Template {
     GatheringCancelled,
     Digest,
     PledgeNudge,
+    WebhookDeactivated,
 }
 
 impl Template {
@@ -54,6 +55,7 @@ impl Template {
             Template::GatheringCancelled => "gathering_cancelled",
             Template::Digest => "digest",
             Template::PledgeNudge => "pledge_nudge",
+            Template::WebhookDeactivated => "webhook_deactivated",
         }
     }
 }

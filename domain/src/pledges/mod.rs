@@ -22,7 +22,7 @@ use crate::{
     entities::{coalition, organisation, pledge, pledge_change},
     organisations::{OrganisationKind, Region},
     page::{Page, PageRequest},
-    text,
+    text, webhooks,
 };
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum)]
@@ -250,6 +250,7 @@ pub async fn make(
         .await?;
     insert_changes(&*txn, row.id, new.changes.as_slice()).await?;
     changes::pledge_counted(&*txn, row.organisation_id, row.id, new.changes.as_slice()).await?;
+    webhooks::emit(&*txn, webhooks::Emit::PledgeMade(&row), now).await?;
     txn.commit().await?;
     Ok(row.into())
 }
@@ -344,6 +345,7 @@ pub async fn update(
     }
     active.updated_at = Set(now);
     let row = active.update(&*txn).await?;
+    webhooks::emit(&*txn, webhooks::Emit::PledgeUpdated(&row), now).await?;
     txn.commit().await?;
     Ok(row.into())
 }
@@ -371,6 +373,7 @@ pub async fn withdraw(
     let row = active.update(&*txn).await?;
     let on = changes_of_one(&*txn, id).await?;
     changes::pledge_uncounted(&*txn, organisation_id, id, &on).await?;
+    webhooks::emit(&*txn, webhooks::Emit::PledgeWithdrawn(&row), now).await?;
     txn.commit().await?;
     Ok(row.into())
 }

@@ -26,6 +26,7 @@ use crate::{
     page::{Page, PageRequest},
     pledges::{self, PledgeStatus},
     text::WebUrl,
+    webhooks,
 };
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum)]
@@ -271,8 +272,12 @@ pub async fn post(
             active.status = Set(PledgeStatus::Achieved);
             active.achieved_at = Set(Some(now));
         }
-        active.update(&*txn).await?;
+        let pledge = active.update(&*txn).await?;
+        if achieve {
+            webhooks::emit(&*txn, webhooks::Emit::PledgeAchieved(&pledge), now).await?;
+        }
     }
+    webhooks::emit(&*txn, webhooks::Emit::ProgressUpdatePosted(&row), now).await?;
     changes::progress_posted(&*txn, &on_changes, now).await?;
     txn.commit().await?;
     Ok(row.into())

@@ -1,0 +1,913 @@
+//! Webhooks end to end: a real HTTP receiver started by the test hears each event once, signed
+//! so that the Standard Webhooks package from npm verifies it; failures are retried with the
+//! same `webhook-id`; a killed server resumes without a duplicate; two servers deliver each
+//! event once; private targets are refused; and only an organisation's owners and its own API
+//! tokens manage its webhooks.
+
+use std::{
+    collections::{HashMap, HashSet, VecDeque},
+    net::SocketAddr,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use anyhow::Context;
+use axum::{extract::State, http::HeaderMap, http::StatusCode, routing::post};
+use futures::StreamExt;
+use serde_json::{Value, json};
+
+use crate::{helpers::*, on_both_databases};
+
+on_both_databases!(
+    each_event_arrives_once_signed_so_an_independent_verifier_accepts_it,
+    a_receiver_answering_500_then_200_gets_the_event_twice_with_the_same_webhook_id,
+    a_receiver_that_never_answers_within_the_timeout_is_retried,
+    a_server_killed_mid_delivery_resumes_on_restart_without_a_duplicate,
+    a_rotated_secret_keeps_signing_beside_the_new_one,
+    an_endpoint_failing_every_delivery_for_a_day_is_switched_off_and_its_owners_told,
+    urls_on_loopback_private_and_link_local_addresses_are_refused_at_creation,
+    a_name_resolving_to_loopback_is_refused_at_delivery,
+    webhooks_are_managed_only_by_the_organisations_owners_and_its_own_tokens,
+);
+
+/// How the receiver answers one request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Answer {
+    Status(u16),
+    /// Holds the request far longer than any timeout.
+    Hang,
+}
+
+/// One request the receiver got.
+#[derive(Clone, Debug)]
+struct Received {
+    id: String,
+    timestamp: String,
+    signature: String,
+    body: String,
+    answer: Answer,
+}
+
+impl Received {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or(Value::Null)
+    }
+
+    fn event_type(&self) -> String {
+        self.json()["type"].as_str().unwrap_or_default().to_owned()
+    }
+}
+
+/// A real HTTP server on 127.0.0.1, answering from a script and then with a default.
+#[derive(Clone)]
+struct Receiver {
+    address: SocketAddr,
+    received: Arc<Mutex<Vec<Received>>>,
+    script: Arc<Mutex<VecDeque<Answer>>>,
+    default: Arc<Mutex<Answer>>,
+}
+
+impl Receiver {
+    async fn start() -> anyhow::Result<Self> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let receiver = Receiver {
+            address: listener.local_addr()?,
+            received: Arc::default(),
+            script: Arc::default(),
+            default: Arc::new(Mutex::new(Answer::Status(200))),
+        };
+        let app = axum::Router::new()
+            .route("/hook", post(receive))
+            .with_state(receiver.clone());
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Ok(receiver)
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}/hook", self.address)
+    }
+
+    fn answer_next(&self, answers: &[Answer]) {
+        if let Ok(mut script) = self.script.lock() {
+            script.extend(answers.iter().copied());
+        }
+    }
+
+    fn answer_always(&self, answer: Answer) {
+        if let Ok(mut default) = self.default.lock() {
+            *default = answer;
+        }
+    }
+
+    fn all(&self) -> Vec<Received> {
+        self.received.lock().map(|r| r.clone()).unwrap_or_default()
+    }
+
+    /// Requests answered with a 2xx: the deliveries the receiver accepted.
+    fn accepted(&self) -> Vec<Received> {
+        self.all()
+            .into_iter()
+            .filter(|r| matches!(r.answer, Answer::Status(200..=299)))
+            .collect()
+    }
+
+    /// Waits (up to 30 s) until `count` requests have been accepted.
+    async fn wait_for_accepted(&self, count: usize) -> anyhow::Result<Vec<Received>> {
+        for _ in 0..600 {
+            let accepted = self.accepted();
+            if accepted.len() >= count {
+                return Ok(accepted);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        anyhow::bail!(
+            "{count} deliveries were not accepted in 30 s (got {}: {:?})",
+            self.accepted().len(),
+            self.all()
+                .iter()
+                .map(Received::event_type)
+                .collect::<Vec<_>>()
+        )
+    }
+
+    /// Waits (up to 30 s) until `count` requests have arrived, answered or not.
+    async fn wait_for_requests(&self, count: usize) -> anyhow::Result<Vec<Received>> {
+        for _ in 0..600 {
+            let all = self.all();
+            if all.len() >= count {
+                return Ok(all);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        anyhow::bail!("{count} requests did not arrive in 30 s")
+    }
+}
+
+async fn receive(State(receiver): State<Receiver>, headers: HeaderMap, body: String) -> StatusCode {
+    let answer = receiver
+        .script
+        .lock()
+        .ok()
+        .and_then(|mut s| s.pop_front())
+        .or_else(|| receiver.default.lock().ok().map(|d| *d))
+        .unwrap_or(Answer::Status(200));
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    if let Ok(mut received) = receiver.received.lock() {
+        received.push(Received {
+            id: header("webhook-id"),
+            timestamp: header("webhook-timestamp"),
+            signature: header("webhook-signature"),
+            body,
+            answer,
+        });
+    }
+    match answer {
+        Answer::Status(code) => StatusCode::from_u16(code).unwrap_or(StatusCode::OK),
+        Answer::Hang => {
+            tokio::time::sleep(Duration::from_secs(120)).await;
+            StatusCode::OK
+        }
+    }
+}
+
+/// Verifies each request with the npm `standardwebhooks` package under `secret`.
+async fn verify_with_node(secret: &str, received: &[Received]) -> anyhow::Result<()> {
+    let deliveries: Vec<Value> = received
+        .iter()
+        .map(|r| {
+            json!({ "secret": secret, "id": r.id, "timestamp": r.timestamp,
+                "signature": r.signature, "body": r.body })
+        })
+        .collect();
+    let path = std::env::temp_dir()
+        .join("groundswell-tests")
+        .join(format!("webhooks-{}.json", uuid::Uuid::now_v7()));
+    std::fs::create_dir_all(path.parent().context("no parent")?)?;
+    std::fs::write(&path, serde_json::to_vec(&deliveries)?)?;
+    let path_text = path.display().to_string();
+    let out = node("verify-webhooks.mjs", &[&path_text], &[]).await;
+    let _ = std::fs::remove_file(&path);
+    let out = out?;
+    anyhow::ensure!(
+        out.trim() == format!("verified {}", received.len()),
+        "the verifier said: {out}"
+    );
+    Ok(())
+}
+
+const ALL_EVENTS: [&str; 7] = [
+    "PLEDGE_MADE",
+    "PLEDGE_UPDATED",
+    "PLEDGE_WITHDRAWN",
+    "PLEDGE_ACHIEVED",
+    "PROGRESS_UPDATE_POSTED",
+    "COALITION_MEMBERSHIP_CHANGED",
+    "COALITION_UPDATED",
+];
+
+const CREATE: &str = "mutation($input: CreateWebhookInput!) { createWebhook(input: $input) { secret webhook { id url events active description organisation { slug } } } }";
+
+/// Registers a webhook as `credential`; answers the reply.
+async fn create_webhook(
+    app: &TestApp,
+    credential: Option<&str>,
+    organisation_id: &str,
+    url: &str,
+    events: &[&str],
+) -> anyhow::Result<Reply> {
+    app.gql(
+        credential,
+        CREATE,
+        json!({ "input": { "organisationId": organisation_id, "url": url, "events": events,
+            "description": "CRM sync" } }),
+    )
+    .await
+}
+
+/// A webhook that must be made: (id, secret).
+async fn webhook(
+    app: &TestApp,
+    credential: &str,
+    organisation_id: &str,
+    url: &str,
+    events: &[&str],
+) -> anyhow::Result<(String, String)> {
+    let made = create_webhook(app, Some(credential), organisation_id, url, events)
+        .await?
+        .ok()?;
+    let made = &made["createWebhook"];
+    Ok((
+        made["webhook"]["id"].as_str().context("no id")?.to_owned(),
+        made["secret"].as_str().context("no secret")?.to_owned(),
+    ))
+}
+
+/// An organisation with a signed-in owner: (owner session, organisation id).
+async fn organisation(app: &TestApp, email: &str, name: &str) -> anyhow::Result<(String, String)> {
+    let owner = app.sign_in(email).await?;
+    let id = app.create_organisation(&owner, name).await?;
+    Ok((owner, id))
+}
+
+async fn wait_until(mut check: impl AsyncFnMut() -> anyhow::Result<bool>) -> anyhow::Result<()> {
+    for _ in 0..600 {
+        if check().await? {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    anyhow::bail!("condition not met in 30 s")
+}
+
+fn count_by_type(received: &[Received]) -> HashMap<String, usize> {
+    let mut counts = HashMap::new();
+    for r in received {
+        *counts.entry(r.event_type()).or_default() += 1;
+    }
+    counts
+}
+
+async fn each_event_arrives_once_signed_so_an_independent_verifier_accepts_it(
+    db: Backend,
+) -> anyhow::Result<()> {
+    let app = spawn_app(db).await?;
+    let all = Receiver::start().await?;
+    let pledges_only = Receiver::start().await?;
+    let (owner, org) = organisation(&app, "owner@hooks.example", "Hooked Council").await?;
+    let (partner, partner_org) = organisation(&app, "partner@hooks.example", "Partner").await?;
+    let (_, secret) = webhook(&app, &owner, &org, &all.url(), &ALL_EVENTS).await?;
+    let (_, pledge_secret) =
+        webhook(&app, &owner, &org, &pledges_only.url(), &["PLEDGE_MADE"]).await?;
+
+    // Every kind of change, once (pledge.made twice).
+    let pledge = app.pledge_id(&owner, &org, json!({})).await?;
+    app.gql(
+        Some(&owner),
+        "mutation($id: ID!) { updatePledge(id: $id, input: { title: \"Homes, not placements, by 2027\" }) { id } }",
+        json!({ "id": pledge }),
+    )
+    .await?
+    .ok()?;
+    app.post_update(
+        Some(&owner),
+        json!({ "pledgeId": pledge, "body": "Everyone has moved home.", "signal": "DONE", "markAchieved": true }),
+    )
+    .await?
+    .ok()?;
+    let second = app
+        .pledge_id(&owner, &org, json!({ "title": "A second pledge" }))
+        .await?;
+    app.gql(
+        Some(&owner),
+        "mutation($id: ID!) { withdrawPledge(id: $id, reason: \"Funding ended\") { id } }",
+        json!({ "id": second }),
+    )
+    .await?
+    .ok()?;
+    let coalition = app
+        .form_coalition(
+            &owner,
+            &org,
+            "Hooked Together",
+            json!(["SHARING_POWER_AS_EQUALS"]),
+        )
+        .await?;
+    // Invited (a membership change), accepted (another, and the coalition becomes active).
+    app.join_coalition(&owner, &partner, &coalition, &partner_org)
+        .await?;
+
+    let expected: HashMap<String, usize> = [
+        ("pledge.made", 2),
+        ("pledge.updated", 1),
+        ("progress_update.posted", 1),
+        ("pledge.achieved", 1),
+        ("pledge.withdrawn", 1),
+        // The lead's own membership on forming, the invitation, the acceptance.
+        ("coalition.membership_changed", 3),
+        ("coalition.updated", 1),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    let total: usize = expected.values().sum();
+    let received = all.wait_for_accepted(total).await?;
+    pledges_only.wait_for_accepted(2).await?;
+    // Give a repeat the chance to show up.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let received_again = all.all();
+    assert_eq!(received_again.len(), total, "requests received");
+    assert_eq!(count_by_type(&received), expected);
+    let ids: HashSet<&str> = received.iter().map(|r| r.id.as_str()).collect();
+    assert_eq!(ids.len(), total, "distinct webhook-ids");
+    let pledge_events = pledges_only.all();
+    assert_eq!(pledge_events.len(), 2);
+    assert!(
+        pledge_events
+            .iter()
+            .all(|r| r.event_type() == "pledge.made")
+    );
+
+    for r in &received {
+        let body = r.json();
+        assert!(
+            body["timestamp"].is_string() && body["data"].is_object(),
+            "{body}"
+        );
+        // Nothing private: no emails of owners or partners.
+        assert!(
+            !r.body.contains('@'),
+            "a payload holds an email: {}",
+            r.body
+        );
+    }
+    let achieved = received
+        .iter()
+        .find(|r| r.event_type() == "pledge.achieved")
+        .context("no pledge.achieved")?;
+    assert_eq!(achieved.json()["data"]["pledge"]["id"], json!(pledge));
+    assert_eq!(
+        achieved.json()["data"]["pledge"]["status"],
+        json!("ACHIEVED")
+    );
+
+    verify_with_node(&secret, &received).await?;
+    verify_with_node(&pledge_secret, &pledge_events).await?;
+    // The other endpoint's secret does not verify these: each endpoint signs with its own.
+    assert!(
+        verify_with_node(&pledge_secret, &received[..1])
+            .await
+            .is_err()
+    );
+    Ok(())
+}
+
+async fn a_receiver_answering_500_then_200_gets_the_event_twice_with_the_same_webhook_id(
+    db: Backend,
+) -> anyhow::Result<()> {
+    let app = spawn_app(db).await?;
+    let receiver = Receiver::start().await?;
+    receiver.answer_next(&[Answer::Status(500)]);
+    let (owner, org) = organisation(&app, "owner@retry.example", "Retry Trust").await?;
+    let (webhook_id, secret) =
+        webhook(&app, &owner, &org, &receiver.url(), &["PLEDGE_MADE"]).await?;
+    app.pledge_id(&owner, &org, json!({})).await?;
+
+    let accepted = receiver.wait_for_accepted(1).await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let all = receiver.all();
+    assert_eq!(all.len(), 2, "one refused attempt and one accepted");
+    assert_eq!(all[0].answer, Answer::Status(500));
+    assert_eq!(all[0].id, all[1].id, "a retry keeps its webhook-id");
+    assert_eq!(all[0].body, all[1].body);
+    verify_with_node(&secret, &all).await?;
+    assert_eq!(accepted.len(), 1);
+
+    // The delivery shows both attempts.
+    let data = app
+        .gql(
+            Some(&owner),
+            "query($slug: String!) { organisation(slug: $slug) { webhooks { id deliveries { totalCount edges { node { messageId status attemptCount lastStatusCode attempts { statusCode durationMs } } } } } } }",
+            json!({ "slug": "retry-trust" }),
+        )
+        .await?
+        .ok()?;
+    let hook = &data["organisation"]["webhooks"][0];
+    assert_eq!(hook["id"], json!(webhook_id));
+    assert_eq!(hook["deliveries"]["totalCount"], json!(1));
+    let delivery = &hook["deliveries"]["edges"][0]["node"];
+    assert_eq!(delivery["messageId"], json!(all[0].id));
+    assert_eq!(delivery["status"], json!("DELIVERED"));
+    assert_eq!(delivery["attemptCount"], json!(2));
+    assert_eq!(delivery["lastStatusCode"], json!(200));
+    let codes: Vec<&Value> = delivery["attempts"]
+        .as_array()
+        .context("no attempts")?
+        .iter()
+        .map(|a| &a["statusCode"])
+        .collect();
+    assert_eq!(codes, [&json!(500), &json!(200)]);
+    Ok(())
+}
+
+async fn a_receiver_that_never_answers_within_the_timeout_is_retried(
+    db: Backend,
+) -> anyhow::Result<()> {
+    let smtp = SmtpServer::start()?;
+    let mut options = Options::new(&smtp);
+    options.webhooks.webhook_timeout_seconds = 1;
+    let app = start(fresh_database(db).await?, smtp, options).await?;
+    let receiver = Receiver::start().await?;
+    receiver.answer_next(&[Answer::Hang]);
+    let (owner, org) = organisation(&app, "owner@slow.example", "Slow Systems").await?;
+    webhook(&app, &owner, &org, &receiver.url(), &["PLEDGE_MADE"]).await?;
+    app.pledge_id(&owner, &org, json!({})).await?;
+
+    receiver.wait_for_accepted(1).await?;
+    let all = receiver.all();
+    assert_eq!(all.len(), 2);
+    assert_eq!(all[0].answer, Answer::Hang);
+    assert_eq!(all[0].id, all[1].id);
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM webhook_attempts WHERE status_code IS NULL AND error LIKE 'no answer within 1 s%'")
+            .await?,
+        1,
+        "the timed-out attempt is recorded as such"
+    );
+    Ok(())
+}
+
+async fn a_server_killed_mid_delivery_resumes_on_restart_without_a_duplicate(
+    db: Backend,
+) -> anyhow::Result<()> {
+    let smtp = SmtpServer::start()?;
+    let mut options = Options::new(&smtp);
+    // A dead server's claims lapse after the lease (the timeout and five seconds).
+    options.webhooks.webhook_timeout_seconds = 1;
+    options.webhooks.webhook_lease_seconds = 1;
+    let database_url = fresh_database(db).await?;
+    let first = start(database_url.clone(), smtp.clone(), options.clone()).await?;
+    let receiver = Receiver::start().await?;
+    receiver.answer_always(Answer::Hang);
+    let (owner, org) = organisation(&first, "owner@killed.example", "Killed Mid-Flight").await?;
+    webhook(&first, &owner, &org, &receiver.url(), &["PLEDGE_MADE"]).await?;
+    for n in 0..5 {
+        first
+            .pledge_id(&owner, &org, json!({ "title": format!("Pledge {n}") }))
+            .await?;
+    }
+    // The server is in the middle of deliveries when it dies.
+    receiver.wait_for_requests(1).await?;
+    assert!(
+        first
+            .count("SELECT COUNT(*) FROM webhook_deliveries WHERE status = 'SENDING'")
+            .await?
+            >= 1
+    );
+    first.kill();
+    receiver.answer_always(Answer::Status(200));
+
+    let _second = start(database_url, smtp, options).await?;
+    let accepted = receiver.wait_for_accepted(5).await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let accepted_after = receiver.accepted();
+    assert_eq!(accepted_after.len(), 5, "each event accepted once");
+    let ids: HashSet<&str> = accepted.iter().map(|r| r.id.as_str()).collect();
+    assert_eq!(ids.len(), 5);
+    let titles: HashSet<String> = accepted
+        .iter()
+        .map(|r| {
+            r.json()["data"]["pledge"]["title"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(titles.len(), 5);
+    Ok(())
+}
+
+async fn a_rotated_secret_keeps_signing_beside_the_new_one(db: Backend) -> anyhow::Result<()> {
+    let app = spawn_app(db).await?;
+    let receiver = Receiver::start().await?;
+    let (owner, org) = organisation(&app, "owner@rotate.example", "Rotating Keys").await?;
+    let (id, old) = webhook(&app, &owner, &org, &receiver.url(), &["PLEDGE_MADE"]).await?;
+    let rotated = app
+        .gql(
+            Some(&owner),
+            "mutation($id: ID!) { rotateWebhookSecret(id: $id) { secret webhook { id } } }",
+            json!({ "id": id }),
+        )
+        .await?
+        .ok()?;
+    let new = rotated["rotateWebhookSecret"]["secret"]
+        .as_str()
+        .context("no secret")?
+        .to_owned();
+    assert_ne!(new, old);
+    assert!(new.starts_with("whsec_"));
+    app.pledge_id(&owner, &org, json!({})).await?;
+    let received = receiver.wait_for_accepted(1).await?;
+    assert_eq!(received[0].signature.split(' ').count(), 2);
+    verify_with_node(&new, &received).await?;
+    verify_with_node(&old, &received).await?;
+
+    // Once the overlap is over only the new secret signs.
+    app.execute(
+        "UPDATE webhook_endpoints SET previous_secret_expires_at = '2020-01-01 00:00:00+00:00'",
+    )
+    .await?;
+    app.pledge_id(&owner, &org, json!({ "title": "After the overlap" }))
+        .await?;
+    let received = receiver.wait_for_accepted(2).await?;
+    assert_eq!(received[1].signature.split(' ').count(), 1);
+    verify_with_node(&new, &received[1..]).await?;
+    assert!(verify_with_node(&old, &received[1..]).await.is_err());
+    Ok(())
+}
+
+async fn an_endpoint_failing_every_delivery_for_a_day_is_switched_off_and_its_owners_told(
+    db: Backend,
+) -> anyhow::Result<()> {
+    let app = spawn_app(db).await?;
+    let receiver = Receiver::start().await?;
+    receiver.answer_always(Answer::Status(503));
+    let (owner, org) = organisation(&app, "owner@failing.example", "Failing Systems").await?;
+    let (id, _) = webhook(&app, &owner, &org, &receiver.url(), &["PLEDGE_MADE"]).await?;
+    app.pledge_id(&owner, &org, json!({})).await?;
+    receiver.wait_for_requests(1).await?;
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM webhook_endpoints WHERE active")
+            .await?,
+        1,
+        "one failure does not switch it off"
+    );
+    // It has been failing since long ago: the next failure switches it off.
+    app.execute("UPDATE webhook_endpoints SET failing_since = '2020-01-01 00:00:00+00:00'")
+        .await?;
+    wait_until(async || {
+        Ok(app
+            .count("SELECT COUNT(*) FROM webhook_endpoints WHERE NOT active AND deactivated_at IS NOT NULL")
+            .await?
+            == 1)
+    })
+    .await?;
+    let mails = app.smtp.wait_for("owner@failing.example", 2).await?;
+    let told = mails
+        .iter()
+        .find(|m| m.subject.contains("switched off"))
+        .context("no mail saying the webhook was switched off")?;
+    assert!(told.text.contains(&receiver.url()), "{}", told.text);
+    assert!(told.text.contains(&id));
+
+    // Events while it is off are not queued; switching it back on delivers the next.
+    let before = app.count("SELECT COUNT(*) FROM webhook_deliveries").await?;
+    app.pledge_id(&owner, &org, json!({ "title": "While off" }))
+        .await?;
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM webhook_deliveries").await?,
+        before
+    );
+    receiver.answer_always(Answer::Status(200));
+    let on = app
+        .gql(
+            Some(&owner),
+            "mutation($id: ID!) { updateWebhook(id: $id, input: { active: true }) { active deactivatedAt } }",
+            json!({ "id": id }),
+        )
+        .await?
+        .ok()?;
+    assert_eq!(
+        on["updateWebhook"],
+        json!({ "active": true, "deactivatedAt": null })
+    );
+    app.pledge_id(&owner, &org, json!({ "title": "Back on" }))
+        .await?;
+    let accepted = receiver.wait_for_accepted(1).await?;
+    assert_eq!(
+        accepted[0].json()["data"]["pledge"]["title"],
+        json!("Back on")
+    );
+    Ok(())
+}
+
+/// Options for a server that refuses private targets, as production does.
+fn strict(smtp: &SmtpServer) -> Options {
+    let mut options = Options::new(smtp);
+    options.webhooks.webhook_allow_private_targets = false;
+    options
+}
+
+async fn urls_on_loopback_private_and_link_local_addresses_are_refused_at_creation(
+    db: Backend,
+) -> anyhow::Result<()> {
+    let smtp = SmtpServer::start()?;
+    let app = start(fresh_database(db).await?, smtp.clone(), strict(&smtp)).await?;
+    let (owner, org) = organisation(&app, "owner@ssrf.example", "Careful Council").await?;
+    for url in [
+        "https://127.0.0.1/hook",
+        "https://[::1]/hook",
+        "https://10.0.0.7/hook",
+        "https://169.254.169.254/latest/meta-data/",
+        "https://[::ffff:127.0.0.1]/hook",
+        "https://2130706433/hook",
+        "http://hooks.example.org/plain-http",
+    ] {
+        let reply = create_webhook(&app, Some(&owner), &org, url, &["PLEDGE_MADE"]).await?;
+        assert_eq!(
+            reply.code(),
+            Some("BAD_USER_INPUT"),
+            "{url}: {:?}",
+            reply.body
+        );
+        assert_eq!(reply.field(), Some("url"), "{url}");
+    }
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM webhook_endpoints").await?,
+        0
+    );
+    // A public https URL is fine, and cannot be changed to a private one.
+    let (id, _) = webhook(
+        &app,
+        &owner,
+        &org,
+        "https://hooks.example.org/gs",
+        &["PLEDGE_MADE"],
+    )
+    .await?;
+    let reply = app
+        .gql(
+            Some(&owner),
+            "mutation($id: ID!) { updateWebhook(id: $id, input: { url: \"https://192.168.1.1/x\" }) { url } }",
+            json!({ "id": id }),
+        )
+        .await?;
+    assert_eq!(reply.code(), Some("BAD_USER_INPUT"));
+    assert_eq!(reply.field(), Some("url"));
+    // Bad events are named too.
+    let reply = create_webhook(
+        &app,
+        Some(&owner),
+        &org,
+        "https://hooks.example.org/gs",
+        &[],
+    )
+    .await?;
+    assert_eq!(reply.field(), Some("events"));
+    Ok(())
+}
+
+async fn a_name_resolving_to_loopback_is_refused_at_delivery(db: Backend) -> anyhow::Result<()> {
+    let smtp = SmtpServer::start()?;
+    let app = start(fresh_database(db).await?, smtp.clone(), strict(&smtp)).await?;
+    let receiver = Receiver::start().await?;
+    let (owner, org) = organisation(&app, "owner@dns.example", "Resolving Trust").await?;
+    // A name is not resolved when it is saved; `localhost` resolves to loopback.
+    let url = format!("https://localhost:{}/hook", receiver.address.port());
+    webhook(&app, &owner, &org, &url, &["PLEDGE_MADE"]).await?;
+    app.pledge_id(&owner, &org, json!({})).await?;
+    wait_until(async || {
+        Ok(app
+            .count("SELECT COUNT(*) FROM webhook_attempts WHERE error LIKE '%resolves only to loopback%'")
+            .await?
+            >= 1)
+    })
+    .await?;
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM webhook_attempts WHERE status_code IS NOT NULL")
+            .await?,
+        0,
+        "nothing answered"
+    );
+    assert!(receiver.all().is_empty());
+    Ok(())
+}
+
+async fn webhooks_are_managed_only_by_the_organisations_owners_and_its_own_tokens(
+    db: Backend,
+) -> anyhow::Result<()> {
+    let app = spawn_app(db).await?;
+    let receiver = Receiver::start().await?;
+    let (owner, org) = organisation(&app, "owner@auth.example", "Guarded Org").await?;
+    let member = app.add_member(&owner, &org, "member@auth.example").await?;
+    let (stranger, other_org) = organisation(&app, "stranger@auth.example", "Other Org").await?;
+    let other_token = app.api_token(&stranger, &other_org).await?;
+    let own_token = app.api_token(&owner, &org).await?;
+
+    // The organisation's own token manages its webhooks.
+    let made = create_webhook(
+        &app,
+        Some(&own_token),
+        &org,
+        &receiver.url(),
+        &["PLEDGE_MADE"],
+    )
+    .await?
+    .ok()?;
+    let webhook_id = made["createWebhook"]["webhook"]["id"]
+        .as_str()
+        .context("no id")?
+        .to_owned();
+    let slug = made["createWebhook"]["webhook"]["organisation"]["slug"]
+        .as_str()
+        .context("no slug")?
+        .to_owned();
+    app.pledge_id(&owner, &org, json!({})).await?;
+    receiver.wait_for_accepted(1).await?;
+    let list = "query($slug: String!) { organisation(slug: $slug) { webhooks { id url events active description deliveries { edges { node { id status attemptCount } } } } } }";
+    let before = app
+        .gql(Some(&owner), list, json!({ "slug": slug }))
+        .await?
+        .ok()?;
+    let delivery_id = before["organisation"]["webhooks"][0]["deliveries"]["edges"][0]["node"]["id"]
+        .as_str()
+        .context("no delivery")?
+        .to_owned();
+    assert_eq!(
+        app.gql(Some(&own_token), list, json!({ "slug": slug }))
+            .await?
+            .ok()?,
+        before
+    );
+    let secret_sql = "SELECT COUNT(*) FROM webhook_endpoints WHERE previous_secret IS NULL";
+
+    let attempts: [(&str, Value); 6] = [
+        (
+            CREATE,
+            json!({ "input": { "organisationId": org, "url": receiver.url(), "events": ["PLEDGE_MADE"] } }),
+        ),
+        (
+            "mutation($id: ID!) { updateWebhook(id: $id, input: { url: \"https://evil.example/\", active: false }) { id } }",
+            json!({ "id": webhook_id }),
+        ),
+        (
+            "mutation($id: ID!) { rotateWebhookSecret(id: $id) { secret } }",
+            json!({ "id": webhook_id }),
+        ),
+        (
+            "mutation($id: ID!) { deleteWebhook(id: $id) }",
+            json!({ "id": webhook_id }),
+        ),
+        (
+            "mutation($id: ID!) { redeliverWebhook(deliveryId: $id) { id } }",
+            json!({ "id": delivery_id }),
+        ),
+        (list, json!({ "slug": slug })),
+    ];
+    for (who, credential, code) in [
+        (
+            "a member who is not an owner",
+            Some(member.as_str()),
+            "FORBIDDEN",
+        ),
+        (
+            "another organisation's owner",
+            Some(stranger.as_str()),
+            "FORBIDDEN",
+        ),
+        (
+            "another organisation's token",
+            Some(other_token.as_str()),
+            "FORBIDDEN",
+        ),
+        ("nobody", None, "UNAUTHENTICATED"),
+    ] {
+        for (query, variables) in &attempts {
+            let reply = app.gql(credential, query, variables.clone()).await?;
+            assert_eq!(reply.code(), Some(code), "{who}: {query}: {:?}", reply.body);
+            assert!(
+                !reply.body.to_string().contains("whsec_"),
+                "{who} saw a secret"
+            );
+        }
+    }
+    // Nothing changed.
+    assert_eq!(
+        app.gql(Some(&owner), list, json!({ "slug": slug }))
+            .await?
+            .ok()?,
+        before
+    );
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM webhook_endpoints").await?,
+        1
+    );
+    assert_eq!(
+        app.count(secret_sql).await?,
+        1,
+        "the secret was not rotated"
+    );
+    assert_eq!(
+        app.count(
+            "SELECT COUNT(*) FROM webhook_deliveries WHERE status = 'DELIVERED' AND attempts = 1"
+        )
+        .await?,
+        1,
+        "the delivery was not sent again"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(receiver.all().len(), 1);
+
+    // The owner may do each of them.
+    let redelivered = app
+        .gql(
+            Some(&owner),
+            "mutation($id: ID!) { redeliverWebhook(deliveryId: $id) { id messageId status } }",
+            json!({ "id": delivery_id }),
+        )
+        .await?
+        .ok()?;
+    assert_eq!(redelivered["redeliverWebhook"]["status"], json!("PENDING"));
+    let again = receiver.wait_for_accepted(2).await?;
+    assert_eq!(
+        again[0].id, again[1].id,
+        "a redelivery keeps its webhook-id"
+    );
+    app.gql(
+        Some(&owner),
+        "mutation($id: ID!) { deleteWebhook(id: $id) }",
+        json!({ "id": webhook_id }),
+    )
+    .await?
+    .ok()?;
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM webhook_endpoints").await?,
+        0
+    );
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM webhook_deliveries").await?,
+        0
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_servers_on_one_postgres_database_deliver_each_of_200_events_once() -> anyhow::Result<()>
+{
+    let smtp = SmtpServer::start()?;
+    let options = Options::new(&smtp);
+    let database_url = fresh_database(Backend::Postgres).await?;
+    let first = start(database_url.clone(), smtp.clone(), options.clone()).await?;
+    let second = start(database_url, smtp, options).await?;
+    let receiver = Receiver::start().await?;
+    let (owner, org) = organisation(&first, "owner@many.example", "Many Events").await?;
+    webhook(&first, &owner, &org, &receiver.url(), &["PLEDGE_MADE"]).await?;
+    let servers = [&first, &second];
+    let made: Vec<anyhow::Result<String>> = futures::stream::iter(0..200)
+        .map(|n| {
+            let server = servers[n % 2];
+            let owner = owner.clone();
+            let org = org.clone();
+            async move {
+                server
+                    .pledge_id(&owner, &org, json!({ "title": format!("Pledge {n}") }))
+                    .await
+            }
+        })
+        .buffer_unordered(8)
+        .collect()
+        .await;
+    for pledge in made {
+        pledge?;
+    }
+    let accepted = receiver.wait_for_accepted(200).await?;
+    // Both workers keep polling; give a second delivery the chance to happen.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(receiver.all().len(), 200, "requests received");
+    let ids: HashSet<&str> = accepted.iter().map(|r| r.id.as_str()).collect();
+    assert_eq!(ids.len(), 200);
+    assert_eq!(
+        first
+            .count("SELECT COUNT(*) FROM webhook_deliveries WHERE status = 'DELIVERED' AND attempts = 1")
+            .await?,
+        200
+    );
+    Ok(())
+}
