@@ -30,6 +30,24 @@ on_both_databases!(
     webhooks_are_managed_only_by_the_organisations_owners_and_its_own_tokens,
 );
 
+#[test]
+fn the_schema_holds_the_webhook_contract_names() {
+    let sdl = groundswell_api::graphql::sdl();
+    for name in [
+        "createWebhook(input: CreateWebhookInput!): NewWebhook!",
+        "updateWebhook(id: ID!, input: UpdateWebhookInput!): Webhook!",
+        "rotateWebhookSecret(id: ID!): NewWebhook!",
+        "deleteWebhook(id: ID!): Boolean!",
+        "redeliverWebhook(deliveryId: ID!): WebhookDelivery!",
+        "webhooks: [Webhook!]!",
+        "deliveries(first: Int, after: String): WebhookDeliveryConnection!",
+        "enum WebhookEvent",
+        "secret: String!",
+    ] {
+        assert!(sdl.contains(name), "the schema lacks `{name}`");
+    }
+}
+
 /// How the receiver answers one request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Answer {

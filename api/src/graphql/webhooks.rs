@@ -59,6 +59,7 @@ pub struct Webhook(pub DomainWebhook);
 
 #[Object]
 impl Webhook {
+    /// Its id, for `updateWebhook`, `rotateWebhookSecret` and `deleteWebhook`.
     async fn id(&self) -> ID {
         ID(self.0.id.to_string())
     }
@@ -84,10 +85,12 @@ impl Webhook {
         self.0.description.as_deref()
     }
 
+    /// When it was registered.
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }
 
+    /// When it was last changed.
     async fn updated_at(&self) -> DateTime<Utc> {
         self.0.updated_at
     }
@@ -127,6 +130,7 @@ pub struct WebhookDelivery(pub Delivery);
 
 #[Object]
 impl WebhookDelivery {
+    /// Its id, for `redeliverWebhook`.
     async fn id(&self) -> ID {
         ID(self.0.id.to_string())
     }
@@ -142,6 +146,7 @@ impl WebhookDelivery {
         self.0.event.map(Into::into)
     }
 
+    /// Where it stands.
     async fn status(&self) -> WebhookDeliveryStatus {
         self.0.status.into()
     }
@@ -171,6 +176,7 @@ impl WebhookDelivery {
         self.0.last_error.as_deref()
     }
 
+    /// When the event happened and the delivery was queued.
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }
@@ -196,6 +202,7 @@ pub struct WebhookAttempt(pub Attempt);
 
 #[Object]
 impl WebhookAttempt {
+    /// When it was made.
     async fn attempted_at(&self) -> DateTime<Utc> {
         self.0.attempted_at
     }
@@ -232,6 +239,7 @@ impl NewWebhook {
         &self.0.secret
     }
 
+    /// The endpoint.
     async fn webhook(&self) -> Webhook {
         Webhook(self.0.webhook.clone())
     }
