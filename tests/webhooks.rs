@@ -27,6 +27,8 @@ on_both_databases!(
     an_endpoint_failing_every_delivery_for_a_day_is_switched_off_and_its_owners_told,
     urls_on_loopback_private_and_link_local_addresses_are_refused_at_creation,
     a_name_resolving_to_loopback_is_refused_at_delivery,
+    a_private_address_saved_while_allowed_is_refused_at_delivery_once_the_setting_is_off,
+    a_redirect_is_never_followed,
     webhooks_are_managed_only_by_the_organisations_owners_and_its_own_tokens,
 );
 
@@ -52,6 +54,8 @@ fn the_schema_holds_the_webhook_contract_names() {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Answer {
     Status(u16),
+    /// A 307 to the receiver's other path, which records what reaches it.
+    Redirect,
     /// Holds the request far longer than any timeout.
     Hang,
 }
@@ -96,6 +100,7 @@ impl Receiver {
         };
         let app = axum::Router::new()
             .route("/hook", post(receive))
+            .route("/elsewhere", post(receive))
             .with_state(receiver.clone());
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
@@ -163,7 +168,13 @@ impl Receiver {
     }
 }
 
-async fn receive(State(receiver): State<Receiver>, headers: HeaderMap, body: String) -> StatusCode {
+async fn receive(
+    State(receiver): State<Receiver>,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+    body: String,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
     let answer = receiver
         .script
         .lock()
@@ -180,7 +191,11 @@ async fn receive(State(receiver): State<Receiver>, headers: HeaderMap, body: Str
     };
     if let Ok(mut received) = receiver.received.lock() {
         received.push(Received {
-            id: header("webhook-id"),
+            id: if uri.path() == "/elsewhere" {
+                format!("followed:{}", header("webhook-id"))
+            } else {
+                header("webhook-id")
+            },
             timestamp: header("webhook-timestamp"),
             signature: header("webhook-signature"),
             body,
@@ -188,10 +203,17 @@ async fn receive(State(receiver): State<Receiver>, headers: HeaderMap, body: Str
         });
     }
     match answer {
-        Answer::Status(code) => StatusCode::from_u16(code).unwrap_or(StatusCode::OK),
+        Answer::Status(code) => StatusCode::from_u16(code)
+            .unwrap_or(StatusCode::OK)
+            .into_response(),
+        Answer::Redirect => (
+            StatusCode::TEMPORARY_REDIRECT,
+            [(axum::http::header::LOCATION, "/elsewhere")],
+        )
+            .into_response(),
         Answer::Hang => {
             tokio::time::sleep(Duration::from_secs(120)).await;
-            StatusCode::OK
+            StatusCode::OK.into_response()
         }
     }
 }
@@ -568,6 +590,12 @@ async fn a_rotated_secret_keeps_signing_beside_the_new_one(db: Backend) -> anyho
     assert_eq!(received[1].signature.split(' ').count(), 1);
     verify_with_node(&new, &received[1..]).await?;
     assert!(verify_with_node(&old, &received[1..]).await.is_err());
+    // Secrets never reach the logs.
+    let logs = captured_logs();
+    assert!(
+        !logs.contains(&old) && !logs.contains(&new),
+        "a secret was logged"
+    );
     Ok(())
 }
 
@@ -725,6 +753,63 @@ async fn a_name_resolving_to_loopback_is_refused_at_delivery(db: Backend) -> any
         "nothing answered"
     );
     assert!(receiver.all().is_empty());
+    Ok(())
+}
+
+async fn a_private_address_saved_while_allowed_is_refused_at_delivery_once_the_setting_is_off(
+    db: Backend,
+) -> anyhow::Result<()> {
+    let smtp = SmtpServer::start()?;
+    let database_url = fresh_database(db).await?;
+    let lenient = start(database_url.clone(), smtp.clone(), Options::new(&smtp)).await?;
+    let receiver = Receiver::start().await?;
+    let (owner, org) = organisation(&lenient, "owner@toggle.example", "Toggled Trust").await?;
+    webhook(&lenient, &owner, &org, &receiver.url(), &["PLEDGE_MADE"]).await?;
+    lenient.stop().await?;
+
+    let app = start(database_url, smtp.clone(), strict(&smtp)).await?;
+    app.pledge_id(&owner, &org, json!({})).await?;
+    wait_until(async || {
+        Ok(app
+            .count("SELECT COUNT(*) FROM webhook_attempts WHERE error LIKE 'the URL must%'")
+            .await?
+            >= 1)
+    })
+    .await?;
+    assert!(
+        receiver.all().is_empty(),
+        "the receiver on 127.0.0.1 was reached"
+    );
+    Ok(())
+}
+
+async fn a_redirect_is_never_followed(db: Backend) -> anyhow::Result<()> {
+    let app = spawn_app(db).await?;
+    let receiver = Receiver::start().await?;
+    receiver.answer_next(&[Answer::Redirect]);
+    let (owner, org) = organisation(&app, "owner@redirect.example", "Redirected").await?;
+    webhook(&app, &owner, &org, &receiver.url(), &["PLEDGE_MADE"]).await?;
+    app.pledge_id(&owner, &org, json!({})).await?;
+    // The 307 is a failed attempt, retried at the same URL.
+    let accepted = receiver.wait_for_accepted(1).await?;
+    let all = receiver.all();
+    assert_eq!(
+        all.len(),
+        2,
+        "{:?}",
+        all.iter().map(|r| &r.id).collect::<Vec<_>>()
+    );
+    assert_eq!(all[0].answer, Answer::Redirect);
+    assert!(
+        all.iter().all(|r| !r.id.starts_with("followed:")),
+        "the redirect was followed"
+    );
+    assert_eq!(accepted[0].id, all[0].id);
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM webhook_attempts WHERE status_code = 307")
+            .await?,
+        1
+    );
     Ok(())
 }
 
