@@ -509,8 +509,9 @@ async fn a_server_killed_mid_delivery_resumes_on_restart_without_a_duplicate(
 ) -> anyhow::Result<()> {
     let smtp = SmtpServer::start()?;
     let mut options = Options::new(&smtp);
-    // A dead server's claims lapse after the lease (the timeout and five seconds).
-    options.webhooks.webhook_timeout_seconds = 1;
+    // A dead server's claims lapse after the lease (the timeout and five seconds). The timeout
+    // is long enough that the deliveries are still in flight when the server is killed.
+    options.webhooks.webhook_timeout_seconds = 3;
     options.webhooks.webhook_lease_seconds = 1;
     let database_url = fresh_database(db).await?;
     let first = start(database_url.clone(), smtp.clone(), options.clone()).await?;
