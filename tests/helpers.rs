@@ -318,6 +318,10 @@ pub struct Options {
     pub mail_lease_seconds: u64,
     pub secret_key: String,
     pub mail_dir: PathBuf,
+    /// What one caller may do to others; generous by default, so only the tests of the
+    /// limits meet them.
+    pub limits: groundswell_domain::Limits,
+    pub mail_retention_days: u32,
 }
 
 impl Options {
@@ -330,6 +334,13 @@ impl Options {
             mail_dir: std::env::temp_dir()
                 .join("groundswell-tests")
                 .join(format!("mail-{}", Uuid::now_v7())),
+            limits: groundswell_domain::Limits {
+                on_behalf_per_gathering: 1_000,
+                on_behalf_per_hour: 1_000,
+                rejoins_per_day: 1_000,
+                members_added_per_hour: 1_000,
+            },
+            mail_retention_days: 30,
         }
     }
 }
@@ -382,6 +393,11 @@ pub async fn start(
         access_notes_retention_days: 30,
         pledge_quiet_days: 60,
         digest_interval_seconds: 60,
+        mail_retention_days: options.mail_retention_days,
+        on_behalf_per_gathering: options.limits.on_behalf_per_gathering,
+        on_behalf_per_hour: options.limits.on_behalf_per_hour,
+        reregistrations_per_day: options.limits.rejoins_per_day,
+        members_added_per_hour: options.limits.members_added_per_hour,
     };
     let app = Application::build(Config::from_settings(settings)?).await?;
     let address = app.address();

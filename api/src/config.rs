@@ -74,6 +74,22 @@ pub struct Settings {
     /// How often the digest scheduler looks for digests that have come due; 0 turns it off.
     #[arg(long, env = "DIGEST_INTERVAL_SECONDS", default_value_t = 60)]
     pub digest_interval_seconds: u64,
+    /// Days after delivery when a message's address and content are purged (its id, template
+    /// and status stay).
+    #[arg(long, env = "MAIL_RETENTION_DAYS", default_value_t = 30)]
+    pub mail_retention_days: u32,
+    /// People one caller may register on their behalf (`onBehalfOf`) for one gathering.
+    #[arg(long, env = "ON_BEHALF_PER_GATHERING", default_value_t = 10)]
+    pub on_behalf_per_gathering: u32,
+    /// Registrations on behalf of others one caller may make in an hour.
+    #[arg(long, env = "ON_BEHALF_PER_HOUR", default_value_t = 20)]
+    pub on_behalf_per_hour: u32,
+    /// Times a person may register again for one gathering after cancelling, in a day.
+    #[arg(long, env = "REREGISTRATIONS_PER_DAY", default_value_t = 3)]
+    pub reregistrations_per_day: u32,
+    /// New members one caller may add to organisations (`addOrganisationMember`) in an hour.
+    #[arg(long, env = "MEMBERS_ADDED_PER_HOUR", default_value_t = 30)]
+    pub members_added_per_hour: u32,
 }
 
 /// Validated configuration.
@@ -99,6 +115,10 @@ pub struct Config {
     pub quiet_after: chrono::TimeDelta,
     /// How often the digest scheduler runs; `None` when it is off.
     pub digest_interval: Option<Duration>,
+    /// How long delivered mail keeps its address and content.
+    pub mail_retention: chrono::Duration,
+    /// How much one caller may do to other people.
+    pub limits: groundswell_domain::Limits,
 }
 
 #[derive(Clone, Debug)]
@@ -152,6 +172,13 @@ impl Config {
                 lease: Duration::from_secs(settings.mail_lease_seconds.max(1)),
             },
             quiet_after: chrono::TimeDelta::days(i64::from(settings.pledge_quiet_days)),
+            mail_retention: chrono::Duration::days(i64::from(settings.mail_retention_days)),
+            limits: groundswell_domain::Limits {
+                on_behalf_per_gathering: settings.on_behalf_per_gathering,
+                on_behalf_per_hour: settings.on_behalf_per_hour,
+                rejoins_per_day: settings.reregistrations_per_day,
+                members_added_per_hour: settings.members_added_per_hour,
+            },
         })
     }
 }

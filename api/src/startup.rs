@@ -69,6 +69,7 @@ impl Application {
             db: db.clone(),
             secret: config.secret_key.clone(),
             sign_in_limiter: Arc::new(RateLimiter::keyed(Quota::per_minute(per_minute))),
+            limits: config.limits,
             mail_queued: mail_queued.clone(),
             events: events.clone(),
             public_url: config.public_url.clone(),
@@ -115,6 +116,7 @@ impl Application {
         let maintenance = Maintenance {
             db: db_for_maintenance,
             access_retention: config.access_notes_retention,
+            mail_retention: config.mail_retention,
         };
         Ok(Self {
             listener,
@@ -198,10 +200,12 @@ async fn wait_for_signal() {
     }
 }
 
-/// Housekeeping on a timer: erasing access needs once their retention time has passed.
+/// Housekeeping on a timer: erasing access needs, and the address and content of delivered
+/// mail, once their retention times have passed.
 struct Maintenance {
     db: groundswell_domain::Database,
     access_retention: chrono::Duration,
+    mail_retention: chrono::Duration,
 }
 
 impl Maintenance {
@@ -217,6 +221,14 @@ impl Maintenance {
                 groundswell_domain::registrations::erase_expired_access_data(&self.db, cutoff).await
             {
                 tracing::error!(error = %err, "erasing expired access needs failed");
+            }
+            let cutoff = groundswell_domain::now() - self.mail_retention;
+            match groundswell_domain::mail::purge_delivered(&self.db, cutoff).await {
+                Ok(purged) if purged > 0 => {
+                    tracing::info!(mail.purged = purged, "purged delivered mail")
+                }
+                Ok(_) => {}
+                Err(err) => tracing::error!(error = %err, "purging delivered mail failed"),
             }
         }
     }
