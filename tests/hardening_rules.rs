@@ -6,7 +6,9 @@
 use chrono::{Timelike, Utc};
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, Options, SmtpServer, TestApp, fresh_database, spawn_app, start};
+use crate::helpers::{
+    Backend, Options, SmtpServer, TestApp, fresh_database, spawn_app, start, ws_connect, ws_next,
+};
 
 crate::on_both_databases!(
     registering_someone_else_shows_only_what_the_caller_typed,
@@ -22,6 +24,9 @@ crate::on_both_databases!(
     adding_members_is_limited_per_hour,
     a_lead_hand_over_racing_a_leave_never_leaves_a_lead_that_has_left,
     a_digest_run_ahead_of_time_leaves_later_news_to_the_next_digest,
+    a_client_address_holds_only_so_many_websocket_connections,
+    a_websocket_connection_runs_only_so_many_subscriptions,
+    an_event_is_loaded_once_however_many_subscribe,
 );
 
 const REGISTER: &str = "mutation($input: RegisterInput!) { register(input: $input) { status createdAt registeredOnBehalf person { email displayName role timeZone createdAt } } }";
@@ -805,5 +810,153 @@ async fn a_digest_run_ahead_of_time_leaves_later_news_to_the_next_digest(
         "{}",
         second.text
     );
+    still_up(&app).await
+}
+
+async fn ws_app(db: Backend, connections: u32, subscriptions: u32) -> anyhow::Result<TestApp> {
+    let smtp = SmtpServer::start()?;
+    let mut options = Options::new(&smtp);
+    options.ws_connections_per_address = connections;
+    options.ws_subscriptions_per_connection = subscriptions;
+    start(fresh_database(db).await?, smtp, options).await
+}
+
+async fn a_client_address_holds_only_so_many_websocket_connections(
+    db: Backend,
+) -> anyhow::Result<()> {
+    use tokio_tungstenite::tungstenite::{Error, client::IntoClientRequest};
+    let app = ws_app(db, 2, 20).await?;
+    let first = ws_connect(&app, None).await?;
+    let _second = ws_connect(&app, None).await?;
+    let mut request = format!("ws://{}/graphql/ws", app.address).into_client_request()?;
+    request
+        .headers_mut()
+        .insert("Sec-WebSocket-Protocol", "graphql-transport-ws".parse()?);
+    match tokio_tungstenite::connect_async(request).await {
+        Err(Error::Http(response)) => {
+            assert_eq!(response.status().as_u16(), 429);
+            let body = String::from_utf8_lossy(response.body().as_deref().unwrap_or_default())
+                .into_owned();
+            assert!(body.contains("RATE_LIMITED"), "{body}");
+            assert!(body.contains("at most 2"), "{body}");
+        }
+        Err(other) => anyhow::bail!("refused the wrong way: {other}"),
+        Ok(_) => anyhow::bail!("a third connection was accepted"),
+    }
+    // A connection closed gives its place back.
+    drop(first);
+    let mut reopened = None;
+    for _ in 0..50 {
+        if let Ok(socket) = ws_connect(&app, None).await {
+            reopened = Some(socket);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    anyhow::ensure!(reopened.is_some(), "the place was never given back");
+    still_up(&app).await
+}
+
+async fn a_websocket_connection_runs_only_so_many_subscriptions(db: Backend) -> anyhow::Result<()> {
+    use futures::SinkExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let app = ws_app(db, 16, 2).await?;
+    let owner = app.sign_in("owner@example.org").await?;
+    let org = app.create_organisation(&owner, "Chatty").await?;
+    let pledge = app.pledge_id(&owner, &org, json!({})).await?;
+    let mut socket = ws_connect(&app, None).await?;
+    let subscribe = |id: &str| {
+        Message::text(
+            json!({ "id": id, "type": "subscribe", "payload": {
+                "query": "subscription { progressUpdatePosted { body } }" } })
+            .to_string(),
+        )
+    };
+    socket.send(subscribe("1")).await?;
+    socket.send(subscribe("2")).await?;
+    socket.send(subscribe("3")).await?;
+    // The three start side by side: one of them, whichever came last, is refused.
+    let refused = ws_next(&mut socket, std::time::Duration::from_secs(5)).await?;
+    assert!(refused["payload"]["data"].is_null(), "{refused}");
+    assert!(refused.to_string().contains("RATE_LIMITED"), "{refused}");
+    assert!(refused.to_string().contains("at most 2"), "{refused}");
+    let holding: Vec<&str> = ["1", "2", "3"]
+        .into_iter()
+        .filter(|id| refused["id"] != *id)
+        .collect();
+    // Stopping one gives its place to the next.
+    socket
+        .send(Message::text(
+            json!({ "id": holding[0], "type": "complete" }).to_string(),
+        ))
+        .await?;
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    socket.send(subscribe("4")).await?;
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    app.post_update(
+        Some(&owner),
+        json!({ "pledgeId": pledge, "body": "Heard twice", "signal": "ON_TRACK" }),
+    )
+    .await?
+    .ok()?;
+    let mut heard = std::collections::BTreeSet::new();
+    while heard.len() < 2 {
+        let message = ws_next(&mut socket, std::time::Duration::from_secs(5)).await?;
+        assert_eq!(message["type"], "next", "{message}");
+        heard.insert(message["id"].as_str().unwrap_or_default().to_owned());
+    }
+    assert_eq!(heard, [holding[1].to_owned(), "4".to_owned()].into());
+    still_up(&app).await
+}
+
+/// Statements the server runs for one posted update while `subscribers` anonymous clients
+/// listen, once each has heard it.
+async fn statements_for_one_update(
+    app: &TestApp,
+    owner: &str,
+    pledge: &str,
+    subscribers: usize,
+) -> anyhow::Result<u64> {
+    use futures::SinkExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let mut sockets = Vec::new();
+    for _ in 0..subscribers {
+        let mut socket = ws_connect(app, None).await?;
+        socket
+            .send(Message::text(
+                json!({ "id": "1", "type": "subscribe", "payload": {
+                    "query": "subscription { progressUpdatePosted { body } }" } })
+                .to_string(),
+            ))
+            .await?;
+        sockets.push(socket);
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let before = app.statements_so_far();
+    app.post_update(
+        Some(owner),
+        json!({ "pledgeId": pledge, "body": "Once for all", "signal": "ON_TRACK" }),
+    )
+    .await?
+    .ok()?;
+    for socket in &mut sockets {
+        let heard = ws_next(socket, std::time::Duration::from_secs(5)).await?;
+        assert_eq!(
+            heard["payload"]["data"]["progressUpdatePosted"]["body"],
+            "Once for all"
+        );
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    Ok(app.statements_so_far() - before)
+}
+
+async fn an_event_is_loaded_once_however_many_subscribe(db: Backend) -> anyhow::Result<()> {
+    let app = spawn_app(db).await?;
+    let owner = app.sign_in("owner@example.org").await?;
+    let org = app.create_organisation(&owner, "Broadcasters").await?;
+    let pledge = app.pledge_id(&owner, &org, json!({})).await?;
+    let one = statements_for_one_update(&app, &owner, &pledge, 1).await?;
+    let many = statements_for_one_update(&app, &owner, &pledge, 8).await?;
+    assert_eq!(one, many, "statements grew with the number of subscribers");
     still_up(&app).await
 }

@@ -322,6 +322,8 @@ pub struct Options {
     /// limits meet them.
     pub limits: groundswell_domain::Limits,
     pub mail_retention_days: u32,
+    pub ws_connections_per_address: u32,
+    pub ws_subscriptions_per_connection: u32,
 }
 
 impl Options {
@@ -341,6 +343,8 @@ impl Options {
                 members_added_per_hour: 1_000,
             },
             mail_retention_days: 30,
+            ws_connections_per_address: 16,
+            ws_subscriptions_per_connection: 20,
         }
     }
 }
@@ -398,6 +402,8 @@ pub async fn start(
         on_behalf_per_hour: options.limits.on_behalf_per_hour,
         reregistrations_per_day: options.limits.rejoins_per_day,
         members_added_per_hour: options.limits.members_added_per_hour,
+        ws_connections_per_address: options.ws_connections_per_address,
+        ws_subscriptions_per_connection: options.ws_subscriptions_per_connection,
     };
     let app = Application::build(Config::from_settings(settings)?).await?;
     let address = app.address();
@@ -838,6 +844,12 @@ impl TestApp {
         let before = self.statements.load(Ordering::SeqCst);
         let reply = self.gql(token, query, variables).await?;
         Ok((reply, self.statements.load(Ordering::SeqCst) - before))
+    }
+
+    /// SQL statements the server has run so far (requests and what they set off, such as
+    /// loading events for subscribers).
+    pub fn statements_so_far(&self) -> u64 {
+        self.statements.load(Ordering::SeqCst)
     }
 
     /// A direct connection to the server's database, for checks no client could make.

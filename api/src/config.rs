@@ -90,6 +90,12 @@ pub struct Settings {
     /// New members one caller may add to organisations (`addOrganisationMember`) in an hour.
     #[arg(long, env = "MEMBERS_ADDED_PER_HOUR", default_value_t = 30)]
     pub members_added_per_hour: u32,
+    /// WebSocket connections (`/graphql/ws`) one client address may hold open at once.
+    #[arg(long, env = "WS_CONNECTIONS_PER_ADDRESS", default_value_t = 16)]
+    pub ws_connections_per_address: u32,
+    /// Subscriptions one WebSocket connection may run at once.
+    #[arg(long, env = "WS_SUBSCRIPTIONS_PER_CONNECTION", default_value_t = 20)]
+    pub ws_subscriptions_per_connection: u32,
 }
 
 /// Validated configuration.
@@ -119,6 +125,8 @@ pub struct Config {
     pub mail_retention: chrono::Duration,
     /// How much one caller may do to other people.
     pub limits: groundswell_domain::Limits,
+    pub ws_connections_per_address: usize,
+    pub ws_subscriptions_per_connection: usize,
 }
 
 #[derive(Clone, Debug)]
@@ -179,6 +187,9 @@ impl Config {
                 rejoins_per_day: settings.reregistrations_per_day,
                 members_added_per_hour: settings.members_added_per_hour,
             },
+            ws_connections_per_address: settings.ws_connections_per_address.max(1) as usize,
+            ws_subscriptions_per_connection: settings.ws_subscriptions_per_connection.max(1)
+                as usize,
         })
     }
 }

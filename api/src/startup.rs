@@ -105,6 +105,10 @@ impl Application {
                 public_url: config.public_url.clone().into(),
                 max_body_bytes: config.max_body_bytes,
                 secret: config.secret_key.clone(),
+                websocket_connections: crate::graphql::websocket::Connections::new(
+                    config.ws_connections_per_address,
+                ),
+                subscriptions_per_connection: config.ws_subscriptions_per_connection,
             },
             config.request_timeout,
             config.database_max_connections,
