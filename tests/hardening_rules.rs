@@ -29,8 +29,15 @@ crate::on_both_databases!(
     an_event_is_loaded_once_however_many_subscribe,
 );
 
-const REGISTER: &str = "mutation($input: RegisterInput!) { register(input: $input) { status createdAt registeredOnBehalf person { email displayName role timeZone createdAt } } }";
-const ADD: &str = "mutation($org: ID!, $email: String!, $role: OrganisationRole!) { addOrganisationMember(organisationId: $org, email: $email, role: $role) { role person { email displayName role timeZone createdAt } } }";
+const REGISTER: &str = "mutation($input: RegisterInput!) { register(input: $input) { status createdAt registeredOnBehalf person { id email displayName role timeZone createdAt } } }";
+const ADD: &str = "mutation($org: ID!, $email: String!, $role: OrganisationRole!) { addOrganisationMember(organisationId: $org, email: $email, role: $role) { role person { id email displayName role timeZone createdAt } } }";
+
+/// Whether an id is a version-4 (random) UUID: a UUIDv7 carries the time it was made.
+fn tells_no_time(id: &Value) -> bool {
+    id.as_str()
+        .and_then(|s| uuid::Uuid::parse_str(s).ok())
+        .is_some_and(|id| id.get_version_num() == 4)
+}
 
 async fn still_up(app: &TestApp) -> anyhow::Result<()> {
     let data = app
@@ -78,6 +85,7 @@ async fn registering_someone_else_shows_only_what_the_caller_typed(
         assert!(person["timeZone"].is_null(), "{answer}");
         assert!(person["createdAt"].is_null(), "{answer}");
         assert_eq!(answer["status"], "CONFIRMED");
+        assert!(tells_no_time(&person["id"]), "{answer}");
     }
     assert!(!answers[0].to_string().contains("Private Name"));
     assert!(!answers[0].to_string().contains("Tokyo"));
@@ -85,6 +93,7 @@ async fn registering_someone_else_shows_only_what_the_caller_typed(
     let shape = |a: &Value| {
         let mut a = a.clone();
         a["person"]["email"] = Value::Null;
+        a["person"]["id"] = Value::Null;
         a["createdAt"] = Value::Null;
         a
     };
@@ -132,6 +141,9 @@ async fn adding_a_member_shows_nothing_of_the_account_behind_the_address(
         for field in ["email", "displayName", "role", "timeZone", "createdAt"] {
             assert!(member["person"][field].is_null(), "{field}: {member}");
         }
+        assert!(tells_no_time(&member["person"]["id"]), "{member}");
+        let mut member = member;
+        member["person"]["id"] = Value::Null;
         answers.push(member);
     }
     assert_eq!(answers[0], answers[1], "the answers differ");

@@ -117,8 +117,14 @@ impl Person {
 
 #[Object]
 impl Person {
-    async fn id(&self) -> ID {
-        ID(self.0.id.to_string())
+    /// Their id. Whoever registered them or shares an organisation with them gets a stable
+    /// stand-in instead, which (unlike the id itself) tells nothing of when the account was made.
+    async fn id(&self, ctx: &Context<'_>) -> ApiResult<ID> {
+        if matches!(self.1, Privacy::AsTyped { .. }) && !self.private_to(actor(ctx)?) {
+            let alias = app(ctx)?.secret.alias("person-alias", self.0.id);
+            return Ok(ID(alias.to_string()));
+        }
+        Ok(ID(self.0.id.to_string()))
     }
 
     /// Their email address; null unless you are this person or an admin.
