@@ -27,6 +27,7 @@ crate::on_both_databases!(
     a_client_address_holds_only_so_many_websocket_connections,
     a_websocket_connection_runs_only_so_many_subscriptions,
     an_event_is_loaded_once_however_many_subscribe,
+    asking_for_sign_in_links_answers_alike_for_known_and_unknown_addresses,
 );
 
 const REGISTER: &str = "mutation($input: RegisterInput!) { register(input: $input) { status createdAt registeredOnBehalf person { id email displayName role timeZone createdAt } } }";
@@ -970,5 +971,38 @@ async fn an_event_is_loaded_once_however_many_subscribe(db: Backend) -> anyhow::
     let one = statements_for_one_update(&app, &owner, &pledge, 1).await?;
     let many = statements_for_one_update(&app, &owner, &pledge, 8).await?;
     assert_eq!(one, many, "statements grew with the number of subscribers");
+    still_up(&app).await
+}
+
+async fn asking_for_sign_in_links_answers_alike_for_known_and_unknown_addresses(
+    db: Backend,
+) -> anyhow::Result<()> {
+    let app = spawn_app(db).await?;
+    app.sign_in("known@example.org").await?;
+    let ask = "mutation($email: String!) { requestSignIn(email: $email) }";
+    let mut answers: Vec<Vec<Value>> = Vec::new();
+    for email in ["known@example.org", "unknown@example.org"] {
+        // The known address has used one of its five an hour already; ask the same number.
+        let asks = if email == "known@example.org" { 5 } else { 6 };
+        let mut replies = Vec::new();
+        for _ in 0..asks {
+            let reply = app.gql(None, ask, json!({ "email": email })).await?;
+            replies.push(json!({ "status": reply.status, "body": reply.body }));
+        }
+        answers.push(replies.split_off(replies.len() - 5));
+    }
+    assert_eq!(answers[0], answers[1]);
+    // The sixth of the hour is refused for both alike, and nothing tells them apart.
+    assert_eq!(
+        answers[0][4]["body"]["errors"][0]["extensions"]["code"],
+        "RATE_LIMITED"
+    );
+    assert_eq!(answers[0][3]["body"]["data"]["requestSignIn"], true);
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM people WHERE email = 'unknown@example.org'")
+            .await?,
+        0,
+        "asking makes no account"
+    );
     still_up(&app).await
 }
