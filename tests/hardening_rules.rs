@@ -823,6 +823,30 @@ async fn a_digest_run_ahead_of_time_leaves_later_news_to_the_next_digest(
         "{}",
         second.text
     );
+
+    // A server down for two days: the next run's digest holds everything since, once.
+    app.pledge_id(
+        &owner,
+        &org,
+        json!({ "title": "While the server was down" }),
+    )
+    .await?;
+    let queued = send(Utc::now() + chrono::Duration::hours(75)).await?.ok()?;
+    // The reader's, and the admin's weekly one when a Monday fell in the gap.
+    assert!(queued["sendDueDigests"].as_i64() >= Some(1), "{queued}");
+    let again = send(Utc::now() + chrono::Duration::hours(75)).await?.ok()?;
+    assert_eq!(again["sendDueDigests"], 0, "a period is sent once");
+    let mails = app.smtp.wait_for("reader@example.org", 4).await?;
+    let third = mails
+        .iter()
+        .filter(|m| m.subject.contains("digest"))
+        .find(|m| m.text.contains("While the server was down"))
+        .ok_or_else(|| anyhow::anyhow!("the news of the gap was lost"))?;
+    assert!(
+        !third.text.contains("After the first digest"),
+        "{}",
+        third.text
+    );
     still_up(&app).await
 }
 
