@@ -321,6 +321,12 @@ pub struct Options {
     /// Webhook settings; tests reach receivers on 127.0.0.1, so private targets are allowed
     /// unless a test turns them off.
     pub webhooks: groundswell_api::config::WebhookArgs,
+    /// What one caller may do to others; generous by default, so only the tests of the
+    /// limits meet them.
+    pub limits: groundswell_domain::Limits,
+    pub mail_retention_days: u32,
+    pub ws_connections_per_address: u32,
+    pub ws_subscriptions_per_connection: u32,
 }
 
 impl Options {
@@ -341,6 +347,15 @@ impl Options {
                 webhook_lease_seconds: 120,
                 webhook_deactivate_after_hours: 24,
             },
+            limits: groundswell_domain::Limits {
+                on_behalf_per_gathering: 1_000,
+                on_behalf_per_hour: 1_000,
+                rejoins_per_day: 1_000,
+                members_added_per_hour: 1_000,
+            },
+            mail_retention_days: 30,
+            ws_connections_per_address: 16,
+            ws_subscriptions_per_connection: 20,
         }
     }
 }
@@ -394,6 +409,13 @@ pub async fn start(
         pledge_quiet_days: 60,
         digest_interval_seconds: 60,
         webhooks: options.webhooks.clone(),
+        mail_retention_days: options.mail_retention_days,
+        on_behalf_per_gathering: options.limits.on_behalf_per_gathering,
+        on_behalf_per_hour: options.limits.on_behalf_per_hour,
+        reregistrations_per_day: options.limits.rejoins_per_day,
+        members_added_per_hour: options.limits.members_added_per_hour,
+        ws_connections_per_address: options.ws_connections_per_address,
+        ws_subscriptions_per_connection: options.ws_subscriptions_per_connection,
     };
     let app = Application::build(Config::from_settings(settings)?).await?;
     let address = app.address();
@@ -834,6 +856,12 @@ impl TestApp {
         let before = self.statements.load(Ordering::SeqCst);
         let reply = self.gql(token, query, variables).await?;
         Ok((reply, self.statements.load(Ordering::SeqCst) - before))
+    }
+
+    /// SQL statements the server has run so far (requests and what they set off, such as
+    /// loading events for subscribers).
+    pub fn statements_so_far(&self) -> u64 {
+        self.statements.load(Ordering::SeqCst)
     }
 
     /// A direct connection to the server's database, for checks no client could make.

@@ -880,14 +880,13 @@ async fn erasing_my_data_removes_access_needs_but_keeps_the_counts(
         .await?
         .ok()?;
     let seen = app
-        .gql(Some(&convenor), "{ gathering(slug: \"forgetful\") { confirmedCount registrations { edges { node { accessNotes accessRequirements person { email displayName } } } } } }", json!({}))
+        .gql(Some(&convenor), "{ gathering(slug: \"forgetful\") { confirmedCount registrations { edges { node { status accessNotes accessRequirements person { email displayName } } } } } }", json!({}))
         .await?
         .ok()?;
-    assert_eq!(
-        seen["gathering"]["confirmedCount"], 1,
-        "the place is still counted"
-    );
+    // Erasure cancels the registration: the place goes back to others at once.
+    assert_eq!(seen["gathering"]["confirmedCount"], 0, "the place is freed");
     let node = &seen["gathering"]["registrations"]["edges"][0]["node"];
+    assert_eq!(node["status"], "CANCELLED");
     assert!(node["accessNotes"].is_null());
     assert_eq!(node["accessRequirements"], json!([]));
     assert!(node["person"]["displayName"].is_null());

@@ -74,6 +74,28 @@ pub struct Settings {
     /// How often the digest scheduler looks for digests that have come due; 0 turns it off.
     #[arg(long, env = "DIGEST_INTERVAL_SECONDS", default_value_t = 60)]
     pub digest_interval_seconds: u64,
+    /// Days after delivery when a message's address and content are purged (its id, template
+    /// and status stay).
+    #[arg(long, env = "MAIL_RETENTION_DAYS", default_value_t = 30)]
+    pub mail_retention_days: u32,
+    /// People one caller may register on their behalf (`onBehalfOf`) for one gathering.
+    #[arg(long, env = "ON_BEHALF_PER_GATHERING", default_value_t = 10)]
+    pub on_behalf_per_gathering: u32,
+    /// Registrations on behalf of others one caller may make in an hour.
+    #[arg(long, env = "ON_BEHALF_PER_HOUR", default_value_t = 20)]
+    pub on_behalf_per_hour: u32,
+    /// Times a person may register again for one gathering after cancelling, in a day.
+    #[arg(long, env = "REREGISTRATIONS_PER_DAY", default_value_t = 3)]
+    pub reregistrations_per_day: u32,
+    /// New members one caller may add to organisations (`addOrganisationMember`) in an hour.
+    #[arg(long, env = "MEMBERS_ADDED_PER_HOUR", default_value_t = 30)]
+    pub members_added_per_hour: u32,
+    /// WebSocket connections (`/graphql/ws`) one client address may hold open at once.
+    #[arg(long, env = "WS_CONNECTIONS_PER_ADDRESS", default_value_t = 16)]
+    pub ws_connections_per_address: u32,
+    /// Subscriptions one WebSocket connection may run at once.
+    #[arg(long, env = "WS_SUBSCRIPTIONS_PER_CONNECTION", default_value_t = 20)]
+    pub ws_subscriptions_per_connection: u32,
     #[command(flatten)]
     pub webhooks: WebhookArgs,
 }
@@ -181,6 +203,12 @@ pub struct Config {
     /// How often the digest scheduler runs; `None` when it is off.
     pub digest_interval: Option<Duration>,
     pub webhooks: WebhookSettings,
+    /// How long delivered mail keeps its address and content.
+    pub mail_retention: chrono::Duration,
+    /// How much one caller may do to other people.
+    pub limits: groundswell_domain::Limits,
+    pub ws_connections_per_address: usize,
+    pub ws_subscriptions_per_connection: usize,
 }
 
 #[derive(Clone, Debug)]
@@ -235,6 +263,16 @@ impl Config {
             },
             quiet_after: chrono::TimeDelta::days(i64::from(settings.pledge_quiet_days)),
             webhooks: WebhookSettings::from_args(&settings.webhooks),
+            mail_retention: chrono::Duration::days(i64::from(settings.mail_retention_days)),
+            limits: groundswell_domain::Limits {
+                on_behalf_per_gathering: settings.on_behalf_per_gathering,
+                on_behalf_per_hour: settings.on_behalf_per_hour,
+                rejoins_per_day: settings.reregistrations_per_day,
+                members_added_per_hour: settings.members_added_per_hour,
+            },
+            ws_connections_per_address: settings.ws_connections_per_address.max(1) as usize,
+            ws_subscriptions_per_connection: settings.ws_subscriptions_per_connection.max(1)
+                as usize,
         })
     }
 }

@@ -1,30 +1,61 @@
 //! The hub live subscriptions read from. Changes are published here after they commit; on
 //! PostgreSQL they go out through NOTIFY and come back in through one LISTEN connection per
 //! server (so every server's subscribers see every change), on SQLite they are delivered in
-//! process.
+//! process. Each event is loaded from the database once, here, for all of this server's
+//! subscribers, rather than once by each of them.
+
+use std::sync::Arc;
 
 use groundswell_domain::{
     Database,
+    changes::Change,
     events::{self, Event},
+    gatherings::{self, Gathering},
+    progress::{self, ProgressUpdate},
 };
 use sea_orm::DbBackend;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 /// Events held for slow subscribers before the oldest are dropped.
 const BUFFER: usize = 1024;
 
+/// An event with what it is about, loaded once for every subscriber.
+#[derive(Clone, Debug)]
+pub enum Loaded {
+    /// A gathering's places, counts or status changed; here as it is now.
+    PlacesChanged { gathering: Arc<Gathering> },
+    /// A progress update was posted, with the changes it is on.
+    ProgressPosted {
+        update: Arc<ProgressUpdate>,
+        changes: Arc<[Change]>,
+    },
+}
+
 #[derive(Clone)]
 pub struct Events {
-    local: broadcast::Sender<Event>,
+    local: broadcast::Sender<Loaded>,
+    /// Events published on SQLite, loaded in turn (so their order holds) by one task.
+    in_process: mpsc::UnboundedSender<Event>,
     db: Database,
 }
 
 impl Events {
     pub fn new(db: Database) -> Self {
         let (local, _) = broadcast::channel(BUFFER);
-        Self { local, db }
+        let (in_process, mut published) = mpsc::unbounded_channel::<Event>();
+        let (sender, loader_db) = (local.clone(), db.clone());
+        tokio::spawn(async move {
+            while let Some(event) = published.recv().await {
+                deliver(&loader_db, &sender, event).await;
+            }
+        });
+        Self {
+            local,
+            in_process,
+            db,
+        }
     }
 
     fn via_postgres(&self) -> bool {
@@ -48,12 +79,12 @@ impl Events {
                 }
             });
         } else {
-            // No subscribers is not an error.
-            let _ = self.local.send(event);
+            // The loader ends only with the process.
+            let _ = self.in_process.send(event);
         }
     }
 
-    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+    pub fn subscribe(&self) -> broadcast::Receiver<Loaded> {
         self.local.subscribe()
     }
 
@@ -80,7 +111,7 @@ impl Events {
                     received = listener.recv() => match received {
                         Ok(notification) => {
                             if let Some(event) = Event::from_payload(notification.payload()) {
-                                let _ = self.local.send(event);
+                                deliver(&self.db, &self.local, event).await;
                             }
                         }
                         Err(err) => {
@@ -91,5 +122,45 @@ impl Events {
                 }
             }
         }
+    }
+}
+
+/// Loads what `event` is about, once, and hands it to every subscriber; nothing is loaded when
+/// nobody listens. A failed load is logged and the event skipped.
+async fn deliver(db: &Database, subscribers: &broadcast::Sender<Loaded>, event: Event) {
+    if subscribers.receiver_count() == 0 {
+        return;
+    }
+    let loaded = match event {
+        Event::PlacesChanged { gathering_id } => gatherings::by_id(db.conn(), gathering_id)
+            .await
+            .map(|found| {
+                found.map(|g| Loaded::PlacesChanged {
+                    gathering: Arc::new(g),
+                })
+            }),
+        Event::ProgressPosted { update_id } => match progress::by_ids(db, &[update_id]).await {
+            Ok(mut found) if !found.is_empty() => {
+                let update = found.remove(0);
+                progress::changes_of_update(db, &update)
+                    .await
+                    .map(|changes| {
+                        Some(Loaded::ProgressPosted {
+                            update: Arc::new(update),
+                            changes: changes.into(),
+                        })
+                    })
+            }
+            Ok(_) => Ok(None),
+            Err(err) => Err(err),
+        },
+    };
+    match loaded {
+        // No subscribers left is not an error.
+        Ok(Some(loaded)) => {
+            let _ = subscribers.send(loaded);
+        }
+        Ok(None) => {}
+        Err(err) => tracing::warn!(error = %err, "loading an event for subscribers failed"),
     }
 }

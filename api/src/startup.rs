@@ -71,6 +71,7 @@ impl Application {
             db: db.clone(),
             secret: config.secret_key.clone(),
             sign_in_limiter: Arc::new(RateLimiter::keyed(Quota::per_minute(per_minute))),
+            limits: config.limits,
             mail_queued: mail_queued.clone(),
             events: events.clone(),
             public_url: config.public_url.clone(),
@@ -108,6 +109,10 @@ impl Application {
                 public_url: config.public_url.clone().into(),
                 max_body_bytes: config.max_body_bytes,
                 secret: config.secret_key.clone(),
+                websocket_connections: crate::graphql::websocket::Connections::new(
+                    config.ws_connections_per_address,
+                ),
+                subscriptions_per_connection: config.ws_subscriptions_per_connection,
             },
             config.request_timeout,
             config.database_max_connections,
@@ -119,6 +124,7 @@ impl Application {
         let maintenance = Maintenance {
             db: db_for_maintenance,
             access_retention: config.access_notes_retention,
+            mail_retention: config.mail_retention,
         };
         Ok(Self {
             listener,
@@ -204,10 +210,12 @@ async fn wait_for_signal() {
     }
 }
 
-/// Housekeeping on a timer: erasing access needs once their retention time has passed.
+/// Housekeeping on a timer: erasing access needs, and the address and content of delivered
+/// mail, once their retention times have passed.
 struct Maintenance {
     db: groundswell_domain::Database,
     access_retention: chrono::Duration,
+    mail_retention: chrono::Duration,
 }
 
 impl Maintenance {
@@ -223,6 +231,14 @@ impl Maintenance {
                 groundswell_domain::registrations::erase_expired_access_data(&self.db, cutoff).await
             {
                 tracing::error!(error = %err, "erasing expired access needs failed");
+            }
+            let cutoff = groundswell_domain::now() - self.mail_retention;
+            match groundswell_domain::mail::purge_delivered(&self.db, cutoff).await {
+                Ok(purged) if purged > 0 => {
+                    tracing::info!(mail.purged = purged, "purged delivered mail")
+                }
+                Ok(_) => {}
+                Err(err) => tracing::error!(error = %err, "purging delivered mail failed"),
             }
         }
     }

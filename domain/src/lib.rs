@@ -9,6 +9,7 @@ pub mod db;
 pub mod digests;
 pub mod events;
 pub mod gatherings;
+pub mod limits;
 pub mod mail;
 pub mod movement;
 pub mod organisations;
@@ -25,6 +26,7 @@ mod entities;
 
 pub use access::{AccessError, Actor};
 pub use db::Database;
+pub use limits::Limits;
 pub use text::InvalidInput;
 
 use chrono::{DateTime, SubsecRound, Utc};

@@ -54,6 +54,23 @@ impl SecretKey {
         URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
     }
 
+    /// A stable stand-in for `id` under this key: a random-looking (version 4) UUID, the same
+    /// each time, that says nothing of when `id` was made (ids are UUIDv7, which carry their
+    /// creation time).
+    pub fn alias(&self, purpose: &str, id: Uuid) -> Uuid {
+        let mut mac = match Hmac::<Sha256>::new_from_slice(&self.0) {
+            Ok(mac) => mac,
+            Err(_) => unreachable!("HMAC accepts any key length"),
+        };
+        mac.update(purpose.as_bytes());
+        mac.update(b":");
+        mac.update(id.as_bytes());
+        let digest = mac.finalize().into_bytes();
+        let mut bytes = [0u8; 16];
+        bytes.copy_from_slice(&digest[..16]);
+        uuid::Builder::from_random_bytes(bytes).into_uuid()
+    }
+
     /// Whether `token` is the one `derive(purpose, id)` makes, compared in constant time.
     pub fn verify(&self, purpose: &str, id: Uuid, token: &str) -> bool {
         let Ok(given) = URL_SAFE_NO_PAD.decode(token) else {

@@ -122,6 +122,7 @@ impl From<PeopleError> for ApiError {
             PeopleError::SignInLinkInvalid => ApiError::Unauthenticated(err.to_string()),
             PeopleError::TooManySignInRequests => ApiError::RateLimited(err.to_string()),
             PeopleError::NotFound => ApiError::NotFound(err.to_string()),
+            PeopleError::LastOwner(_) => ApiError::Conflict(err.to_string()),
             PeopleError::Database(err) => ApiError::internal(err),
         }
     }
@@ -137,6 +138,7 @@ impl From<OrganisationError> for ApiError {
             OrganisationError::SlugTaken(_)
             | OrganisationError::LastOwner
             | OrganisationError::AddedMeanwhile => ApiError::Conflict(err.to_string()),
+            OrganisationError::TooManyAdded(_) => ApiError::RateLimited(err.to_string()),
             OrganisationError::Database(err) => ApiError::internal(err),
         }
     }
@@ -187,6 +189,7 @@ impl From<RegistrationError> for ApiError {
             | RegistrationError::AlreadyCancelled
             | RegistrationError::AlreadyRegistered
             | RegistrationError::NotConfirmed => ApiError::Conflict(err.to_string()),
+            RegistrationError::TooMany(_) => ApiError::RateLimited(err.to_string()),
             RegistrationError::Database(err) => ApiError::internal(err),
         }
     }

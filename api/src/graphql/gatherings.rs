@@ -225,7 +225,7 @@ impl Gathering {
     }
 
     /// How many live registrations need each access requirement ("4 step-free, 2 BSL");
-    /// convenors only.
+    /// the gathering's own convenors only (not admins: access needs are health data).
     async fn access_requirement_totals(
         &self,
         ctx: &Context<'_>,
@@ -278,7 +278,8 @@ pub struct AccessRequirementTotal {
 pub struct RegistrationFilter {
     pub status: Option<RegistrationStatus>,
     pub mode: Option<AttendanceMode>,
-    /// Only registrations with (true) or without (false) access needs.
+    /// Only registrations with (true) or without (false) access needs; the gathering's own
+    /// convenors only (not admins).
     pub has_access_needs: Option<bool>,
 }
 

@@ -74,6 +74,8 @@ pub struct AppContext {
     pub db: Database,
     pub secret: SecretKey,
     pub sign_in_limiter: Arc<DefaultKeyedRateLimiter<IpAddr>>,
+    /// How much one caller may do to other people (register them, add them as members).
+    pub limits: groundswell_domain::Limits,
     /// Wakes the mail worker when a resolver has queued mail.
     pub mail_queued: Arc<Notify>,
     /// Where live subscriptions hear of changes.

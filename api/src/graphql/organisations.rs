@@ -132,13 +132,15 @@ impl OrganisationMember {
         self.0.role.into()
     }
 
+    /// The member. Others see only their id (and admins their details): an owner who adds
+    /// an address learns nothing of the account behind it.
     async fn person(&self, ctx: &Context<'_>) -> ApiResult<Person> {
         let loader = ctx.data::<RequestLoader>()?;
         loader
             .load_one(PersonId(self.0.person_id))
             .await
             .map_err(ApiError::internal)?
-            .map(Person::new)
+            .map(Person::id_only)
             .ok_or_else(|| ApiError::internal(anyhow::anyhow!("member without a person")))
     }
 
@@ -321,6 +323,7 @@ impl OrganisationsMutation {
             organisation_id,
             &email,
             role.into(),
+            app.limits,
             groundswell_domain::now(),
         )
         .await?;

@@ -39,13 +39,13 @@ pub enum DigestFrequency {
     Never,
 }
 
-/// Someone who uses Groundswell. Their email and settings are shown only to themselves and to
-/// admins.
+/// Someone who uses Groundswell. Their email and settings (role, time zone, when they joined)
+/// are shown only to themselves and to admins.
 pub struct Person(pub DomainPerson, Privacy);
 
 /// Whose eyes a person's private fields are loaded for, when that was settled before the
 /// object was made.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 enum Privacy {
     /// Decide from the caller: themselves or an admin.
     CheckCaller,
@@ -53,6 +53,13 @@ enum Privacy {
     Themselves,
     /// A gathering's convenors looking at who registered: the email only.
     EmailShown,
+    /// Someone who named this person themselves (registering them, adding them to an
+    /// organisation): what they typed and nothing the account held before, so the answer is
+    /// the same whether or not the address already had an account.
+    AsTyped {
+        name: Option<String>,
+        email_shown: bool,
+    },
 }
 
 impl Person {
@@ -65,6 +72,30 @@ impl Person {
         Self(person, Privacy::EmailShown)
     }
 
+    /// A person shown to whoever registered them: the name and address they typed; nothing
+    /// of the account.
+    pub fn as_typed(person: DomainPerson, name: Option<String>) -> Self {
+        Self(
+            person,
+            Privacy::AsTyped {
+                name,
+                email_shown: true,
+            },
+        )
+    }
+
+    /// A person shown to others who did not register them (an organisation's members): their
+    /// id only, unless the caller is the person or an admin.
+    pub fn id_only(person: DomainPerson) -> Self {
+        Self(
+            person,
+            Privacy::AsTyped {
+                name: None,
+                email_shown: false,
+            },
+        )
+    }
+
     /// Their settings and memberships: the person themselves and admins.
     fn private_to(&self, actor: &Actor) -> bool {
         self.1 == Privacy::Themselves
@@ -73,14 +104,27 @@ impl Person {
     }
 
     fn email_to(&self, actor: &Actor) -> bool {
-        self.1 == Privacy::EmailShown || self.private_to(actor)
+        matches!(
+            self.1,
+            Privacy::EmailShown
+                | Privacy::AsTyped {
+                    email_shown: true,
+                    ..
+                }
+        ) || self.private_to(actor)
     }
 }
 
 #[Object]
 impl Person {
-    async fn id(&self) -> ID {
-        ID(self.0.id.to_string())
+    /// Their id. Whoever registered them or shares an organisation with them gets a stable
+    /// stand-in instead, which (unlike the id itself) tells nothing of when the account was made.
+    async fn id(&self, ctx: &Context<'_>) -> ApiResult<ID> {
+        if matches!(self.1, Privacy::AsTyped { .. }) && !self.private_to(actor(ctx)?) {
+            let alias = app(ctx)?.secret.alias("person-alias", self.0.id);
+            return Ok(ID(alias.to_string()));
+        }
+        Ok(ID(self.0.id.to_string()))
     }
 
     /// Their email address; null unless you are this person or an admin.
@@ -88,18 +132,28 @@ impl Person {
         Ok(self.email_to(actor(ctx)?).then(|| self.0.email.clone()))
     }
 
-    /// The name they chose to show, if any.
-    async fn display_name(&self) -> Option<&str> {
-        self.0.display_name.as_deref()
+    /// The name they chose to show, if any. Whoever registered them or added them to an
+    /// organisation sees the name they typed instead (or none), not the account's.
+    async fn display_name(&self, ctx: &Context<'_>) -> ApiResult<Option<String>> {
+        if let Privacy::AsTyped { name, .. } = &self.1
+            && !self.private_to(actor(ctx)?)
+        {
+            return Ok(name.clone());
+        }
+        Ok(self.0.display_name.clone())
     }
 
-    async fn role(&self) -> Role {
-        self.0.role.into()
+    /// Their role; null unless you are this person or an admin.
+    async fn role(&self, ctx: &Context<'_>) -> ApiResult<Option<Role>> {
+        Ok(self.private_to(actor(ctx)?).then(|| self.0.role.into()))
     }
 
-    /// Their IANA time zone, such as Europe/London.
-    async fn time_zone(&self) -> &str {
-        self.0.digest.time_zone.name()
+    /// Their IANA time zone, such as Europe/London; null unless you are this person or an
+    /// admin, like the rest of their settings.
+    async fn time_zone(&self, ctx: &Context<'_>) -> ApiResult<Option<&str>> {
+        Ok(self
+            .private_to(actor(ctx)?)
+            .then(|| self.0.digest.time_zone.name()))
     }
 
     /// When and what their email digest holds; null unless you are this person or an admin.
@@ -140,8 +194,9 @@ impl Person {
         Ok(found.into_iter().map(Registration::from).collect())
     }
 
-    async fn created_at(&self) -> DateTime<Utc> {
-        self.0.created_at
+    /// When their account was made; null unless you are this person or an admin.
+    async fn created_at(&self, ctx: &Context<'_>) -> ApiResult<Option<DateTime<Utc>>> {
+        Ok(self.private_to(actor(ctx)?).then_some(self.0.created_at))
     }
 }
 
@@ -338,9 +393,17 @@ impl PeopleMutation {
         Ok(Person::new(person))
     }
 
-    /// Erases the signed-in person's personal details and ends their sessions.
+    /// Erases the signed-in person's personal details and ends their sessions. Their live
+    /// registrations are cancelled (their places go to the waitlist at once) and their mail is
+    /// forgotten. The only owner of an organisation must hand it over first (CONFLICT).
     async fn erase_my_data(&self, ctx: &Context<'_>) -> ApiResult<bool> {
-        people::erase(&app(ctx)?.db, actor(ctx)?, groundswell_domain::now()).await?;
+        let app = app(ctx)?;
+        let changed = people::erase(&app.db, actor(ctx)?, groundswell_domain::now()).await?;
+        // Their places went to the waitlist: those promoted are mailed, watchers told.
+        app.mail_queued.notify_one();
+        for gathering_id in changed {
+            app.events.places_changed(gathering_id);
+        }
         Ok(true)
     }
 }

@@ -3,7 +3,7 @@
 use async_graphql::{Context, Enum, ID, InputObject, Object};
 use chrono::{DateTime, Utc};
 use groundswell_domain::{
-    gatherings,
+    Actor, gatherings,
     people::{DisplayName, EmailAddress},
     registrations::{
         self, AccessNeeds, Companions, NewRegistration, OnBehalfOf,
@@ -97,9 +97,14 @@ impl Registration {
     }
 
     /// The person registered; their email is shown to them and the gathering's convenors.
+    /// Whoever registered them sees only the name and email they typed, whatever account the
+    /// address already had.
     async fn person(&self, ctx: &Context<'_>) -> ApiResult<Person> {
         let loader = ctx.data::<RequestLoader>()?;
         let reveal = self.may_see_access_needs(ctx).await?;
+        let registrar_only = !reveal
+            && matches!(actor(ctx)?, Actor::Person { person_id, .. }
+                if self.0.registered_by == Some(*person_id));
         loader
             .load_one(PersonId(self.0.person_id))
             .await
@@ -107,6 +112,8 @@ impl Registration {
             .map(|p| {
                 if reveal {
                     Person::with_email(p)
+                } else if registrar_only {
+                    Person::as_typed(p, self.0.behalf_name.clone())
                 } else {
                     Person::new(p)
                 }
@@ -255,8 +262,14 @@ impl RegistrationsMutation {
     async fn register(&self, ctx: &Context<'_>, input: RegisterInput) -> ApiResult<Registration> {
         let new = NewRegistration::try_from(input)?;
         let app = app(ctx)?;
-        let registration =
-            registrations::register(&app.db, actor(ctx)?, new, groundswell_domain::now()).await?;
+        let registration = registrations::register(
+            &app.db,
+            actor(ctx)?,
+            new,
+            app.limits,
+            groundswell_domain::now(),
+        )
+        .await?;
         forget_cached(ctx)?;
         app.mail_queued.notify_one();
         app.events.places_changed(registration.gathering_id);

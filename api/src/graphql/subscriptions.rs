@@ -2,16 +2,22 @@
 
 use async_graphql::{Context, ID, Subscription};
 use futures::{Stream, StreamExt};
-use groundswell_domain::{events::Event, gatherings, progress};
+use groundswell_domain::gatherings;
 use tokio::sync::broadcast;
 
+use crate::events::Loaded;
+
 use super::{
-    ApiError, actor, app, changes::Change, gatherings::Gathering, parse_id,
-    progress::ProgressUpdate, websocket::OverWebSocket,
+    ApiError, actor, app,
+    changes::Change,
+    gatherings::Gathering,
+    parse_id,
+    progress::ProgressUpdate,
+    websocket::{OverWebSocket, SubscriptionSlot, SubscriptionSlots},
 };
 
 /// Every event from now on; a subscriber that falls behind skips what it missed.
-fn events(receiver: broadcast::Receiver<Event>) -> impl Stream<Item = Event> {
+fn events(receiver: broadcast::Receiver<Loaded>) -> impl Stream<Item = Loaded> {
     futures::stream::unfold(receiver, |mut rx| async move {
         loop {
             match rx.recv().await {
@@ -23,8 +29,22 @@ fn events(receiver: broadcast::Receiver<Event>) -> impl Stream<Item = Event> {
     })
 }
 
+/// A place among the connection's subscriptions, or `RATE_LIMITED` when it has all it may run.
+fn subscription_slot(ctx: &Context<'_>) -> Result<Option<SubscriptionSlot>, ApiError> {
+    let Some(slots) = ctx.data_opt::<SubscriptionSlots>() else {
+        return Ok(None);
+    };
+    slots.try_take().map(Some).ok_or_else(|| {
+        ApiError::RateLimited(format!(
+            "A connection may run at most {} subscriptions at once; stop one first.",
+            slots.most()
+        ))
+    })
+}
+
 /// Ends a subscription, with an `UNAUTHENTICATED` error, once the credential its connection
-/// opened with stops being valid (signed out, revoked, erased, role changed).
+/// opened with stops being valid (signed out, revoked, erased, role changed). Holds the
+/// subscription's place on its connection until it ends.
 fn guarded<T, S>(
     ctx: &Context<'_>,
     items: S,
@@ -33,6 +53,7 @@ where
     T: Send + 'static,
     S: Stream<Item = Result<T, ApiError>> + Send + 'static,
 {
+    let slot = subscription_slot(ctx)?;
     let check = match ctx.data_opt::<OverWebSocket>() {
         Some(connection) => Some((
             connection.clone(),
@@ -55,7 +76,8 @@ where
                 item
             }
         })
-        .scan(false, |ended, item| {
+        .scan(false, move |ended, item| {
+            let _held = &slot;
             if *ended {
                 return futures::future::ready(None);
             }
@@ -86,24 +108,16 @@ impl SubscriptionRoot {
         if !visible {
             return Err(ApiError::NotFound("No gathering has that id.".to_owned()));
         }
-        let db = app.db.clone();
         let receiver = app.events.subscribe();
         guarded(
             ctx,
             events(receiver).filter_map(move |event| {
-                let db = db.clone();
-                async move {
-                    match event {
-                        Event::PlacesChanged { gathering_id } if gathering_id == id => {
-                            match gatherings::by_id(db.conn(), id).await {
-                                Ok(Some(g)) => Some(Ok(Gathering(g))),
-                                Ok(None) => None,
-                                Err(err) => Some(Err(ApiError::internal(err))),
-                            }
-                        }
-                        _ => None,
+                futures::future::ready(match event {
+                    Loaded::PlacesChanged { gathering } if gathering.id == id => {
+                        Some(Ok(Gathering((*gathering).clone())))
                     }
-                }
+                    _ => None,
+                })
             }),
         )
     }
@@ -121,29 +135,17 @@ impl SubscriptionRoot {
             .map(Into::into)
             .collect();
         let app = app(ctx)?;
-        let db = app.db.clone();
         guarded(
             ctx,
             events(app.events.subscribe()).filter_map(move |event| {
-                let (db, wanted) = (db.clone(), wanted.clone());
-                async move {
-                    let Event::ProgressPosted { update_id } = event else {
-                        return None;
-                    };
-                    let update = match progress::by_ids(&db, &[update_id]).await {
-                        Ok(mut found) if !found.is_empty() => found.remove(0),
-                        Ok(_) => return None,
-                        Err(err) => return Some(Err(ApiError::internal(err))),
-                    };
-                    if !wanted.is_empty() {
-                        match progress::changes_of_update(&db, &update).await {
-                            Ok(on) if on.iter().any(|c| wanted.contains(c)) => {}
-                            Ok(_) => return None,
-                            Err(err) => return Some(Err(ApiError::internal(err))),
-                        }
+                futures::future::ready(match event {
+                    Loaded::ProgressPosted { update, changes }
+                        if wanted.is_empty() || changes.iter().any(|c| wanted.contains(c)) =>
+                    {
+                        Some(Ok(ProgressUpdate((*update).clone())))
                     }
-                    Some(Ok(ProgressUpdate(update)))
-                }
+                    _ => None,
+                })
             }),
         )
     }

@@ -68,3 +68,101 @@ impl Extension for SubscriptionsOnlyExtension {
         Ok(document)
     }
 }
+
+/// Open WebSocket connections per client address: one address cannot hold more than its share
+/// of the server's sockets (and the subscriptions and credential checks each one runs).
+#[derive(Debug)]
+pub struct Connections {
+    per_address: usize,
+    open: std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>,
+}
+
+/// One open connection's place in [`Connections`], given back when the connection ends.
+#[derive(Debug)]
+pub struct ConnectionSlot {
+    connections: Arc<Connections>,
+    address: std::net::IpAddr,
+}
+
+impl Connections {
+    pub fn new(per_address: usize) -> Arc<Self> {
+        Arc::new(Self {
+            per_address: per_address.max(1),
+            open: std::sync::Mutex::default(),
+        })
+    }
+
+    pub fn per_address(&self) -> usize {
+        self.per_address
+    }
+
+    /// A place for one more connection from `address`, unless it has all it may hold.
+    pub fn try_open(self: &Arc<Self>, address: std::net::IpAddr) -> Option<ConnectionSlot> {
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        let count = open.entry(address).or_insert(0);
+        if *count >= self.per_address {
+            return None;
+        }
+        *count += 1;
+        Some(ConnectionSlot {
+            connections: self.clone(),
+            address,
+        })
+    }
+}
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        let mut open = self
+            .connections
+            .open
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(count) = open.get_mut(&self.address) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                open.remove(&self.address);
+            }
+        }
+    }
+}
+
+/// The subscriptions one connection has running, capped.
+#[derive(Clone, Debug)]
+pub struct SubscriptionSlots {
+    open: Arc<std::sync::atomic::AtomicUsize>,
+    most: usize,
+}
+
+/// One running subscription's place, given back when its stream ends or is stopped.
+#[derive(Debug)]
+pub struct SubscriptionSlot(Arc<std::sync::atomic::AtomicUsize>);
+
+impl SubscriptionSlots {
+    pub fn new(most: usize) -> Self {
+        Self {
+            open: Arc::default(),
+            most: most.max(1),
+        }
+    }
+
+    pub fn most(&self) -> usize {
+        self.most
+    }
+
+    pub fn try_take(&self) -> Option<SubscriptionSlot> {
+        use std::sync::atomic::Ordering;
+        self.open
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < self.most).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| SubscriptionSlot(self.open.clone()))
+    }
+}
+
+impl Drop for SubscriptionSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
+}

@@ -131,10 +131,22 @@ pub async fn subscriptions(
     protocol: async_graphql_axum::GraphQLProtocol,
     upgrade: axum::extract::WebSocketUpgrade,
 ) -> Response {
+    // One address holds at most its share of connections, for as long as each stays open.
+    let Some(slot) = state.websocket_connections.try_open(peer.ip()) else {
+        return error_response(
+            StatusCode::TOO_MANY_REQUESTS,
+            &format!(
+                "Too many WebSocket connections from your address: at most {} at once. Close one first.",
+                state.websocket_connections.per_address()
+            ),
+            "RATE_LIMITED",
+        );
+    };
     let schema = state.websocket_schema.clone();
+    let subscriptions = state.subscriptions_per_connection;
     upgrade
         .protocols(async_graphql::http::ALL_WEBSOCKET_PROTOCOLS)
-        .on_upgrade(move |stream| {
+        .on_upgrade(move |stream| async move {
             async_graphql_axum::GraphQLWebSocket::new(stream, schema, protocol)
                 .on_connection_init(move |payload| async move {
                     let token = ["Authorization", "authorization"]
@@ -159,6 +171,9 @@ pub async fn subscriptions(
                     };
                     let mut data = async_graphql::Data::default();
                     data.insert(crate::graphql::websocket::OverWebSocket { credential: token });
+                    data.insert(crate::graphql::websocket::SubscriptionSlots::new(
+                        subscriptions,
+                    ));
                     data.insert(RequestContext {
                         actor,
                         client_ip: Some(peer.ip()),
@@ -170,5 +185,7 @@ pub async fn subscriptions(
                     Ok(data)
                 })
                 .serve()
+                .await;
+            drop(slot);
         })
 }

@@ -37,6 +37,10 @@ pub struct AppState {
     pub max_body_bytes: usize,
     /// Verifies unsubscribe links.
     pub secret: SecretKey,
+    /// Open WebSocket connections per client address.
+    pub websocket_connections: Arc<crate::graphql::websocket::Connections>,
+    /// Most subscriptions one WebSocket connection may run at once.
+    pub subscriptions_per_connection: usize,
 }
 
 /// Requests handled at once per database connection; the rest wait their turn (in order,

@@ -193,11 +193,17 @@ fn refuse_if_concluded(row: &coalition::Model) -> Result<(), CoalitionError> {
     }
 }
 
+/// The coalition, locked until the transaction ends: every change to its lead or members
+/// starts here, so on PostgreSQL they queue on its row as they do on SQLite's single writer,
+/// and a hand-over racing a leave never leaves a lead that has left.
 async fn find(conn: &impl ConnectionTrait, id: Uuid) -> Result<coalition::Model, CoalitionError> {
-    coalition::Entity::find_by_id(id)
-        .one(conn)
-        .await?
-        .ok_or(CoalitionError::NotFound)
+    let query = coalition::Entity::find_by_id(id);
+    let query = if conn.get_database_backend() == sea_orm::DbBackend::Postgres {
+        query.lock_exclusive()
+    } else {
+        query
+    };
+    query.one(conn).await?.ok_or(CoalitionError::NotFound)
 }
 
 async fn require_organisation(conn: &impl ConnectionTrait, id: Uuid) -> Result<(), CoalitionError> {
@@ -456,6 +462,11 @@ pub async fn accept(
         .await?
         .ok_or(CoalitionError::MembershipNotFound)?;
     let coalition = find(&*txn, row.coalition_id).await?;
+    // Read again under the coalition's lock: it may have changed while we waited.
+    let row = coalition_member::Entity::find_by_id(membership_id)
+        .one(&*txn)
+        .await?
+        .ok_or(CoalitionError::MembershipNotFound)?;
     let who_accepts = match row.status {
         MembershipStatus::Invited => row.organisation_id,
         MembershipStatus::Requested => coalition.lead_organisation_id,

@@ -236,13 +236,20 @@ pub async fn build(
 /// than this; older rows only describe digests long since sent.
 const RECENT_ROWS: Duration = Duration::days(62);
 
-/// The last digest slot of each person as of `as_of`, from their recent digest rows.
+/// A person's last digest: its slot, and where its content stopped (its build time, when it
+/// was built before its slot came), which is where their next digest starts.
+struct LastDigest {
+    slot: Slot,
+    covered_until: DateTime<Utc>,
+}
+
+/// The last digest of each person as of `as_of`, from their recent digest rows.
 async fn last_slots(
     db: &Database,
     person_ids: &[Uuid],
     as_of: DateTime<Utc>,
-) -> Result<HashMap<Uuid, Slot>, DbErr> {
-    let mut last: HashMap<Uuid, Slot> = HashMap::new();
+) -> Result<HashMap<Uuid, LastDigest>, DbErr> {
+    let mut last: HashMap<Uuid, LastDigest> = HashMap::new();
     for chunk in person_ids.chunks(500) {
         let rows = digest::Entity::find()
             .filter(digest::Column::PersonId.is_in(chunk.iter().copied()))
@@ -252,13 +259,16 @@ async fn last_slots(
         for row in rows {
             let newer = last
                 .get(&row.person_id)
-                .is_none_or(|s| s.at < row.period_end);
+                .is_none_or(|l| l.slot.at < row.period_end);
             if newer {
                 last.insert(
                     row.person_id,
-                    Slot {
-                        key: row.period_key,
-                        at: row.period_end,
+                    LastDigest {
+                        covered_until: row.covered_until.unwrap_or(row.period_end),
+                        slot: Slot {
+                            key: row.period_key,
+                            at: row.period_end,
+                        },
                     },
                 );
             }
@@ -312,19 +322,24 @@ pub async fn send_due(
     let mut due: Vec<Due> = Vec::new();
     for person in people {
         let prefs = &person.digest;
-        let last_slot = last.get(&person.id);
-        let Some(slot) = schedule::due_slot(prefs, last_slot, person.created_at, as_of) else {
+        let last_digest = last.get(&person.id);
+        let Some(slot) = schedule::due_slot(
+            prefs,
+            last_digest.map(|l| &l.slot),
+            person.created_at,
+            as_of,
+        ) else {
             continue;
         };
-        let start = match last_slot {
-            Some(last) => last.at,
+        // From where the previous digest stopped to this slot, but never past the moment it is
+        // built: a run ahead of time (`asOf` in the future) leaves what comes later to the next.
+        let start = match last_digest {
+            Some(last) => last.covered_until,
             None => schedule::previous_slot(prefs, &slot)
                 .map_or(slot.at - Duration::days(1), |previous| previous.at),
         };
-        let period = Period {
-            start,
-            end: slot.at,
-        };
+        let end = slot.at.min(now).max(start);
+        let period = Period { start, end };
         let recipient = Recipient { person };
         let news = match built.get(&period) {
             Some(news) => news.clone(),
@@ -428,7 +443,8 @@ async fn claim_batch(
             person_id: Set(due.recipient.person.id),
             period_key: Set(due.slot.key.clone()),
             period_start: Set(due.news.period.start),
-            period_end: Set(due.news.period.end),
+            period_end: Set(due.slot.at),
+            covered_until: Set(Some(due.news.period.end)),
             outbox_id: Set(mail.as_ref().map(|m| m.0)),
             created_at: Set(now),
         });
@@ -496,7 +512,7 @@ pub async fn preview(
     let prefs = &person.digest;
     // At least the last hour, even just after a digest (or one queued for a later `asOf`).
     let start = match &last {
-        Some(last) => last.at,
+        Some(last) => last.covered_until,
         None => schedule::latest_slot(prefs, now).map_or(now - Duration::days(7), |slot| slot.at),
     }
     .min(now - Duration::hours(1));

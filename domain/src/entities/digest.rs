@@ -11,6 +11,7 @@ pub struct Model {
     pub period_end: DateTimeUtc,
     pub outbox_id: Option<Uuid>,
     pub created_at: DateTimeUtc,
+    pub covered_until: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -11,6 +11,7 @@ pub struct Model {
     pub person_id: Uuid,
     pub role: OrganisationRole,
     pub created_at: DateTimeUtc,
+    pub added_by: Option<Uuid>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

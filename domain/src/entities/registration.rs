@@ -20,6 +20,9 @@ pub struct Model {
     pub checked_in_at: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
+    pub behalf_name: Option<String>,
+    pub rejoins: i32,
+    pub rejoins_since: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

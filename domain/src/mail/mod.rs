@@ -250,6 +250,52 @@ pub async fn mark_attempt_failed(
     txn.commit().await
 }
 
+/// Forgets the mail of someone whose data is erased: what is still waiting to go is dropped
+/// (nothing more is owed to them), and what went, failed or is going out right now keeps only
+/// its id, template and status, with the address and content removed.
+pub(crate) async fn forget_recipient(
+    conn: &impl ConnectionTrait,
+    email: &str,
+    erased_address: &str,
+) -> Result<(), DbErr> {
+    outbox::Entity::delete_many()
+        .filter(outbox::Column::Recipient.eq(email))
+        .filter(outbox::Column::Status.eq(OutboxStatus::Pending))
+        .exec(conn)
+        .await?;
+    outbox::Entity::update_many()
+        .col_expr(outbox::Column::Recipient, Expr::value(erased_address))
+        .col_expr(outbox::Column::Context, Expr::value(serde_json::json!({})))
+        .col_expr(
+            outbox::Column::LastError,
+            Expr::value(Option::<String>::None),
+        )
+        .filter(outbox::Column::Recipient.eq(email))
+        .exec(conn)
+        .await?;
+    Ok(())
+}
+
+/// Address left on delivered mail whose content has been purged.
+pub const PURGED_RECIPIENT: &str = "purged@purged.invalid";
+
+/// Purges the address and content of mail delivered before `cutoff`, keeping its id, template,
+/// status and times: what idempotence and the counts need. Returns how many were purged.
+#[tracing::instrument(skip_all)]
+pub async fn purge_delivered(db: &Database, cutoff: DateTime<Utc>) -> Result<u64, DbErr> {
+    let txn = db.begin_write().await?;
+    let purged = outbox::Entity::update_many()
+        .col_expr(outbox::Column::Recipient, Expr::value(PURGED_RECIPIENT))
+        .col_expr(outbox::Column::Context, Expr::value(serde_json::json!({})))
+        .filter(outbox::Column::Status.eq(OutboxStatus::Sent))
+        .filter(outbox::Column::SentAt.lt(cutoff))
+        .filter(outbox::Column::Recipient.ne(PURGED_RECIPIENT))
+        .exec(&*txn)
+        .await?;
+    txn.commit().await?;
+    Ok(purged.rows_affected)
+}
+
 /// How many messages are in each state, for metrics and operators.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct OutboxCounts {

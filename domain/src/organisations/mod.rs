@@ -163,6 +163,8 @@ pub enum OrganisationError {
     SlugTaken(String),
     #[error("An organisation needs at least one owner; make someone else an owner first.")]
     LastOwner,
+    #[error("You can add at most {0} members to organisations an hour. Try again later.")]
+    TooManyAdded(u32),
     #[error("Someone else added this person at the same moment; look at the members again.")]
     AddedMeanwhile,
     #[error(transparent)]
@@ -199,7 +201,7 @@ pub async fn create(
             err.into()
         });
     }
-    insert_member(&*txn, row.id, person_id, OrganisationRole::Owner, now).await?;
+    insert_member(&*txn, row.id, person_id, OrganisationRole::Owner, None, now).await?;
     txn.commit().await?;
     Ok(row.into())
 }
@@ -209,6 +211,7 @@ async fn insert_member(
     organisation_id: Uuid,
     person_id: Uuid,
     role: OrganisationRole,
+    added_by: Option<Uuid>,
     now: DateTime<Utc>,
 ) -> Result<organisation_member::Model, DbErr> {
     let row = organisation_member::Model {
@@ -217,6 +220,7 @@ async fn insert_member(
         person_id,
         role,
         created_at: now,
+        added_by,
     };
     organisation_member::Entity::insert(organisation_member::ActiveModel::from(row.clone()))
         .exec_without_returning(conn)
@@ -267,10 +271,21 @@ pub async fn add_member(
     organisation_id: Uuid,
     email: &EmailAddress,
     role: OrganisationRole,
+    limits: crate::Limits,
     now: DateTime<Utc>,
 ) -> Result<Member, OrganisationError> {
+    let (caller, _) = actor.person()?;
     let txn = db.begin_write().await?;
+    // Changes to one organisation's members queue on its row, so two owners demoting each
+    // other at once are decided one after the other and one owner always remains.
+    lock(&*txn, organisation_id).await?;
     require_owner(&*txn, actor, organisation_id).await?;
+    crate::limits::serialise_count(&*txn, &format!("members-added:{caller}")).await?;
+    let added_lately = organisation_member::Entity::find()
+        .filter(organisation_member::Column::AddedBy.eq(caller))
+        .filter(organisation_member::Column::CreatedAt.gt(now - chrono::Duration::hours(1)))
+        .count(&*txn)
+        .await?;
     let person = people::find_or_create(&*txn, email, now).await?;
     let existing = organisation_member::Entity::find()
         .filter(organisation_member::Column::OrganisationId.eq(organisation_id))
@@ -290,7 +305,15 @@ pub async fn add_member(
             sea_orm::ActiveModelTrait::update(active, &*txn).await?
         }
         None => {
-            let member = match insert_member(&*txn, organisation_id, person.id, role, now).await {
+            // Only a new member is mailed, so only new members count against the limit.
+            if added_lately >= u64::from(limits.members_added_per_hour) {
+                return Err(OrganisationError::TooManyAdded(
+                    limits.members_added_per_hour,
+                ));
+            }
+            let inserted =
+                insert_member(&*txn, organisation_id, person.id, role, Some(caller), now).await;
+            let member = match inserted {
                 Ok(member) => member,
                 Err(err) if is_unique_violation(&err) => {
                     return Err(OrganisationError::AddedMeanwhile);
@@ -322,7 +345,22 @@ pub async fn add_member(
     Ok(member.into())
 }
 
-async fn owner_count(conn: &impl ConnectionTrait, organisation_id: Uuid) -> Result<u64, DbErr> {
+/// Locks the organisation's row until the transaction ends (PostgreSQL; SQLite writes one at a
+/// time already).
+pub(crate) async fn lock(conn: &impl ConnectionTrait, id: Uuid) -> Result<(), DbErr> {
+    if conn.get_database_backend() == sea_orm::DbBackend::Postgres {
+        organisation::Entity::find_by_id(id)
+            .lock_exclusive()
+            .one(conn)
+            .await?;
+    }
+    Ok(())
+}
+
+pub(crate) async fn owner_count(
+    conn: &impl ConnectionTrait,
+    organisation_id: Uuid,
+) -> Result<u64, DbErr> {
     organisation_member::Entity::find()
         .filter(organisation_member::Column::OrganisationId.eq(organisation_id))
         .filter(organisation_member::Column::Role.eq(OrganisationRole::Owner))

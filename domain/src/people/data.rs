@@ -10,6 +10,7 @@ use super::{DigestFrequency, PeopleError};
 use crate::{
     Actor, Database,
     entities::{api_token, organisation, organisation_member, person, session, sign_in_token},
+    organisations::OrganisationRole,
 };
 
 /// Everything held about the signed-in person, as one JSON document. Token hashes are left
@@ -92,13 +93,48 @@ pub async fn my_data(db: &Database, actor: &Actor) -> Result<Value, PeopleError>
 /// and sign-in requests removed, memberships ended, digests stopped. The row itself stays, as
 /// an anonymous placeholder, so counts elsewhere stay right.
 #[tracing::instrument(skip_all)]
-pub async fn erase(db: &Database, actor: &Actor, now: DateTime<Utc>) -> Result<(), PeopleError> {
+pub async fn erase(
+    db: &Database,
+    actor: &Actor,
+    now: DateTime<Utc>,
+) -> Result<Vec<uuid::Uuid>, PeopleError> {
     let (person_id, _) = actor.person()?;
     let txn = db.begin_write().await?;
     let person = person::Entity::find_by_id(person_id)
         .one(&*txn)
         .await?
         .ok_or(PeopleError::NotFound)?;
+    // No organisation is left without an owner: each one they own is locked (in id order, so
+    // two owners erasing themselves at once are decided one after the other) and counted.
+    let owned = organisation_member::Entity::find()
+        .filter(organisation_member::Column::PersonId.eq(person_id))
+        .filter(organisation_member::Column::Role.eq(OrganisationRole::Owner))
+        .order_by_asc(organisation_member::Column::OrganisationId)
+        .all(&*txn)
+        .await?;
+    for membership in &owned {
+        crate::organisations::lock(&*txn, membership.organisation_id).await?;
+    }
+    for membership in &owned {
+        // Counted under the lock: an owner who left meanwhile is no longer counted.
+        let still_owner = organisation_member::Entity::find_by_id(membership.id)
+            .one(&*txn)
+            .await?
+            .is_some_and(|m| m.role == OrganisationRole::Owner);
+        if still_owner
+            && crate::organisations::owner_count(&*txn, membership.organisation_id).await? <= 1
+        {
+            let name = organisation::Entity::find_by_id(membership.organisation_id)
+                .one(&*txn)
+                .await?
+                .map(|o| o.name)
+                .unwrap_or_default();
+            return Err(PeopleError::LastOwner(name));
+        }
+    }
+    let changed = crate::registrations::cancel_for_erasure(&*txn, person_id, now).await?;
+    let erased_address = format!("erased-{person_id}@erased.invalid");
+    crate::mail::forget_recipient(&*txn, &person.email, &erased_address).await?;
     sign_in_token::Entity::delete_many()
         .filter(sign_in_token::Column::Email.eq(person.email.as_str()))
         .exec(&*txn)
@@ -121,7 +157,7 @@ pub async fn erase(db: &Database, actor: &Actor, now: DateTime<Utc>) -> Result<(
         .exec(&*txn)
         .await?;
     let mut active: person::ActiveModel = person.into();
-    active.email = Set(format!("erased-{person_id}@erased.invalid"));
+    active.email = Set(erased_address);
     active.display_name = Set(None);
     active.digest_frequency = Set(DigestFrequency::Never);
     active.digest_changes = Set(json!([]));
@@ -131,5 +167,5 @@ pub async fn erase(db: &Database, actor: &Actor, now: DateTime<Utc>) -> Result<(
     active.updated_at = Set(now);
     sea_orm::ActiveModelTrait::update(active, &*txn).await?;
     txn.commit().await?;
-    Ok(())
+    Ok(changed)
 }

@@ -237,6 +237,10 @@ pub enum PeopleError {
     TooManySignInRequests,
     #[error("No such person.")]
     NotFound,
+    #[error(
+        "You are the only owner of {0}. Make someone else an owner first (hand it over), then erase your data."
+    )]
+    LastOwner(String),
     #[error(transparent)]
     Database(#[from] DbErr),
 }

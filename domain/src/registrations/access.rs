@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use super::{RegistrationError, RegistrationStatus};
 use crate::{
-    Actor, Database, InvalidInput,
+    AccessError, Actor, Database, InvalidInput,
     entities::{gathering, registration},
     gatherings, text,
 };
@@ -119,7 +119,8 @@ pub async fn access_totals(
     actor: &Actor,
     gathering_id: Uuid,
 ) -> Result<Vec<AccessTotal>, RegistrationError> {
-    gatherings::require_convenor::<RegistrationError>(db.conn(), actor, gathering_id).await?;
+    // Who needs what is health data: the gathering's own convenors only, not admins.
+    require_own_convenor(db, actor, gathering_id).await?;
     // Registrations first, then the gathering: if the erasure committed in between, the
     // gathering already holds the totals it kept, so the answer is never an empty half-way.
     let rows = registration::Entity::find()
@@ -135,6 +136,24 @@ pub async fn access_totals(
         return Ok(serde_json::from_value(kept).unwrap_or_default());
     }
     Ok(totals_of(&rows))
+}
+
+/// Refuses anyone but the gathering's own convenors (admins included) what reveals who needs
+/// what.
+pub(crate) async fn require_own_convenor(
+    db: &Database,
+    actor: &Actor,
+    gathering_id: Uuid,
+) -> Result<(), RegistrationError> {
+    actor.person()?;
+    if gatherings::convenes(db.conn(), actor, gathering_id).await? {
+        Ok(())
+    } else {
+        Err(AccessError::Forbidden(
+            "only the gathering's own convenors can see who has which access needs",
+        )
+        .into())
+    }
 }
 
 /// Removes a person's access needs from all their registrations (their registrations, and so

@@ -36,6 +36,7 @@ pub(crate) struct Waiting {
     pub person_id: Uuid,
     pub registered_by: Option<Uuid>,
     pub new: NewRegistration,
+    pub limits: crate::Limits,
     pub now: DateTime<Utc>,
 }
 
@@ -169,11 +170,30 @@ async fn write_batch(
         .map(|r| (r.person_id, r))
         .collect();
 
+    // What each registrar in the batch has already made for others, counted under a lock per
+    // registrar (taken in id order, so batches never wait on each other in a circle).
+    let mut registrars: Vec<Uuid> = batch
+        .iter()
+        .filter(|w| w.registered_by.is_some())
+        .map(|w| w.actor_id)
+        .collect();
+    registrars.sort();
+    registrars.dedup();
+    let mut made: HashMap<Uuid, super::OnBehalfMade> = HashMap::new();
+    let latest = batch.iter().map(|w| w.now).max().unwrap_or_else(crate::now);
+    for registrar in registrars {
+        crate::limits::serialise_count(&*txn, &format!("on-behalf:{registrar}")).await?;
+        made.insert(
+            registrar,
+            super::on_behalf_made(&*txn, registrar, gathering_id, latest).await?,
+        );
+    }
+
     // Each registration's answer; those written in this batch are answered once all are.
     let mut results: Vec<Option<Result<Registration, RegistrationError>>> =
         Vec::with_capacity(batch.len());
     let mut inserted: Vec<registration::Model> = Vec::new();
-    let mut updated: Vec<registration::Model> = Vec::new();
+    let mut replaced: Vec<Uuid> = Vec::new();
     let mut made_now: HashSet<Uuid> = HashSet::new();
     // Each registration's row as written, with the place in `results` it answers.
     let mut written: Vec<(usize, registration::Model, &Waiting)> = Vec::new();
@@ -213,6 +233,38 @@ async fn write_batch(
             continue;
         }
 
+        if waiting.registered_by.is_some() {
+            let so_far = made.entry(waiting.actor_id).or_default();
+            if let Err(refused) = super::check_on_behalf(&waiting.limits, *so_far) {
+                results.push(Some(Err(refused)));
+                continue;
+            }
+            so_far.for_gathering += 1;
+            so_far.last_hour += 1;
+        }
+        // Registering again after cancelling: a few times a day, so a register/cancel loop
+        // cannot mail the person (or churn the waitlist) without end.
+        let (rejoins, rejoins_since) = match previous {
+            Some(previous) => {
+                let window_open = previous
+                    .rejoins_since
+                    .is_some_and(|since| since > waiting.now - chrono::Duration::days(1));
+                if window_open && previous.rejoins >= waiting.limits.rejoins_per_day as i32 {
+                    results.push(Some(Err(RegistrationError::TooMany(format!(
+                        "This registration was made again after cancelling {} times today, the most a day allows. Try again tomorrow.",
+                        waiting.limits.rejoins_per_day
+                    )))));
+                    continue;
+                }
+                if window_open {
+                    (previous.rejoins + 1, previous.rejoins_since)
+                } else {
+                    (1, Some(waiting.now))
+                }
+            }
+            None => (0, None),
+        };
+
         let (requirements, notes, consent_at) = match &waiting.new.access {
             Some(access) => (
                 access.requirements_json(),
@@ -221,8 +273,9 @@ async fn write_batch(
             ),
             None => (serde_json::json!([]), None, None),
         };
+        // A registration made again is new: its id and time say nothing of the one cancelled.
         let mut row = registration::Model {
-            id: previous.map_or_else(Uuid::now_v7, |e| e.id),
+            id: Uuid::now_v7(),
             gathering_id,
             person_id: waiting.person_id,
             mode,
@@ -234,8 +287,14 @@ async fn write_batch(
             access_consent_at: consent_at,
             registered_by: waiting.registered_by,
             checked_in_at: None,
-            created_at: previous.map_or(waiting.now, |e| e.created_at),
+            created_at: waiting.now,
             updated_at: waiting.now,
+            behalf_name: waiting
+                .registered_by
+                .and(waiting.new.on_behalf_of.as_ref())
+                .map(|behalf| behalf.name.as_str().to_owned()),
+            rejoins,
+            rejoins_since,
         };
         if take_places(&mut gathering, mode, places(&row)) {
             row.status = RegistrationStatus::Confirmed;
@@ -243,30 +302,29 @@ async fn write_batch(
             gathering.waitlist_seq += 1;
             row.waitlist_seq = Some(gathering.waitlist_seq);
         }
-        if previous.is_some() {
-            updated.push(row.clone());
-        } else {
-            inserted.push(row.clone());
+        if let Some(previous) = previous {
+            replaced.push(previous.id);
         }
+        inserted.push(row.clone());
         made_now.insert(row.id);
         existing.insert(row.person_id, row.clone());
         written.push((results.len(), row, waiting));
         results.push(None);
     }
 
-    let latest = batch.iter().map(|w| w.now).max().unwrap_or_else(crate::now);
     save_gathering_places(&*txn, &gathering, latest).await?;
+    for chunk in replaced.chunks(500) {
+        registration::Entity::delete_many()
+            .filter(registration::Column::Id.is_in(chunk.iter().copied()))
+            .exec(&*txn)
+            .await?;
+    }
     for chunk in inserted.chunks(500) {
         registration::Entity::insert_many(
             chunk.iter().cloned().map(registration::ActiveModel::from),
         )
         .exec_without_returning(&*txn)
         .await?;
-    }
-    for row in updated {
-        let mut active: registration::ActiveModel = row.clone().into();
-        active.id = sea_orm::ActiveValue::Unchanged(row.id);
-        sea_orm::ActiveModelTrait::update(active, &*txn).await?;
     }
     // Waitlist positions: those waiting before this batch, then this batch's in turn.
     let mut ahead = waiting_before(&*txn, &gathering, &written).await?;
@@ -394,6 +452,7 @@ mod tests {
                 access: None,
                 on_behalf_of: None,
             },
+            limits: crate::Limits::default(),
             now: crate::now(),
         }
     }

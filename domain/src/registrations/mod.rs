@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::{
-    AccessError, Actor, Database, InvalidInput,
+    AccessError, Actor, Database, InvalidInput, Limits,
     entities::{gathering, person, registration},
     gatherings::{self, Gathering, GatheringStatus},
     page::{Page, PageRequest},
@@ -99,6 +99,9 @@ pub struct Registration {
     pub access_requirements: Vec<AccessRequirement>,
     pub access_notes: Option<String>,
     pub registered_by: Option<Uuid>,
+    /// The name whoever registered this person typed for them: all they are shown of the
+    /// person, whatever the account behind the address holds.
+    pub behalf_name: Option<String>,
     pub checked_in_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
 }
@@ -118,6 +121,7 @@ impl Registration {
             access_requirements: AccessRequirement::from_json(&row.access_requirements),
             access_notes: row.access_notes,
             registered_by: row.registered_by,
+            behalf_name: row.behalf_name,
             checked_in_at: row.checked_in_at,
             created_at: row.created_at,
         }
@@ -154,6 +158,8 @@ pub enum RegistrationError {
     AlreadyRegistered,
     #[error("Only confirmed registrations can be checked in.")]
     NotConfirmed,
+    #[error("{0}")]
+    TooMany(String),
     #[error(transparent)]
     Database(#[from] DbErr),
 }
@@ -200,6 +206,7 @@ pub async fn register(
     db: &Database,
     actor: &Actor,
     new: NewRegistration,
+    limits: Limits,
     now: DateTime<Utc>,
 ) -> Result<Registration, RegistrationError> {
     let (actor_id, _) = actor.person()?;
@@ -214,6 +221,10 @@ pub async fn register(
                 .await?
                 .ok_or(RegistrationError::GatheringNotFound)?;
             open_mode(&current, new.mode, now)?;
+            // A caller over their limits makes no account for anyone; the batch counts again
+            // under its locks, which is what holds when several register at once.
+            let made = on_behalf_made(db.conn(), actor_id, new.gathering_id, now).await?;
+            check_on_behalf(&limits, made)?;
             let txn = db.begin_write().await?;
             let person = people::find_or_create(&*txn, &behalf.email, now).await?;
             // Name only an account made just now; an existing one keeps the name its owner chose.
@@ -240,10 +251,62 @@ pub async fn register(
             person_id,
             registered_by,
             new,
+            limits,
             now,
         },
     )
     .await
+}
+
+/// Registrations one caller has made for others: live ones for one gathering, and any made or
+/// changed in the last hour.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct OnBehalfMade {
+    pub for_gathering: u64,
+    pub last_hour: u64,
+}
+
+pub(crate) async fn on_behalf_made(
+    conn: &impl ConnectionTrait,
+    registrar: Uuid,
+    gathering_id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<OnBehalfMade, DbErr> {
+    let for_gathering = registration::Entity::find()
+        .filter(registration::Column::RegisteredBy.eq(registrar))
+        .filter(registration::Column::GatheringId.eq(gathering_id))
+        .filter(registration::Column::Status.ne(RegistrationStatus::Cancelled))
+        .count(conn)
+        .await?;
+    let last_hour = registration::Entity::find()
+        .filter(registration::Column::RegisteredBy.eq(registrar))
+        .filter(registration::Column::UpdatedAt.gt(now - chrono::Duration::hours(1)))
+        .count(conn)
+        .await?;
+    Ok(OnBehalfMade {
+        for_gathering,
+        last_hour,
+    })
+}
+
+/// Refuses one more registration on behalf of someone else when it would pass a limit.
+pub(crate) fn check_on_behalf(
+    limits: &Limits,
+    made: OnBehalfMade,
+) -> Result<(), RegistrationError> {
+    if made.for_gathering >= u64::from(limits.on_behalf_per_gathering) {
+        return Err(RegistrationError::TooMany(format!(
+            "You can register at most {} other people for one gathering.",
+            limits.on_behalf_per_gathering
+        )));
+    }
+    if made.last_hour >= u64::from(limits.on_behalf_per_hour) {
+        return Err(RegistrationError::TooMany(format!(
+            "You can register other people at most {} times an hour. Try again later.",
+            limits.on_behalf_per_hour
+        )));
+    }
+    Ok(())
 }
 
 /// Takes `places` of `mode` if they fit, updating the gathering's count in memory.
@@ -410,6 +473,61 @@ pub async fn cancel(
     Ok(Registration::from_row(row, None))
 }
 
+/// Cancels every live registration of a person whose data is being erased, in their erasure's
+/// transaction: each confirmed place goes at once to the first waiting registration that fits
+/// (who is told, as after any cancellation). The person is not written to: they asked to be
+/// forgotten. Returns the gatherings whose places changed.
+pub(crate) async fn cancel_for_erasure(
+    conn: &impl ConnectionTrait,
+    person_id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<Vec<Uuid>, DbErr> {
+    let live = registration::Entity::find()
+        .filter(registration::Column::PersonId.eq(person_id))
+        .filter(registration::Column::Status.ne(RegistrationStatus::Cancelled))
+        .order_by_asc(registration::Column::GatheringId)
+        .all(conn)
+        .await?;
+    let mut changed = Vec::new();
+    // Gatherings locked in id order, as nothing else locks several, so no two wait in a circle.
+    for row in live {
+        let Some(mut gathering) = gatherings::lock(conn, row.gathering_id).await? else {
+            continue;
+        };
+        // Read again under the lock: a batch may have changed it since.
+        let Some(row) = registration::Entity::find_by_id(row.id).one(conn).await? else {
+            continue;
+        };
+        if row.status == RegistrationStatus::Cancelled {
+            continue;
+        }
+        let was_confirmed = row.status == RegistrationStatus::Confirmed;
+        let mut active: registration::ActiveModel = row.clone().into();
+        active.status = Set(RegistrationStatus::Cancelled);
+        active.waitlist_seq = Set(None);
+        active.behalf_name = Set(None);
+        active.updated_at = Set(now);
+        let row = sea_orm::ActiveModelTrait::update(active, conn).await?;
+        if was_confirmed {
+            release_places(&mut gathering, row.mode, places(&row));
+            save_gathering_places(conn, &gathering, now).await?;
+            promote(conn, &mut gathering, row.mode, now).await?;
+        }
+        changed.push(row.gathering_id);
+    }
+    // The name someone typed for them, on registrations already cancelled.
+    registration::Entity::update_many()
+        .col_expr(
+            registration::Column::BehalfName,
+            sea_orm::sea_query::Expr::value(Option::<String>::None),
+        )
+        .filter(registration::Column::PersonId.eq(person_id))
+        .exec(conn)
+        .await?;
+    changed.dedup();
+    Ok(changed)
+}
+
 /// Cancels every live registration of a cancelled gathering and tells each person why.
 pub(crate) async fn cancel_all(
     conn: &impl ConnectionTrait,
@@ -568,6 +686,9 @@ pub async fn for_gathering(
     page: PageRequest,
 ) -> Result<Page<Registration>, RegistrationError> {
     gatherings::require_convenor::<RegistrationError>(db.conn(), actor, gathering_id).await?;
+    if filter.has_access_needs.is_some() {
+        access::require_own_convenor(db, actor, gathering_id).await?;
+    }
     let mut condition = Condition::all().add(registration::Column::GatheringId.eq(gathering_id));
     if let Some(status) = filter.status {
         condition = condition.add(registration::Column::Status.eq(status));
