@@ -74,6 +74,10 @@ pub struct Settings {
     /// How often the digest scheduler looks for digests that have come due; 0 turns it off.
     #[arg(long, env = "DIGEST_INTERVAL_SECONDS", default_value_t = 60)]
     pub digest_interval_seconds: u64,
+    /// Seconds a browser, proxy or CDN may keep a public GraphQL answer (one to nobody in
+    /// particular, holding nothing private).
+    #[arg(long, env = "PUBLIC_CACHE_MAX_AGE_SECONDS", default_value_t = 5)]
+    pub public_cache_max_age_seconds: u64,
 }
 
 /// Validated configuration.
@@ -99,6 +103,8 @@ pub struct Config {
     pub quiet_after: chrono::TimeDelta,
     /// How often the digest scheduler runs; `None` when it is off.
     pub digest_interval: Option<Duration>,
+    /// `max-age` of public GraphQL answers.
+    pub public_cache_max_age_seconds: u64,
 }
 
 #[derive(Clone, Debug)]
@@ -152,6 +158,7 @@ impl Config {
                 lease: Duration::from_secs(settings.mail_lease_seconds.max(1)),
             },
             quiet_after: chrono::TimeDelta::days(i64::from(settings.pledge_quiet_days)),
+            public_cache_max_age_seconds: settings.public_cache_max_age_seconds,
         })
     }
 }

@@ -104,6 +104,8 @@ impl Application {
                 public_url: config.public_url.clone().into(),
                 max_body_bytes: config.max_body_bytes,
                 secret: config.secret_key.clone(),
+                persisted: Arc::default(),
+                public_cache_max_age_seconds: config.public_cache_max_age_seconds,
             },
             config.request_timeout,
             config.database_max_connections,

@@ -15,6 +15,7 @@ mod progress;
 mod registrations;
 mod scalars;
 mod subscriptions;
+pub mod visibility;
 pub mod websocket;
 
 use std::{net::IpAddr, sync::Arc};

@@ -244,6 +244,7 @@ pub struct PeopleQuery;
 impl PeopleQuery {
     /// The signed-in person, or null.
     async fn me(&self, ctx: &Context<'_>) -> ApiResult<Option<Person>> {
+        super::visibility::private(ctx);
         let Actor::Person { person_id, .. } = actor(ctx)? else {
             return Ok(None);
         };
@@ -253,12 +254,14 @@ impl PeopleQuery {
     }
 
     /// Who is calling, for clients to check their credentials.
-    async fn viewer(&self) -> Viewer {
+    async fn viewer(&self, ctx: &Context<'_>) -> Viewer {
+        super::visibility::private(ctx);
         Viewer
     }
 
     /// Everything Groundswell holds about the signed-in person.
     async fn my_data(&self, ctx: &Context<'_>) -> ApiResult<Json<serde_json::Value>> {
+        super::visibility::private(ctx);
         Ok(Json(people::my_data(&app(ctx)?.db, actor(ctx)?).await?))
     }
 }

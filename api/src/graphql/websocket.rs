@@ -26,7 +26,7 @@ impl OverWebSocket {
             None => true,
             Some(token) => matches!(
                 groundswell_domain::access::authenticate(db, token, groundswell_domain::now()).await,
-                Ok(now) if &now == actor
+                Ok(Some(now)) if &now == actor
             ),
         }
     }
