@@ -943,7 +943,8 @@ async fn graphiql_loads_in_a_browser_from_the_server_alone(db: Backend) -> anyho
     assert_eq!(asset.status, 200);
     assert!(asset.header("cache-control").contains("immutable"));
     let origin = format!("http://{}", app.address);
-    let report = node("graphiql.mjs", &[&origin], &[]).await?;
+    let screenshot = std::env::var("GRAPHIQL_SCREENSHOT").unwrap_or_default();
+    let report = node("graphiql.mjs", &[&origin], &[("SCREENSHOT", &screenshot)]).await?;
     println!("{report}");
     Ok(())
 }

@@ -17,6 +17,9 @@ try {
     if (message.type() === 'error') consoleErrors.push(message.text());
   });
   page.on('pageerror', (error) => consoleErrors.push(String(error)));
+  page.on('response', (response) => {
+    if (response.status() >= 400) consoleErrors.push(`${response.status()} ${response.url()}`);
+  });
   await page.exposeFunction('__cspViolation', (text) => cspViolations.push(text));
   await page.addInitScript(() => {
     document.addEventListener('securitypolicyviolation', (event) => {
@@ -37,6 +40,7 @@ try {
   seen.queryFields = await page.$$eval('.graphiql-doc-explorer-field-name', (nodes) =>
     nodes.map((n) => n.textContent),
   );
+  if (process.env.SCREENSHOT) await page.screenshot({ path: process.env.SCREENSHOT });
   seen.foreignRequests = foreign;
   seen.cspViolations = cspViolations;
   seen.consoleErrors = consoleErrors;
@@ -47,6 +51,7 @@ try {
   }
   if (foreign.length > 0) failures.push(`requests to other origins: ${foreign.join(', ')}`);
   if (cspViolations.length > 0) failures.push(`CSP violations: ${cspViolations.join(', ')}`);
+  if (consoleErrors.length > 0) failures.push(`errors: ${consoleErrors.join(', ')}`);
 } catch (error) {
   failures.push(String(error));
 } finally {

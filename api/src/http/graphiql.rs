@@ -47,10 +47,9 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
     ),
 ];
 
-/// Scripts and styles from this origin only; `data:` for the fonts and icons GraphiQL's CSS
-/// embeds; inline styles for the editor's layout (never inline scripts); fetches and the
-/// subscriptions WebSocket to this origin.
-pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+/// Scripts and styles from this origin only (no inline script or style element); `data:` for the
+/// fonts and icons GraphiQL's CSS embeds; fetches and the subscriptions WebSocket to this origin.
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
 /// `GET /graphql` for a browser.
 pub fn page() -> Response {
