@@ -7,7 +7,7 @@ use axum::{
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
-use serde_json::{Value, json};
+use serde_json::json;
 
 /// The two response media types.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -109,7 +109,8 @@ pub fn refusal(
 /// An executed (or refused-before-execution) answer, ready to send.
 pub struct Answer {
     pub status: StatusCode,
-    pub body: Value,
+    /// The JSON text.
+    pub body: Vec<u8>,
     /// Whether the public/private rule found it public.
     pub public: bool,
 }
@@ -124,7 +125,7 @@ pub fn send(
     is_get: bool,
     max_age_seconds: u64,
 ) -> Response {
-    let body = answer.body.to_string();
+    let body = answer.body;
     let mut response = Response::new(Body::empty());
     let headers = response.headers_mut();
     headers.insert(
@@ -137,10 +138,7 @@ pub fn send(
         *response.body_mut() = Body::from(body);
         return response;
     }
-    let etag = format!(
-        "\"{}\"",
-        &crate::http::persisted::sha256_hex(body.as_bytes())[..32]
-    );
+    let etag = format!("\"{}\"", &crate::http::persisted::sha256_hex(&body)[..32]);
     if let Ok(value) = HeaderValue::from_str(&format!("public, max-age={max_age_seconds}")) {
         headers.insert(header::CACHE_CONTROL, value);
     }

@@ -138,6 +138,14 @@ fn bad_request(media: Media, message: &str, field: &str) -> Response {
     )
 }
 
+/// A response that never reached execution, under `application/graphql-response+json`.
+#[derive(serde::Serialize)]
+struct NoData<'a> {
+    errors: &'a [ServerError],
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    extensions: &'a std::collections::BTreeMap<String, async_graphql::Value>,
+}
+
 /// One operation, ready to run or already answered.
 enum Prepared {
     Run {
@@ -225,30 +233,46 @@ async fn run(
         marked_private: visibility.is_marked_private(),
     });
     let mut before_execution = false;
-    let mut bodies: Vec<Value> = answers
-        .into_iter()
-        .map(|(response, ran)| {
-            let failed_early = !ran || failed_before_execution(&response);
-            before_execution |= failed_early;
-            let mut body = serde_json::to_value(&response).unwrap_or(Value::Null);
-            if media == Media::GraphqlResponse
-                && failed_early
-                && let Value::Object(fields) = &mut body
-            {
-                fields.remove("data");
-            }
-            body
-        })
-        .collect();
+    let mut body = Vec::with_capacity(1024);
+    if is_batch {
+        body.push(b'[');
+    }
+    for (n, (response, ran)) in answers.iter().enumerate() {
+        let failed_early = !ran || failed_before_execution(response);
+        before_execution |= failed_early;
+        if n > 0 {
+            body.push(b',');
+        }
+        let written = if media == Media::GraphqlResponse && failed_early {
+            // No `data` key at all: the request never reached execution.
+            serde_json::to_writer(
+                &mut body,
+                &NoData {
+                    errors: &response.errors,
+                    extensions: &response.extensions,
+                },
+            )
+        } else {
+            serde_json::to_writer(&mut body, response)
+        };
+        if let Err(err) = written {
+            tracing::error!(error = %err, "serialising a GraphQL response failed");
+            return refusal(
+                media,
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Something went wrong on our side. Please try again.",
+                "INTERNAL_SERVER_ERROR",
+                None,
+            );
+        }
+    }
+    if is_batch {
+        body.push(b']');
+    }
     let status = if !is_batch && media == Media::GraphqlResponse && before_execution {
         StatusCode::BAD_REQUEST
     } else {
         StatusCode::OK
-    };
-    let body = if is_batch {
-        Value::Array(bodies)
-    } else {
-        bodies.pop().unwrap_or(Value::Null)
     };
     send(
         media,
