@@ -8,6 +8,7 @@ mod coalitions;
 mod digest_servers;
 mod digests;
 mod gatherings;
+mod hardening_limits;
 mod http;
 mod mail_delivery;
 mod organisations;

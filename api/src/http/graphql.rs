@@ -74,7 +74,7 @@ pub async fn execute(
             );
         }
     };
-    let batch: BatchRequest = match serde_json::from_slice(&bytes) {
+    let mut batch: BatchRequest = match serde_json::from_slice(&bytes) {
         Ok(batch) => batch,
         Err(err) => {
             return error_response(
@@ -92,6 +92,10 @@ pub async fn execute(
             &format!("A batch may hold 1 to {MAX_BATCH} operations."),
             "BAD_USER_INPUT",
         );
+    }
+
+    if let Err(refusal) = crate::graphql::cost::check_batch(&mut batch) {
+        return error_response(StatusCode::BAD_REQUEST, &refusal, "BAD_USER_INPUT");
     }
 
     let context = RequestContext {
