@@ -9,6 +9,7 @@ mod digest_servers;
 mod digests;
 mod gatherings;
 mod graphql_http;
+mod hardening_limits;
 mod http;
 mod mail_delivery;
 mod organisations;

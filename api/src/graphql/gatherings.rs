@@ -205,7 +205,6 @@ impl Gathering {
     }
 
     /// Everyone registered, in the order they registered; convenors only.
-    #[graphql(complexity = "first.unwrap_or(20).clamp(0, 100) as usize * child_complexity")]
     async fn registrations(
         &self,
         ctx: &Context<'_>,
@@ -509,7 +508,6 @@ impl GatheringsQuery {
     }
 
     /// Gatherings: upcoming soonest first (the default), or past most recent first.
-    #[graphql(complexity = "first.unwrap_or(20).clamp(0, 100) as usize * child_complexity")]
     async fn gatherings(
         &self,
         ctx: &Context<'_>,

@@ -101,14 +101,15 @@ impl Organisation {
         Ok(role.map(Into::into))
     }
 
-    /// The organisation's members; only its members and admins see them.
+    /// The organisation's members, the first 100 to join at most; only its members and admins
+    /// see them.
     async fn members(&self, ctx: &Context<'_>) -> ApiResult<Vec<OrganisationMember>> {
         super::visibility::private(ctx);
         let members = organisations::members(&app(ctx)?.db, actor(ctx)?, self.0.id).await?;
         Ok(members.into_iter().map(OrganisationMember).collect())
     }
 
-    /// The organisation's API tokens, newest first; only its owners see them.
+    /// The organisation's API tokens, newest first, at most 50; only its owners see them.
     async fn api_tokens(&self, ctx: &Context<'_>) -> ApiResult<Vec<ApiToken>> {
         super::visibility::private(ctx);
         let tokens = organisations::api_tokens(&app(ctx)?.db, actor(ctx)?, self.0.id).await?;
@@ -269,7 +270,6 @@ impl OrganisationsQuery {
     }
 
     /// Organisations in the order they joined.
-    #[graphql(complexity = "first.unwrap_or(20).clamp(0, 100) as usize * child_complexity")]
     async fn organisations(
         &self,
         ctx: &Context<'_>,

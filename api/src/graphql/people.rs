@@ -115,7 +115,7 @@ impl Person {
         }))
     }
 
-    /// The organisations they belong to; only they and admins see this.
+    /// The organisations they belong to, at most 100; only they and admins see this.
     async fn organisations(&self, ctx: &Context<'_>) -> ApiResult<Vec<OrganisationMember>> {
         if !self.private_to(actor(ctx)?) {
             return Err(ApiError::Forbidden(
@@ -127,7 +127,7 @@ impl Person {
         Ok(members.into_iter().map(OrganisationMember).collect())
     }
 
-    /// Their registrations for gatherings, newest first; only they see these.
+    /// Their registrations for gatherings, newest first, at most 100; only they see these.
     async fn registrations(&self, ctx: &Context<'_>) -> ApiResult<Vec<Registration>> {
         let actor = actor(ctx)?;
         let own = matches!(actor, Actor::Person { person_id, .. } if *person_id == self.0.id);

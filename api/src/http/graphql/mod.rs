@@ -200,6 +200,16 @@ async fn run(
         return response;
     }
 
+    if let Err(refused) = within_cost(&mut prepared, is_batch) {
+        return refusal(
+            media,
+            StatusCode::BAD_REQUEST,
+            &refused,
+            "BAD_USER_INPUT",
+            None,
+        );
+    }
+
     let visibility = Visibility::new();
     let context = RequestContext {
         actor,
@@ -285,6 +295,38 @@ async fn run(
         method == Method::Get,
         state.public_cache_max_age_seconds,
     )
+}
+
+/// The limits of `graphql::cost` (depth, introspection's own bounds, cost), over every
+/// operation of the request together, on the documents parsed once in `prepare`.
+fn within_cost(prepared: &mut [Prepared], is_batch: bool) -> Result<(), String> {
+    let mut requests = Vec::new();
+    for one in prepared.iter_mut() {
+        if let Prepared::Run { request, .. } = one {
+            requests.push(std::mem::replace(
+                &mut **request,
+                async_graphql::Request::new(""),
+            ));
+        }
+    }
+    let mut batch = match (is_batch, requests.len()) {
+        (false, 1) => async_graphql::BatchRequest::Single(requests.remove(0)),
+        _ => async_graphql::BatchRequest::Batch(requests),
+    };
+    let checked = crate::graphql::cost::check_batch(&mut batch);
+    let mut back = match batch {
+        async_graphql::BatchRequest::Single(one) => vec![one],
+        async_graphql::BatchRequest::Batch(many) => many,
+    }
+    .into_iter();
+    for one in prepared.iter_mut() {
+        if let Prepared::Run { request, .. } = one
+            && let Some(checked_request) = back.next()
+        {
+            **request = checked_request;
+        }
+    }
+    checked
 }
 
 /// Who is calling: a credential that is presented but not valid is refused with 401.
