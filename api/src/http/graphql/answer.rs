@@ -138,7 +138,7 @@ pub fn send(
         *response.body_mut() = Body::from(body);
         return response;
     }
-    let etag = format!("\"{}\"", &crate::http::persisted::sha256_hex(&body)[..32]);
+    let etag = strong_etag(media, &body);
     if let Ok(value) = HeaderValue::from_str(&format!("public, max-age={max_age_seconds}")) {
         headers.insert(header::CACHE_CONTROL, value);
     }
@@ -158,6 +158,18 @@ pub fn send(
     *response.status_mut() = answer.status;
     *response.body_mut() = Body::from(body);
     response
+}
+
+/// A strong ETag: the same bytes in the same media type, and nothing else, share it.
+fn strong_etag(media: Media, body: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::new()
+        .chain_update(media.content_type().as_bytes())
+        .chain_update(b"\n")
+        .chain_update(body)
+        .finalize();
+    let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+    format!("\"{hex}\"")
 }
 
 /// Whether `If-None-Match` names `etag` (or is `*`).
@@ -181,6 +193,24 @@ mod tests {
             headers.insert(header::ACCEPT, value);
         }
         headers
+    }
+
+    #[test]
+    fn an_etag_is_the_same_only_for_the_same_bytes_in_the_same_media_type() {
+        let body = br#"{"data":{}}"#;
+        assert_eq!(
+            strong_etag(Media::Json, body),
+            strong_etag(Media::Json, body)
+        );
+        assert_ne!(
+            strong_etag(Media::Json, body),
+            strong_etag(Media::GraphqlResponse, body)
+        );
+        assert_ne!(
+            strong_etag(Media::Json, body),
+            strong_etag(Media::Json, br#"{"data":{"a":1}}"#)
+        );
+        assert!(!strong_etag(Media::Json, body).starts_with("W/"));
     }
 
     #[test]
