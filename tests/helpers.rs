@@ -416,6 +416,7 @@ pub async fn start(
         members_added_per_hour: options.limits.members_added_per_hour,
         ws_connections_per_address: options.ws_connections_per_address,
         ws_subscriptions_per_connection: options.ws_subscriptions_per_connection,
+        public_cache_max_age_seconds: 5,
     };
     let app = Application::build(Config::from_settings(settings)?).await?;
     let address = app.address();

@@ -61,7 +61,12 @@ async fn health_readiness_and_graphiql_answer(db: Backend) -> anyhow::Result<()>
     assert_eq!(health.status(), 200);
     let ready = app.http.get(app.url("/readyz")).send().await?;
     assert_eq!(ready.status(), 200);
-    let graphiql = app.http.get(app.url("/graphql")).send().await?;
+    let graphiql = app
+        .http
+        .get(app.url("/graphql"))
+        .header("Accept", "text/html")
+        .send()
+        .await?;
     assert_eq!(graphiql.status(), 200);
     assert!(graphiql.text().await?.to_lowercase().contains("graphiql"));
     let missing = app.http.get(app.url("/nowhere")).send().await?;

@@ -8,6 +8,8 @@ mod coalitions;
 mod digest_servers;
 mod digests;
 mod gatherings;
+mod graphql_http;
+mod hardening_limits;
 mod hardening_rules;
 mod http;
 mod mail_delivery;

@@ -170,13 +170,14 @@ async fn an_api_token_acts_for_its_organisation_until_revoked(db: Backend) -> an
     )
     .await?
     .ok()?;
-    let after = app.gql(Some(&token), VIEWER, json!({})).await?.ok()?;
-    assert!(
-        after["viewer"]["organisation"].is_null(),
-        "a revoked token is nobody"
-    );
+    // A revoked token is refused outright (HTTP 401), never read as nobody.
+    let after = app.gql(Some(&token), VIEWER, json!({})).await?;
+    assert_eq!((after.status, after.code()), (401, Some("UNAUTHENTICATED")));
     let refused = app.create_api_token(Some(&token), &org).await?;
-    assert_eq!(refused.code(), Some("UNAUTHENTICATED"));
+    assert_eq!(
+        (refused.status, refused.code()),
+        (401, Some("UNAUTHENTICATED"))
+    );
     Ok(())
 }
 

@@ -894,11 +894,13 @@ async fn erasing_my_data_removes_access_needs_but_keeps_the_counts(
         .count("SELECT COUNT(*) FROM people WHERE email = 'forget.me@example.org'")
         .await?;
     assert_eq!(dump, 0);
-    let ended = app
-        .gql(Some(&person), "{ me { id } }", json!({}))
-        .await?
-        .ok()?;
-    assert!(ended["me"].is_null(), "erasing ends the sessions");
+    // Erasing ends the sessions: the old one is refused outright (HTTP 401).
+    let ended = app.gql(Some(&person), "{ me { id } }", json!({})).await?;
+    assert_eq!(
+        (ended.status, ended.code()),
+        (401, Some("UNAUTHENTICATED")),
+        "erasing ends the sessions"
+    );
     Ok(())
 }
 

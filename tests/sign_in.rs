@@ -203,12 +203,16 @@ async fn sign_out_ends_the_session(db: Backend) -> anyhow::Result<()> {
         .await?
         .ok()?;
 
-    let me = app.gql(Some(&session), ME, json!({})).await?.ok()?;
-    assert!(me["me"].is_null(), "the ended session is nobody");
+    // The ended session is refused outright (HTTP 401), never read as nobody.
+    let me = app.gql(Some(&session), ME, json!({})).await?;
+    assert_eq!((me.status, me.code()), (401, Some("UNAUTHENTICATED")));
     let needs_person = app
         .gql(Some(&session), "mutation { signOut }", json!({}))
         .await?;
-    assert_eq!(needs_person.code(), Some("UNAUTHENTICATED"));
+    assert_eq!(
+        (needs_person.status, needs_person.code()),
+        (401, Some("UNAUTHENTICATED"))
+    );
     let still = app.gql(Some(&other), ME, json!({})).await?.ok()?;
     assert_eq!(
         still["me"]["email"], "leaving@example.org",

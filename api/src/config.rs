@@ -96,6 +96,10 @@ pub struct Settings {
     /// Subscriptions one WebSocket connection may run at once.
     #[arg(long, env = "WS_SUBSCRIPTIONS_PER_CONNECTION", default_value_t = 20)]
     pub ws_subscriptions_per_connection: u32,
+    /// Seconds a browser, proxy or CDN may keep a public GraphQL answer (one to nobody in
+    /// particular, holding nothing private).
+    #[arg(long, env = "PUBLIC_CACHE_MAX_AGE_SECONDS", default_value_t = 5)]
+    pub public_cache_max_age_seconds: u64,
     #[command(flatten)]
     pub webhooks: WebhookArgs,
 }
@@ -209,6 +213,8 @@ pub struct Config {
     pub limits: groundswell_domain::Limits,
     pub ws_connections_per_address: usize,
     pub ws_subscriptions_per_connection: usize,
+    /// `max-age` of public GraphQL answers.
+    pub public_cache_max_age_seconds: u64,
 }
 
 #[derive(Clone, Debug)]
@@ -273,6 +279,7 @@ impl Config {
             ws_connections_per_address: settings.ws_connections_per_address.max(1) as usize,
             ws_subscriptions_per_connection: settings.ws_subscriptions_per_connection.max(1)
                 as usize,
+            public_cache_max_age_seconds: settings.public_cache_max_age_seconds,
         })
     }
 }

@@ -113,6 +113,8 @@ impl Application {
                     config.ws_connections_per_address,
                 ),
                 subscriptions_per_connection: config.ws_subscriptions_per_connection,
+                persisted: Arc::default(),
+                public_cache_max_age_seconds: config.public_cache_max_age_seconds,
             },
             config.request_timeout,
             config.database_max_connections,

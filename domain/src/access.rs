@@ -55,23 +55,25 @@ pub enum AccessError {
     Forbidden(&'static str),
 }
 
-/// Establishes who is calling from a bearer token: a session token (`gss_…`) or an
-/// organisation API token (`gso_…`). An unknown, expired or revoked token is nobody.
+/// Establishes who is calling from a presented credential: a session token (`gss_…`) or an
+/// organisation API token (`gso_…`). `Ok(None)` means no such credential: unknown, expired,
+/// revoked or malformed. That is not the same as calling with none (`Actor::Anonymous`): the
+/// transport refuses it, so an integration whose token was revoked learns so at once instead of
+/// reading on as nobody. A database failure stays an error.
 #[tracing::instrument(skip_all)]
 pub async fn authenticate(
     db: &crate::Database,
     token: &str,
     now: chrono::DateTime<chrono::Utc>,
-) -> Result<Actor, sea_orm::DbErr> {
+) -> Result<Option<Actor>, sea_orm::DbErr> {
     let token = token.trim();
-    let actor = if token.starts_with(crate::organisations::API_TOKEN_PREFIX) {
-        crate::organisations::token_actor(db, token, now).await?
+    if token.starts_with(crate::organisations::API_TOKEN_PREFIX) {
+        crate::organisations::token_actor(db, token, now).await
     } else if token.starts_with(crate::people::SESSION_TOKEN_PREFIX) {
-        crate::people::session_actor(db, token, now).await?
+        crate::people::session_actor(db, token, now).await
     } else {
-        None
-    };
-    Ok(actor.unwrap_or(Actor::Anonymous))
+        Ok(None)
+    }
 }
 
 /// Refuses anyone who does not act for `organisation_id`: its people (owners and members) and

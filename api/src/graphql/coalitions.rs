@@ -105,7 +105,7 @@ impl Coalition {
         load_organisation(ctx, self.0.lead_organisation_id).await
     }
 
-    /// Its memberships, of every status, in the order they began.
+    /// Its memberships, of every status, in the order they began: at most the first 100.
     async fn members(&self, ctx: &Context<'_>) -> ApiResult<Vec<CoalitionMembership>> {
         let loader = ctx.data::<RequestLoader>()?;
         Ok(loader
@@ -119,7 +119,6 @@ impl Coalition {
     }
 
     /// Pledges made on its behalf, in the order they were made.
-    #[graphql(complexity = "first.unwrap_or(20).clamp(0, 100) as usize * child_complexity")]
     async fn pledges(
         &self,
         ctx: &Context<'_>,
@@ -150,7 +149,6 @@ impl Coalition {
     }
 
     /// Progress updates posted against the coalition itself, newest first.
-    #[graphql(complexity = "first.unwrap_or(20).clamp(0, 100) as usize * child_complexity")]
     async fn updates(
         &self,
         ctx: &Context<'_>,
@@ -327,7 +325,6 @@ impl CoalitionsQuery {
     }
 
     /// Coalitions in the order they formed.
-    #[graphql(complexity = "first.unwrap_or(20).clamp(0, 100) as usize * child_complexity")]
     async fn coalitions(
         &self,
         ctx: &Context<'_>,

@@ -56,6 +56,7 @@ impl DigestsQuery {
         ctx: &Context<'_>,
         first: Option<i32>,
     ) -> ApiResult<Vec<FailedMail>> {
+        super::visibility::private(ctx);
         let limit = u64::try_from(first.unwrap_or(50).clamp(1, 100)).unwrap_or(50);
         let failed = groundswell_domain::mail::failed(&app(ctx)?.db, actor(ctx)?, limit).await?;
         Ok(failed
@@ -73,6 +74,7 @@ impl DigestsQuery {
 
     /// The signed-in person's next digest, rendered.
     async fn digest_preview(&self, ctx: &Context<'_>) -> ApiResult<Option<DigestPreview>> {
+        super::visibility::private(ctx);
         let app = app(ctx)?;
         let preview = digests::preview(
             &app.db,

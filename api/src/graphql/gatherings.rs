@@ -119,6 +119,7 @@ impl Gathering {
 
     /// The link to join online; shown only to people with a confirmed place, and convenors.
     async fn joining_url(&self, ctx: &Context<'_>) -> ApiResult<Option<String>> {
+        super::visibility::private(ctx);
         if self.0.joining_url.is_none() {
             return Ok(None);
         }
@@ -197,13 +198,13 @@ impl Gathering {
 
     /// The caller's own registration, if they have one.
     async fn viewer_registration(&self, ctx: &Context<'_>) -> ApiResult<Option<Registration>> {
+        super::visibility::private(ctx);
         Ok(viewer_registration(ctx, self.0.id)
             .await?
             .map(Registration::from))
     }
 
     /// Everyone registered, in the order they registered; convenors only.
-    #[graphql(complexity = "first.unwrap_or(20).clamp(0, 100) as usize * child_complexity")]
     async fn registrations(
         &self,
         ctx: &Context<'_>,
@@ -211,6 +212,7 @@ impl Gathering {
         after: Option<String>,
         filter: Option<RegistrationFilter>,
     ) -> ApiResult<Paged<Registration>> {
+        super::visibility::private(ctx);
         let had_cursor = after.is_some();
         let filter = filter.map(DomainRegFilter::from).unwrap_or_default();
         let page = registrations::for_gathering(
@@ -230,6 +232,7 @@ impl Gathering {
         &self,
         ctx: &Context<'_>,
     ) -> ApiResult<Vec<AccessRequirementTotal>> {
+        super::visibility::private(ctx);
         let totals = registrations::access_totals(&app(ctx)?.db, actor(ctx)?, self.0.id).await?;
         Ok(totals
             .into_iter()
@@ -506,7 +509,6 @@ impl GatheringsQuery {
     }
 
     /// Gatherings: upcoming soonest first (the default), or past most recent first.
-    #[graphql(complexity = "first.unwrap_or(20).clamp(0, 100) as usize * child_complexity")]
     async fn gatherings(
         &self,
         ctx: &Context<'_>,

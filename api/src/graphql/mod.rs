@@ -4,6 +4,7 @@
 mod changes;
 mod coalitions;
 mod connection;
+pub mod cost;
 mod digests;
 pub mod error;
 mod gatherings;
@@ -16,6 +17,7 @@ mod registrations;
 mod scalars;
 mod subscriptions;
 mod webhooks;
+pub mod visibility;
 pub mod websocket;
 
 use std::{net::IpAddr, sync::Arc};
@@ -28,10 +30,6 @@ use tokio::sync::Notify;
 pub use error::{ApiError, ApiResult};
 pub use loaders::new_loader;
 
-/// Deepest selection a query may nest.
-pub const MAX_DEPTH: usize = 12;
-/// Most fields (aliases included) a query may select, weighted by page sizes.
-pub const MAX_COMPLEXITY: usize = 2_000;
 /// Most operations in one batched request.
 pub const MAX_BATCH: usize = 10;
 
@@ -103,8 +101,9 @@ fn builder() -> SchemaBuilder<QueryRoot, MutationRoot, SubscriptionRoot> {
         MutationRoot::default(),
         SubscriptionRoot,
     )
-    .limit_depth(MAX_DEPTH)
-    .limit_complexity(MAX_COMPLEXITY)
+    // Depth and cost are checked by `cost` before execution, with bounds of introspection's
+    // own; this only backs that up, above what the standard introspection query needs.
+    .limit_depth(cost::MAX_INTROSPECTION_DEPTH + 4)
     .limit_recursive_depth(32)
     .limit_directives(10)
 }

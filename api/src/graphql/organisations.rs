@@ -93,6 +93,7 @@ impl Organisation {
 
     /// The caller's role here, if they are a member.
     async fn viewer_role(&self, ctx: &Context<'_>) -> ApiResult<Option<OrganisationRole>> {
+        super::visibility::private(ctx);
         let Actor::Person { person_id, .. } = actor(ctx)? else {
             return Ok(None);
         };
@@ -100,14 +101,17 @@ impl Organisation {
         Ok(role.map(Into::into))
     }
 
-    /// The organisation's members; only its members and admins see them.
+    /// The organisation's members, the first 100 to join at most; only its members and admins
+    /// see them.
     async fn members(&self, ctx: &Context<'_>) -> ApiResult<Vec<OrganisationMember>> {
+        super::visibility::private(ctx);
         let members = organisations::members(&app(ctx)?.db, actor(ctx)?, self.0.id).await?;
         Ok(members.into_iter().map(OrganisationMember).collect())
     }
 
-    /// The organisation's API tokens, newest first; only its owners see them.
+    /// The organisation's API tokens, newest first, at most 50; only its owners see them.
     async fn api_tokens(&self, ctx: &Context<'_>) -> ApiResult<Vec<ApiToken>> {
+        super::visibility::private(ctx);
         let tokens = organisations::api_tokens(&app(ctx)?.db, actor(ctx)?, self.0.id).await?;
         Ok(tokens.into_iter().map(ApiToken).collect())
     }
@@ -274,7 +278,6 @@ impl OrganisationsQuery {
     }
 
     /// Organisations in the order they joined.
-    #[graphql(complexity = "first.unwrap_or(20).clamp(0, 100) as usize * child_complexity")]
     async fn organisations(
         &self,
         ctx: &Context<'_>,

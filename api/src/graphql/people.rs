@@ -169,7 +169,7 @@ impl Person {
         }))
     }
 
-    /// The organisations they belong to; only they and admins see this.
+    /// The organisations they belong to, at most 100; only they and admins see this.
     async fn organisations(&self, ctx: &Context<'_>) -> ApiResult<Vec<OrganisationMember>> {
         if !self.private_to(actor(ctx)?) {
             return Err(ApiError::Forbidden(
@@ -181,7 +181,7 @@ impl Person {
         Ok(members.into_iter().map(OrganisationMember).collect())
     }
 
-    /// Their registrations for gatherings, newest first; only they see these.
+    /// Their registrations for gatherings, newest first, at most 100; only they see these.
     async fn registrations(&self, ctx: &Context<'_>) -> ApiResult<Vec<Registration>> {
         let actor = actor(ctx)?;
         let own = matches!(actor, Actor::Person { person_id, .. } if *person_id == self.0.id);
@@ -299,6 +299,7 @@ pub struct PeopleQuery;
 impl PeopleQuery {
     /// The signed-in person, or null.
     async fn me(&self, ctx: &Context<'_>) -> ApiResult<Option<Person>> {
+        super::visibility::private(ctx);
         let Actor::Person { person_id, .. } = actor(ctx)? else {
             return Ok(None);
         };
@@ -308,12 +309,14 @@ impl PeopleQuery {
     }
 
     /// Who is calling, for clients to check their credentials.
-    async fn viewer(&self) -> Viewer {
+    async fn viewer(&self, ctx: &Context<'_>) -> Viewer {
+        super::visibility::private(ctx);
         Viewer
     }
 
     /// Everything Groundswell holds about the signed-in person.
     async fn my_data(&self, ctx: &Context<'_>) -> ApiResult<Json<serde_json::Value>> {
+        super::visibility::private(ctx);
         Ok(Json(people::my_data(&app(ctx)?.db, actor(ctx)?).await?))
     }
 }

@@ -113,7 +113,6 @@ impl Pledge {
     }
 
     /// Its progress updates, newest first.
-    #[graphql(complexity = "first.unwrap_or(20).clamp(0, 100) as usize * child_complexity")]
     async fn updates(
         &self,
         ctx: &Context<'_>,
@@ -371,7 +370,6 @@ impl PledgesQuery {
     }
 
     /// Pledges across the movement, in the order they were made.
-    #[graphql(complexity = "first.unwrap_or(20).clamp(0, 100) as usize * child_complexity")]
     async fn pledges(
         &self,
         ctx: &Context<'_>,

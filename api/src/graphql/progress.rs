@@ -242,7 +242,6 @@ pub struct ProgressQuery;
 #[Object]
 impl ProgressQuery {
     /// Progress updates across the movement, newest first.
-    #[graphql(complexity = "first.unwrap_or(20).clamp(0, 100) as usize * child_complexity")]
     async fn progress_updates(
         &self,
         ctx: &Context<'_>,

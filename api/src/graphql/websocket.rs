@@ -26,7 +26,7 @@ impl OverWebSocket {
             None => true,
             Some(token) => matches!(
                 groundswell_domain::access::authenticate(db, token, groundswell_domain::now()).await,
-                Ok(now) if &now == actor
+                Ok(Some(now)) if &now == actor
             ),
         }
     }
@@ -53,6 +53,11 @@ impl Extension for SubscriptionsOnlyExtension {
         next: NextParseQuery<'_>,
     ) -> ServerResult<ExecutableDocument> {
         let document = next.run(ctx, query, variables).await?;
+        if let Err(refusal) = super::cost::check_document(&document, None, variables) {
+            let error = async_graphql::Error::new(refusal)
+                .extend_with(|_, ext| ext.set("code", "BAD_USER_INPUT"));
+            return Err(error.into_server_error(async_graphql::Pos::default()));
+        }
         let over_websocket = ctx.data_opt::<OverWebSocket>().is_some();
         let not_a_subscription = document
             .operations

@@ -16,7 +16,7 @@ use groundswell_domain::{
     },
 };
 
-use super::{AppState, credential};
+use super::{AppState, auth};
 use crate::calendar;
 
 fn plain(status: StatusCode, message: &str) -> Response {
@@ -104,24 +104,21 @@ pub async fn registrations_csv(
     Path(slug): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let actor = match credential(&headers, true) {
-        Some(token) => match groundswell_domain::access::authenticate(
-            &state.db,
-            &token,
-            groundswell_domain::now(),
-        )
-        .await
-        {
-            Ok(actor) => actor,
-            Err(err) => {
-                tracing::error!(error = %err, "authenticating failed");
-                return plain(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "Please try again in a minute.",
-                );
-            }
-        },
-        None => Actor::Anonymous,
+    let actor = match auth::caller(&state.db, &auth::presented(&headers, true)).await {
+        Ok(actor) => actor,
+        Err(auth::Refusal::Invalid) => {
+            return super::graphql::error_response(
+                StatusCode::UNAUTHORIZED,
+                auth::INVALID_CREDENTIAL,
+                "UNAUTHENTICATED",
+            );
+        }
+        Err(auth::Refusal::Unavailable) => {
+            return plain(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Please try again in a minute.",
+            );
+        }
     };
     if actor == Actor::Anonymous {
         return plain(

@@ -1,9 +1,12 @@
 //! The HTTP surface: GraphQL over HTTP, the sign-in page, health checks, and the layers that
 //! bound every request (body size, time, logging without secrets).
 
+mod auth;
 mod gatherings;
+mod graphiql;
 mod graphql;
 mod health;
+pub mod persisted;
 mod sign_in;
 mod unsubscribe;
 
@@ -13,7 +16,7 @@ use axum::{
     Router,
     body::Body,
     extract::MatchedPath,
-    http::{HeaderMap, Request, Response, StatusCode, header},
+    http::{Request, Response, StatusCode, header},
     middleware,
     routing::get,
 };
@@ -41,6 +44,10 @@ pub struct AppState {
     pub websocket_connections: Arc<crate::graphql::websocket::Connections>,
     /// Most subscriptions one WebSocket connection may run at once.
     pub subscriptions_per_connection: usize,
+    /// Automatic persisted queries this server has seen.
+    pub persisted: Arc<persisted::PersistedQueries>,
+    /// `max-age` of public GraphQL answers.
+    pub public_cache_max_age_seconds: u64,
 }
 
 /// Requests handled at once per database connection; the rest wait their turn (in order,
@@ -52,7 +59,11 @@ pub fn router(state: AppState, request_timeout: Duration, database_connections: 
     let max_body = state.max_body_bytes;
     let in_flight = (database_connections as usize * IN_FLIGHT_PER_CONNECTION).max(64);
     Router::new()
-        .route("/graphql", get(graphql::graphiql).post(graphql::execute))
+        .route("/graphql", get(graphql::get).post(graphql::post))
+        .route(
+            &format!("{}/{{file}}", graphiql::ASSET_PREFIX),
+            get(graphiql::asset),
+        )
         .route("/graphql/ws", get(graphql::subscriptions))
         .route("/gatherings/{file}", get(gatherings::ics))
         .route(
@@ -117,37 +128,25 @@ async fn json_for_bare_errors(response: Response<Body>) -> Response<Body> {
             "Something went wrong on our side. Please try again.",
             "INTERNAL_SERVER_ERROR",
         ),
+        StatusCode::METHOD_NOT_ALLOWED => (
+            "This address does not answer that method; the Allow header says which it does.",
+            "BAD_USER_INPUT",
+        ),
+        StatusCode::TOO_MANY_REQUESTS => (
+            "Too many requests just now. Please wait a little and try again.",
+            "RATE_LIMITED",
+        ),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => (
+            "Send the request body as JSON, with Content-Type: application/json.",
+            "BAD_USER_INPUT",
+        ),
         _ => return response,
     };
-    graphql::error_response(status, message, code)
-}
-
-/// The bearer token, or the session cookie set by the sign-in page. For GraphQL the cookie
-/// counts only on JSON requests, which a cross-site form cannot send; downloads (`GET`) take
-/// it as it is, being SameSite=Strict.
-pub(crate) fn credential(headers: &HeaderMap, cookie_on_any_request: bool) -> Option<String> {
-    if let Some(value) = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-    {
-        let (scheme, token) = value.trim().split_once(' ')?;
-        return scheme
-            .eq_ignore_ascii_case("bearer")
-            .then(|| token.trim().to_owned());
+    let mut json = graphql::error_response(status, message, code);
+    for name in [header::ALLOW, header::RETRY_AFTER] {
+        if let Some(value) = response.headers().get(&name) {
+            json.headers_mut().insert(name, value.clone());
+        }
     }
-    let is_json = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
-    if !is_json && !cookie_on_any_request {
-        return None;
-    }
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == SESSION_COOKIE)
-        .map(|(_, value)| value.to_owned())
+    json
 }

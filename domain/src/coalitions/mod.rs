@@ -632,7 +632,11 @@ pub(crate) async fn changes_of_in(
     Ok(map)
 }
 
-/// Each coalition's memberships (every status), in the order they began, for batched loading.
+/// The most memberships `Coalition.members` shows: the first this many by when they began.
+pub const MAX_MEMBERS: u64 = 100;
+
+/// Each coalition's memberships (every status), in the order they began, for batched loading;
+/// at most [`MAX_MEMBERS`] each.
 pub async fn members_of(
     db: &Database,
     coalition_ids: &[Uuid],
@@ -647,9 +651,10 @@ pub async fn members_of(
         .all(db.conn())
         .await?;
     for row in rows {
-        map.entry(row.coalition_id)
-            .or_default()
-            .push(Membership::from(row));
+        let members = map.entry(row.coalition_id).or_default();
+        if (members.len() as u64) < MAX_MEMBERS {
+            members.push(Membership::from(row));
+        }
     }
     Ok(map)
 }

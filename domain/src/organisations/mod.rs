@@ -368,7 +368,15 @@ pub(crate) async fn owner_count(
         .await
 }
 
-/// An organisation's members, shown to its own members and to admins.
+/// The most members `Organisation.members` shows: the first this many to join.
+pub const MAX_MEMBERS_SHOWN: u64 = 100;
+/// The most API tokens `Organisation.apiTokens` shows: the newest this many.
+pub const MAX_API_TOKENS_SHOWN: u64 = 50;
+/// The most memberships `Person.organisations` shows: the first this many.
+pub const MAX_MEMBERSHIPS_SHOWN: u64 = 100;
+
+/// An organisation's members (at most [`MAX_MEMBERS_SHOWN`]), shown to its own members and to
+/// admins.
 pub async fn members(
     db: &Database,
     actor: &Actor,
@@ -388,6 +396,7 @@ pub async fn members(
     Ok(organisation_member::Entity::find()
         .filter(organisation_member::Column::OrganisationId.eq(organisation_id))
         .order_by_asc(organisation_member::Column::Id)
+        .limit(MAX_MEMBERS_SHOWN)
         .all(db.conn())
         .await?
         .into_iter()
@@ -395,11 +404,13 @@ pub async fn members(
         .collect())
 }
 
-/// The organisations a person belongs to, with their role in each.
+/// The organisations a person belongs to, with their role in each (at most
+/// [`MAX_MEMBERSHIPS_SHOWN`]).
 pub async fn memberships_of(db: &Database, person_id: Uuid) -> Result<Vec<Member>, DbErr> {
     Ok(organisation_member::Entity::find()
         .filter(organisation_member::Column::PersonId.eq(person_id))
         .order_by_asc(organisation_member::Column::Id)
+        .limit(MAX_MEMBERSHIPS_SHOWN)
         .all(db.conn())
         .await?
         .into_iter()

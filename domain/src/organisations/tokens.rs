@@ -2,7 +2,8 @@
 
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, sea_query::Expr,
+    ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    sea_query::Expr,
 };
 use uuid::Uuid;
 
@@ -112,7 +113,7 @@ pub async fn revoke_api_token(
     Ok(row.into())
 }
 
-/// An organisation's tokens, newest first; owners only.
+/// An organisation's tokens, newest first (at most [`super::MAX_API_TOKENS_SHOWN`]); owners only.
 pub async fn api_tokens(
     db: &Database,
     actor: &Actor,
@@ -122,6 +123,7 @@ pub async fn api_tokens(
     Ok(api_token::Entity::find()
         .filter(api_token::Column::OrganisationId.eq(organisation_id))
         .order_by_desc(api_token::Column::Id)
+        .limit(super::MAX_API_TOKENS_SHOWN)
         .all(db.conn())
         .await?
         .into_iter()

@@ -756,11 +756,15 @@ pub async fn all_for_gathering(
     Ok(with_positions(db.conn(), rows).await?)
 }
 
-/// A person's registrations, newest first.
+/// The most registrations `Person.registrations` shows: the newest this many.
+pub const MAX_PERSON_REGISTRATIONS_SHOWN: u64 = 100;
+
+/// A person's registrations, newest first (at most [`MAX_PERSON_REGISTRATIONS_SHOWN`]).
 pub async fn for_person(db: &Database, person_id: Uuid) -> Result<Vec<Registration>, DbErr> {
     let rows = registration::Entity::find()
         .filter(registration::Column::PersonId.eq(person_id))
         .order_by_desc(registration::Column::Id)
+        .limit(MAX_PERSON_REGISTRATIONS_SHOWN)
         .all(db.conn())
         .await?;
     with_positions(db.conn(), rows).await
