@@ -3,6 +3,7 @@
 //! fuzzing run that must never see a 5xx or an INTERNAL_SERVER_ERROR.
 
 use anyhow::Context;
+use chrono::Datelike;
 use serde_json::{Value, json};
 
 use crate::{helpers::*, on_both_databases};
@@ -12,6 +13,9 @@ on_both_databases!(
     nested_lists_multiply_and_heavy_fields_cost_on_their_own,
     a_batch_is_costed_together_and_refused_before_anything_runs,
     ordinary_pages_stay_within_the_limits,
+    absurd_dates_are_refused_naming_the_field_and_change_nothing,
+    a_message_that_cannot_render_fails_alone_and_the_rest_are_delivered,
+    lists_in_inputs_past_their_maximum_are_refused_naming_the_field,
 );
 
 /// What a request refused for its cost answers: BAD_USER_INPUT saying what the limit is.
@@ -271,4 +275,365 @@ async fn ordinary_pages_stay_within_the_limits(db: Backend) -> anyhow::Result<()
         app.gql(Some(&convenor), query, variables).await?.ok()?;
     }
     Ok(())
+}
+
+/// Asserts a refusal of one input field.
+fn assert_bad_field(reply: &Reply, field: &str, case: &str) {
+    assert_eq!(
+        reply.code(),
+        Some("BAD_USER_INPUT"),
+        "{case}: {}",
+        reply.body
+    );
+    assert_eq!(reply.field(), Some(field), "{case}: {}", reply.body);
+    assert!(reply.status < 500, "{case}: {}", reply.status);
+}
+
+async fn absurd_dates_are_refused_naming_the_field_and_change_nothing(
+    db: Backend,
+) -> anyhow::Result<()> {
+    let app = spawn_app(db).await?;
+    let convenor = app.convenor("dates@example.org").await?;
+    let create =
+        "mutation($input: CreateGatheringInput!) { createGathering(input: $input) { id } }";
+    let input = |fields: Value| {
+        let mut input = json!({
+            "title": "Absurd", "startsAt": "2031-03-01T10:00:00Z", "endsAt": "2031-03-01T16:00:00Z",
+            "format": "ONLINE", "joiningUrl": "https://meet.example.org/a",
+        });
+        if let (Some(input), Some(fields)) = (input.as_object_mut(), fields.as_object()) {
+            input.extend(fields.clone());
+        }
+        json!({ "input": input })
+    };
+    let cases = [
+        (
+            "year 1",
+            json!({ "startsAt": "0001-01-01T10:00:00Z" }),
+            "startsAt",
+        ),
+        (
+            "year 262142",
+            json!({ "startsAt": "+262142-01-01T10:00:00Z", "endsAt": "+262142-01-01T16:00:00Z" }),
+            "startsAt",
+        ),
+        (
+            "far-future end",
+            json!({ "endsAt": "9999-12-31T23:59:59Z" }),
+            "endsAt",
+        ),
+        (
+            "a gathering two years long",
+            json!({ "endsAt": "2033-03-01T16:00:00Z" }),
+            "endsAt",
+        ),
+        (
+            "end before start",
+            json!({ "endsAt": "2031-03-01T09:00:00Z" }),
+            "endsAt",
+        ),
+        (
+            "window opening in 1800",
+            json!({ "registrationOpensAt": "1800-01-01T00:00:00Z" }),
+            "registrationOpensAt",
+        ),
+        (
+            "window closing in 2500",
+            json!({ "registrationClosesAt": "2500-01-01T00:00:00Z" }),
+            "registrationClosesAt",
+        ),
+    ];
+    for (case, fields, field) in cases {
+        let reply = app.gql(Some(&convenor), create, input(fields)).await?;
+        assert_bad_field(&reply, field, case);
+    }
+    assert_eq!(app.count("SELECT COUNT(*) FROM gatherings").await?, 0);
+
+    // Nor can a gathering be moved to such dates.
+    let gathering = app.gathering(&convenor, json!({})).await?;
+    let update = "mutation($id: ID!, $input: UpdateGatheringInput!) { updateGathering(id: $id, input: $input) { id } }";
+    let updates = [
+        (json!({ "endsAt": "+262142-12-31T23:00:00Z" }), "endsAt"),
+        (
+            json!({ "startsAt": "0001-01-01T00:00:00Z", "endsAt": "0001-01-01T06:00:00Z" }),
+            "startsAt",
+        ),
+        (
+            json!({ "registrationOpensAt": "2026-01-01T00:00:00Z", "registrationClosesAt": "3000-01-01T00:00:00Z" }),
+            "registrationClosesAt",
+        ),
+    ];
+    for (fields, field) in updates {
+        let reply = app
+            .gql(
+                Some(&convenor),
+                update,
+                json!({ "id": gathering["id"], "input": fields }),
+            )
+            .await?;
+        assert_bad_field(&reply, field, &fields.to_string());
+    }
+    let data = app
+        .gql(
+            None,
+            "query($s: String!) { gathering(slug: $s) { startsAt endsAt registrationClosesAt } }",
+            json!({ "s": gathering["slug"] }),
+        )
+        .await?
+        .ok()?;
+    let ends: chrono::DateTime<chrono::Utc> = data["gathering"]["endsAt"]
+        .as_str()
+        .unwrap_or_default()
+        .parse()?;
+    assert!(ends.year_ce().1 < 2100, "{data}");
+    assert!(
+        data["gathering"]["registrationClosesAt"].is_null(),
+        "{data}"
+    );
+
+    // A pledge's day, and the moments that filters and admin tools take.
+    let org = app.create_organisation(&convenor, "Dated Council").await?;
+    let reply = app
+        .make_pledge(Some(&convenor), &org, json!({ "dueBy": "9999-01-01" }))
+        .await?;
+    assert_bad_field(&reply, "dueBy", "dueBy 9999");
+    let reply = app
+        .make_pledge(Some(&convenor), &org, json!({ "dueBy": "0001-01-01" }))
+        .await?;
+    assert_bad_field(&reply, "dueBy", "dueBy 1");
+    assert_eq!(app.count("SELECT COUNT(*) FROM pledges").await?, 0);
+    let pledge = app.pledge_id(&convenor, &org, json!({})).await?;
+    let reply = app
+        .gql(
+            Some(&convenor),
+            "mutation($id: ID!) { updatePledge(id: $id, input: { dueBy: \"2201-01-01\" }) { id } }",
+            json!({ "id": pledge }),
+        )
+        .await?;
+    assert_bad_field(&reply, "dueBy", "updatePledge dueBy 2201");
+
+    let reads = [
+        (
+            "{ movement(from: \"0001-01-01T00:00:00Z\") { totals { pledgesMade } } }",
+            "from",
+        ),
+        (
+            "{ movement(to: \"9999-01-01T00:00:00Z\") { totals { pledgesMade } } }",
+            "to",
+        ),
+        (
+            "{ pledges(filter: { madeFrom: \"1000-01-01T00:00:00Z\" }) { totalCount } }",
+            "madeFrom",
+        ),
+        (
+            "{ pledges(filter: { madeTo: \"3000-01-01T00:00:00Z\" }) { totalCount } }",
+            "madeTo",
+        ),
+        (
+            "{ progressUpdates(filter: { since: \"0500-01-01T00:00:00Z\" }) { totalCount } }",
+            "since",
+        ),
+    ];
+    for (query, field) in reads {
+        assert_bad_field(&app.gql(None, query, json!({})).await?, field, query);
+    }
+    app.grant_role("dates-admin@example.org", "ADMIN").await?;
+    let admin = app.sign_in("dates-admin@example.org").await?;
+    let reply = app
+        .gql(
+            Some(&admin),
+            "mutation { sendDueDigests(asOf: \"+262142-06-01T00:00:00Z\") }",
+            json!({}),
+        )
+        .await?;
+    assert_bad_field(&reply, "asOf", "asOf 262142");
+    still_up(&app).await
+}
+
+async fn a_message_that_cannot_render_fails_alone_and_the_rest_are_delivered(
+    db: Backend,
+) -> anyhow::Result<()> {
+    let app = spawn_app(db).await?;
+    let convenor = app.convenor("mailroom@example.org").await?;
+    let gathering = app
+        .gathering(
+            &convenor,
+            json!({ "startsAt": "2031-03-01T10:00:00Z", "endsAt": "2031-03-01T16:00:00Z", "inPersonCapacity": 10 }),
+        )
+        .await?;
+    let people = [
+        "broken@example.org",
+        "absurd@example.org",
+        "fine@example.org",
+    ];
+    let mut sessions = Vec::new();
+    for person in people {
+        sessions.push(app.sign_in(person).await?);
+    }
+    // Hold the confirmations in the outbox while two of them are spoiled.
+    app.smtp
+        .refusing
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    for session in &sessions {
+        app.register(session, &gathering["id"], json!({}))
+            .await?
+            .ok()?;
+    }
+    app.execute(
+        "UPDATE outbox SET template = 'no_such_template' WHERE recipient = 'broken@example.org'",
+    )
+    .await?;
+    let spoil = match db {
+        Backend::Sqlite => {
+            "UPDATE outbox SET context = REPLACE(context, '2031-03-01T16', '9031-03-01T16') WHERE recipient = 'absurd@example.org'"
+        }
+        Backend::Postgres => {
+            "UPDATE outbox SET context = REPLACE(context::text, '2031-03-01T16', '9031-03-01T16')::json WHERE recipient = 'absurd@example.org'"
+        }
+    };
+    app.execute(spoil).await?;
+    app.smtp
+        .refusing
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+
+    let fine = app.smtp.wait_for("fine@example.org", 2).await?;
+    assert!(
+        fine.iter().any(|m| m.subject.contains("place")),
+        "{:?}",
+        fine.iter().map(|m| &m.subject).collect::<Vec<_>>()
+    );
+    for _ in 0..300 {
+        let failed = app
+            .count("SELECT COUNT(*) FROM outbox WHERE status = 'FAILED' AND last_error IS NOT NULL AND recipient IN ('broken@example.org', 'absurd@example.org')")
+            .await?;
+        if failed == 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM outbox WHERE status = 'FAILED' AND recipient IN ('broken@example.org', 'absurd@example.org')").await?,
+        2
+    );
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM outbox WHERE status = 'FAILED' AND last_error LIKE '%1900 to 2200%'").await?,
+        1
+    );
+    // Only their sign-in links reached the two whose confirmations failed.
+    for person in &people[..2] {
+        let got = app
+            .smtp
+            .messages()
+            .into_iter()
+            .filter(|m| m.to == *person)
+            .count();
+        assert_eq!(got, 1, "{person}");
+    }
+    // The worker goes on: new mail still arrives, and the server answers.
+    app.request_sign_in("after@example.org").await?.ok()?;
+    app.smtp.wait_for("after@example.org", 1).await?;
+    still_up(&app).await
+}
+
+async fn lists_in_inputs_past_their_maximum_are_refused_naming_the_field(
+    db: Backend,
+) -> anyhow::Result<()> {
+    use futures::SinkExt;
+    use tokio_tungstenite::tungstenite::Message;
+
+    let app = spawn_app(db).await?;
+    let convenor = app.convenor("lists@example.org").await?;
+    let org = app.create_organisation(&convenor, "Listed Council").await?;
+    let pledge = app.pledge_id(&convenor, &org, json!({})).await?;
+    let gathering = app.gathering(&convenor, json!({})).await?;
+    let six = json!(vec!["SHARING_POWER_AS_EQUALS"; 6]);
+    let many: Vec<&str> = vec!["MORE_RESOURCES_BETTER_USED"; 3_000];
+
+    let reads = [
+        (
+            "query($c: [Change!]) { pledges(filter: { changes: $c }) { totalCount } }",
+            json!({ "c": six }),
+        ),
+        (
+            "query($c: [Change!]) { progressUpdates(filter: { changes: $c }) { totalCount } }",
+            json!({ "c": many }),
+        ),
+    ];
+    for (query, variables) in reads {
+        assert_bad_field(&app.gql(None, query, variables).await?, "changes", query);
+    }
+
+    let reply = app
+        .make_pledge(
+            Some(&convenor),
+            &org,
+            json!({ "changes": six, "title": "Too many" }),
+        )
+        .await?;
+    assert_bad_field(&reply, "changes", "makePledge");
+    let reply = app
+        .gql(
+            Some(&convenor),
+            "mutation($id: ID!, $c: [Change!]) { updatePledge(id: $id, input: { changes: $c }) { id } }",
+            json!({ "id": pledge, "c": many }),
+        )
+        .await?;
+    assert_bad_field(&reply, "changes", "updatePledge");
+    assert_eq!(app.count("SELECT COUNT(*) FROM pledges").await?, 1);
+
+    let reply = app
+        .gql(
+            Some(&convenor),
+            "mutation($c: [Change!]) { updateDigestPreferences(input: { changes: $c }) { id } }",
+            json!({ "c": six }),
+        )
+        .await?;
+    assert_bad_field(&reply, "changes", "updateDigestPreferences");
+
+    let reply = app
+        .gql(
+            Some(&convenor),
+            "mutation($o: ID!, $c: [Change!]!) { formCoalition(input: { organisationId: $o, name: \"Many\", purpose: \"Too many\", changes: $c }) { id } }",
+            json!({ "o": org, "c": six }),
+        )
+        .await?;
+    assert_bad_field(&reply, "changes", "formCoalition");
+
+    let attendee = app.sign_in("needs@example.org").await?;
+    let reply = app
+        .register(
+            &attendee,
+            &gathering["id"],
+            json!({ "accessRequirements": vec!["STEP_FREE_ACCESS"; 10], "accessConsent": true }),
+        )
+        .await?;
+    assert_bad_field(&reply, "accessRequirements", "register");
+    assert_eq!(app.count("SELECT COUNT(*) FROM registrations").await?, 0);
+
+    let links: Vec<String> = (0..5_000)
+        .map(|n| format!("https://example.org/evidence/{n}"))
+        .collect();
+    let reply = app
+        .gql(
+            Some(&convenor),
+            "mutation($p: ID!, $e: [String!]) { postProgressUpdate(input: { pledgeId: $p, body: \"News\", signal: ON_TRACK, evidenceUrls: $e }) { id } }",
+            json!({ "p": pledge, "e": links }),
+        )
+        .await?;
+    assert_bad_field(&reply, "evidenceUrls", "postProgressUpdate");
+    assert_eq!(app.count("SELECT COUNT(*) FROM progress_updates").await?, 0);
+
+    // A subscription's argument too.
+    let mut socket = ws_connect(&app, None).await?;
+    socket
+        .send(Message::text(
+            json!({ "id": "1", "type": "subscribe", "payload": {
+                "query": "subscription($c: [Change!]) { progressUpdatePosted(changes: $c) { body } }",
+                "variables": { "c": many } } })
+            .to_string(),
+        ))
+        .await?;
+    let refused = ws_next(&mut socket, std::time::Duration::from_secs(5)).await?;
+    assert!(refused.to_string().contains("at most 5 items"), "{refused}");
+    still_up(&app).await
 }

@@ -19,6 +19,7 @@ pub mod progress;
 pub mod registrations;
 pub mod secrets;
 pub mod text;
+pub mod time;
 
 mod entities;
 
