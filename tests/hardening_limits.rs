@@ -16,6 +16,7 @@ on_both_databases!(
     absurd_dates_are_refused_naming_the_field_and_change_nothing,
     a_message_that_cannot_render_fails_alone_and_the_rest_are_delivered,
     lists_in_inputs_past_their_maximum_are_refused_naming_the_field,
+    random_queries_and_mutations_from_the_schema_never_get_a_server_error,
 );
 
 /// What a request refused for its cost answers: BAD_USER_INPUT saying what the limit is.
@@ -623,6 +624,16 @@ async fn lists_in_inputs_past_their_maximum_are_refused_naming_the_field(
     assert_bad_field(&reply, "evidenceUrls", "postProgressUpdate");
     assert_eq!(app.count("SELECT COUNT(*) FROM progress_updates").await?, 0);
 
+    // Text holding NUL, which PostgreSQL cannot even compare, is refused before it is used.
+    let reply = app
+        .gql(
+            None,
+            "query($s: String!) { organisation(slug: $s) { name } }",
+            json!({ "s": "leeds\u{0}" }),
+        )
+        .await?;
+    assert_refused(&reply, "NUL");
+
     // A subscription's argument too.
     let mut socket = ws_connect(&app, None).await?;
     socket
@@ -636,4 +647,413 @@ async fn lists_in_inputs_past_their_maximum_are_refused_naming_the_field(
     let refused = ws_next(&mut socket, std::time::Duration::from_secs(5)).await?;
     assert!(refused.to_string().contains("at most 5 items"), "{refused}");
     still_up(&app).await
+}
+
+/// Cases per database in the fuzzing run; `FUZZ_CASES` changes it, `FUZZ_SEED` replays one run.
+const FUZZ_CASES: usize = 2_000;
+
+/// One type of the schema, from the introspection result.
+struct FuzzType {
+    kind: String,
+    fields: Vec<Value>,
+    input_fields: Vec<Value>,
+    enum_values: Vec<String>,
+}
+
+struct Fuzzer {
+    types: std::collections::HashMap<String, FuzzType>,
+    rng: rand::rngs::StdRng,
+    ids: Vec<String>,
+    variables: serde_json::Map<String, Value>,
+    definitions: Vec<String>,
+}
+
+/// The GraphQL spelling of an introspected type reference (`[Change!]!`).
+fn type_string(ty: &Value) -> String {
+    match ty["kind"].as_str() {
+        Some("NON_NULL") => format!("{}!", type_string(&ty["ofType"])),
+        Some("LIST") => format!("[{}]", type_string(&ty["ofType"])),
+        _ => ty["name"].as_str().unwrap_or("String").to_owned(),
+    }
+}
+
+fn named_type(ty: &Value) -> &str {
+    match ty["kind"].as_str() {
+        Some("NON_NULL" | "LIST") => named_type(&ty["ofType"]),
+        _ => ty["name"].as_str().unwrap_or("String"),
+    }
+}
+
+impl Fuzzer {
+    fn pick<'a, T>(&mut self, items: &'a [T]) -> Option<&'a T> {
+        use rand::seq::IndexedRandom;
+        items.choose(&mut self.rng)
+    }
+
+    fn chance(&mut self, p: f64) -> bool {
+        use rand::Rng;
+        self.rng.random_bool(p)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        use rand::Rng;
+        self.rng.random_range(0..n.max(1))
+    }
+
+    /// A value for an input type: usually well formed, often absurd, sometimes wrong.
+    fn value(&mut self, ty: &Value, depth: usize) -> Value {
+        if self.chance(0.03) {
+            // The wrong type altogether.
+            return [json!(42), json!("x"), json!(true), json!({}), json!([])][self.below(5)]
+                .clone();
+        }
+        match ty["kind"].as_str() {
+            Some("NON_NULL") => self.value(&ty["ofType"], depth),
+            Some("LIST") => {
+                if self.chance(0.1) {
+                    return Value::Null;
+                }
+                let n = if self.chance(0.05) {
+                    200
+                } else {
+                    self.below(4)
+                };
+                Value::Array(
+                    (0..n)
+                        .map(|_| self.value(&ty["ofType"], depth + 1))
+                        .collect(),
+                )
+            }
+            _ => {
+                if self.chance(0.05) {
+                    return Value::Null;
+                }
+                let name = ty["name"].as_str().unwrap_or("String").to_owned();
+                self.named_value(&name, depth)
+            }
+        }
+    }
+
+    fn named_value(&mut self, name: &str, depth: usize) -> Value {
+        match name {
+            "Int" => {
+                let ints = [
+                    0i64,
+                    1,
+                    -1,
+                    2,
+                    5,
+                    20,
+                    100,
+                    101,
+                    1_000_000,
+                    i64::from(i32::MAX),
+                    i64::from(i32::MIN),
+                    -100,
+                ];
+                json!(ints[self.below(ints.len())])
+            }
+            "Boolean" => json!(self.chance(0.5)),
+            "ID" => {
+                if !self.ids.is_empty() && self.chance(0.6) {
+                    let index = self.below(self.ids.len());
+                    let id = self.ids[index].clone();
+                    return json!(id);
+                }
+                let bad = [
+                    "",
+                    "not-an-id",
+                    "00000000-0000-0000-0000-000000000000",
+                    "🙂",
+                    "' OR 1=1 --",
+                ];
+                json!(bad[self.below(bad.len())])
+            }
+            "DateTime" => {
+                let dates = [
+                    "2030-06-01T10:00:00Z",
+                    "2030-06-01T16:00:00Z",
+                    "+262142-12-31T23:59:59Z",
+                    "0001-01-01T00:00:00Z",
+                    "1899-12-31T23:59:59Z",
+                    "2201-01-01T00:00:00Z",
+                    "9999-12-31T23:59:59Z",
+                    "yesterday",
+                    "2026-02-30T00:00:00Z",
+                    "",
+                ];
+                json!(dates[self.below(dates.len())])
+            }
+            "Date" => {
+                let dates = [
+                    "2030-06-01",
+                    "0001-01-01",
+                    "9999-12-31",
+                    "2026-02-30",
+                    "soon",
+                    "",
+                ];
+                json!(dates[self.below(dates.len())])
+            }
+            "JSON" => json!({ "a": [1, 2, 3] }),
+            "String" => self.string(),
+            other => {
+                let Some((kind, enum_values, fields)) = self.types.get(other).map(|ty| {
+                    (
+                        ty.kind.clone(),
+                        ty.enum_values.clone(),
+                        ty.input_fields.clone(),
+                    )
+                }) else {
+                    return Value::Null;
+                };
+                match kind.as_str() {
+                    "ENUM" => {
+                        if self.chance(0.05) {
+                            return json!("NOT_A_VALUE");
+                        }
+                        json!(self.pick(&enum_values).cloned().unwrap_or_default())
+                    }
+                    "INPUT_OBJECT" if depth < 6 => {
+                        let mut object = serde_json::Map::new();
+                        for field in &fields {
+                            let required = field["type"]["kind"] == "NON_NULL";
+                            if required || self.chance(0.5) {
+                                let value = self.value(&field["type"], depth + 1);
+                                object.insert(
+                                    field["name"].as_str().unwrap_or("x").to_owned(),
+                                    value,
+                                );
+                            }
+                        }
+                        Value::Object(object)
+                    }
+                    _ => Value::Null,
+                }
+            }
+        }
+    }
+
+    fn string(&mut self) -> Value {
+        let roll = self.below(100);
+        let text = match roll {
+            0..=2 => "x".repeat(100_000),
+            3..=12 => String::new(),
+            13..=20 => "   ".to_owned(),
+            21..=30 => format!("someone{}@example.org", self.below(1000)),
+            31..=38 => "https://example.org/evidence".to_owned(),
+            39..=44 => "javascript:alert(1)".to_owned(),
+            45..=50 => "Europe/London".to_owned(),
+            51..=55 => "<script>alert(1)</script>\u{0}\u{202e}".to_owned(),
+            56..=60 => "not-a-slug ✓".to_owned(),
+            61..=65 => "Bearer gss_not_a_token".to_owned(),
+            _ => format!("Fuzz {}", self.below(1_000_000)),
+        };
+        json!(text)
+    }
+
+    /// Arguments for a field, as variables of the operation.
+    fn arguments(&mut self, args: &[Value]) -> String {
+        let mut given = Vec::new();
+        for arg in args {
+            let required = arg["type"]["kind"] == "NON_NULL";
+            if !(required || self.chance(0.5)) {
+                continue;
+            }
+            let name = arg["name"].as_str().unwrap_or("x").to_owned();
+            let variable = format!("v{}", self.definitions.len());
+            let value = self.value(&arg["type"], 0);
+            self.definitions
+                .push(format!("${variable}: {}", type_string(&arg["type"])));
+            self.variables.insert(variable.clone(), value);
+            given.push(format!("{name}: ${variable}"));
+        }
+        if given.is_empty() {
+            String::new()
+        } else {
+            format!("({})", given.join(", "))
+        }
+    }
+
+    /// A selection of up to four fields of `type_name`, nested up to `depth` more levels
+    /// (now and then deeper than any limit allows).
+    fn selection(&mut self, type_name: &str, depth: usize) -> String {
+        let Some(fields) = self.types.get(type_name).map(|t| t.fields.clone()) else {
+            return "__typename".to_owned();
+        };
+        let mut picked = Vec::new();
+        for _ in 0..(1 + self.below(4)) {
+            let Some(field) = self.pick(&fields).cloned() else {
+                break;
+            };
+            let name = field["name"].as_str().unwrap_or("__typename").to_owned();
+            let args = field["args"].as_array().cloned().unwrap_or_default();
+            let arguments = self.arguments(&args);
+            let of = named_type(&field["type"]).to_owned();
+            let is_object = self.types.get(&of).is_some_and(|t| t.kind == "OBJECT");
+            let alias = format!("f{}", self.definitions.len() + picked.len());
+            if is_object {
+                let inner = if depth == 0 {
+                    "__typename".to_owned()
+                } else {
+                    self.selection(&of, depth - 1)
+                };
+                picked.push(format!("{alias}: {name}{arguments} {{ {inner} }}"));
+            } else {
+                picked.push(format!("{alias}: {name}{arguments}"));
+            }
+        }
+        if self.chance(0.1) {
+            picked.push("__typename".to_owned());
+        }
+        picked.join(" ")
+    }
+
+    /// One random operation: its text and variables.
+    fn operation(&mut self) -> (String, Value) {
+        self.variables = serde_json::Map::new();
+        self.definitions = Vec::new();
+        let (keyword, root) = if self.chance(0.5) {
+            ("query", "Query")
+        } else {
+            ("mutation", "Mutation")
+        };
+        let depth = if self.chance(0.05) {
+            15
+        } else {
+            1 + self.below(4)
+        };
+        let selection = self.selection(root, depth);
+        let definitions = if self.definitions.is_empty() {
+            String::new()
+        } else {
+            format!("({})", self.definitions.join(", "))
+        };
+        (
+            format!("{keyword} Fuzz{definitions} {{ {selection} }}"),
+            Value::Object(std::mem::take(&mut self.variables)),
+        )
+    }
+}
+
+async fn random_queries_and_mutations_from_the_schema_never_get_a_server_error(
+    db: Backend,
+) -> anyhow::Result<()> {
+    use futures::StreamExt;
+    use rand::SeedableRng;
+
+    let seed: u64 = match std::env::var("FUZZ_SEED") {
+        Ok(seed) => seed.parse().context("FUZZ_SEED is a number")?,
+        Err(_) => rand::random(),
+    };
+    let cases: usize = std::env::var("FUZZ_CASES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(FUZZ_CASES);
+    println!("fuzzing {cases} cases on {db:?}: replay with FUZZ_SEED={seed}");
+
+    let app = spawn_app(db).await?;
+    let convenor = app.convenor("fuzz-convenor@example.org").await?;
+    app.grant_role("fuzz-admin@example.org", "ADMIN").await?;
+    let admin = app.sign_in("fuzz-admin@example.org").await?;
+    let attendee = app.sign_in("fuzz-attendee@example.org").await?;
+    let org = app.create_organisation(&convenor, "Fuzz Council").await?;
+    let token = app.api_token(&convenor, &org).await?;
+    let pledge = app.pledge_id(&convenor, &org, json!({})).await?;
+    let coalition = app
+        .form_coalition(
+            &convenor,
+            &org,
+            "Fuzz Coalition",
+            json!(["SHARING_POWER_AS_EQUALS"]),
+        )
+        .await?;
+    let gathering = app.gathering(&convenor, json!({})).await?;
+    let mut ids = vec![org, pledge, coalition];
+    ids.extend(gathering["id"].as_str().map(str::to_owned));
+
+    let schema = app
+        .gql(
+            None,
+            include_str!("../api/src/graphql/introspection.graphql"),
+            json!({}),
+        )
+        .await?
+        .ok()?;
+    let mut types = std::collections::HashMap::new();
+    for ty in schema["__schema"]["types"].as_array().into_iter().flatten() {
+        let list = |key: &str| ty[key].as_array().cloned().unwrap_or_default();
+        types.insert(
+            ty["name"].as_str().unwrap_or_default().to_owned(),
+            FuzzType {
+                kind: ty["kind"].as_str().unwrap_or_default().to_owned(),
+                fields: list("fields"),
+                input_fields: list("inputFields"),
+                enum_values: list("enumValues")
+                    .iter()
+                    .filter_map(|v| v["name"].as_str().map(str::to_owned))
+                    .collect(),
+            },
+        );
+    }
+    let mut fuzzer = Fuzzer {
+        types,
+        rng: rand::rngs::StdRng::seed_from_u64(seed),
+        ids,
+        variables: serde_json::Map::new(),
+        definitions: Vec::new(),
+    };
+    let credentials = [
+        None,
+        Some(convenor),
+        Some(admin),
+        Some(attendee),
+        Some(token),
+        Some("gss_forged".to_owned()),
+    ];
+    let mut requests = Vec::with_capacity(cases);
+    for n in 0..cases {
+        let (query, variables) = fuzzer.operation();
+        let credential = credentials[fuzzer.below(credentials.len())].clone();
+        requests.push((
+            n,
+            credential,
+            json!({ "query": query, "variables": variables }),
+        ));
+    }
+
+    let app = &app;
+    let failures: Vec<String> = futures::stream::iter(requests)
+        .map(|(n, credential, body)| async move {
+            let reply = match app.post_json(credential.as_deref(), &body).await {
+                Ok(reply) => reply,
+                Err(err) => return Some(format!("case {n}: no answer ({err:#}) to {body}")),
+            };
+            let internal = reply.body["errors"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|e| e["extensions"]["code"] == "INTERNAL_SERVER_ERROR");
+            (reply.status >= 500 || internal).then(|| {
+                let mut shown = body.to_string();
+                shown.truncate(2_000);
+                format!("case {n}: HTTP {} {} for {shown}", reply.status, reply.body)
+            })
+        })
+        .buffer_unordered(6)
+        .filter_map(|failure| async move { failure })
+        .collect()
+        .await;
+    assert!(
+        failures.is_empty(),
+        "FUZZ_SEED={seed}: {} of {cases} cases failed:\n{}",
+        failures.len(),
+        failures
+            .iter()
+            .take(10)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    still_up(app).await
 }
