@@ -77,16 +77,24 @@ fn offset_at(zone: Tz, at: DateTime<Utc>) -> (i32, bool, String) {
     )
 }
 
+/// The most days a VTIMEZONE scan covers: a year before the gathering and the longest a
+/// gathering may last, with room to spare. Whatever the dates, the work is bounded.
+const MAX_SCAN_DAYS: i64 = 370 + groundswell_domain::gatherings::MAX_LENGTH_DAYS + 30;
+
 /// The zone's observances in force from a year before `from` until `to`: the transitions
 /// found by scanning day by day and narrowing to the minute.
 fn observances(zone: Tz, from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<Observance> {
-    let start = from - Duration::days(370);
-    let end = to + Duration::days(1);
+    use groundswell_domain::time::{after, before};
+    let start = before(from, Duration::days(370));
+    let end = after(to, Duration::days(1)).min(after(start, Duration::days(MAX_SCAN_DAYS)));
     let mut found = Vec::new();
     let (mut offset, _, _) = offset_at(zone, start);
     let mut day = start;
     while day < end {
-        let next = day + Duration::days(1);
+        let next = after(day, Duration::days(1));
+        if next <= day {
+            break;
+        }
         let (next_offset, _, _) = offset_at(zone, next);
         if next_offset != offset {
             let (mut low, mut high) = (day, next);
@@ -100,7 +108,10 @@ fn observances(zone: Tz, from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<Observan
             }
             let (to_offset, daylight, name) = offset_at(zone, high);
             found.push(Observance {
-                starts_local: high.naive_utc() + Duration::seconds(i64::from(offset)),
+                starts_local: high
+                    .naive_utc()
+                    .checked_add_signed(Duration::seconds(i64::from(offset)))
+                    .unwrap_or(high.naive_utc()),
                 from: offset,
                 to: to_offset,
                 daylight,

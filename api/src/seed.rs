@@ -305,9 +305,9 @@ pub async fn seed(db: &Database, now: DateTime<Utc>) -> anyhow::Result<Seeded> {
                     changes: ChangeSet::parse(changes)?,
                     title: PledgeTitle::parse(&title)?,
                     commitment: Commitment::parse(&commitment)?,
-                    due_by: Some(
+                    due_by: Some(groundswell_domain::time::Day::new(
                         (made_at + TimeDelta::days(300 + dice.roll(120) as i64)).date_naive(),
-                    ),
+                    )?),
                 },
                 made_at,
             )

@@ -20,6 +20,7 @@ pub mod progress;
 pub mod registrations;
 pub mod secrets;
 pub mod text;
+pub mod time;
 pub mod webhooks;
 
 mod entities;

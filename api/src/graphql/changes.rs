@@ -167,8 +167,13 @@ impl MovementQuery {
         from: Option<DateTime<Utc>>,
         to: Option<DateTime<Utc>>,
     ) -> ApiResult<MovementSummary> {
-        let to = to.unwrap_or_else(groundswell_domain::now);
-        let from = from.unwrap_or(to - TimeDelta::days(365));
+        let to =
+            super::scalars::moment_opt("to", to)?.map_or_else(groundswell_domain::now, |m| m.get());
+        let from = match super::scalars::moment_opt("from", from)? {
+            Some(from) => from.get(),
+            // `to` is within 1900 to 2200, so a year before it is a date.
+            None => to.checked_sub_signed(TimeDelta::days(365)).unwrap_or(to),
+        };
         if from > to {
             return Err(ApiError::bad_input("from", "must not be after to"));
         }

@@ -278,7 +278,7 @@ pub struct FormCoalitionInput {
     pub purpose: String,
     /// The local area it works in, if it has one.
     pub area: Option<String>,
-    /// One or more of the five changes it focuses on.
+    /// One or more of the five changes it focuses on (at most five items).
     pub changes: Vec<Change>,
 }
 
@@ -303,8 +303,12 @@ impl TryFrom<FormCoalitionInput> for NewCoalition {
                 .map(Area::parse)
                 .transpose()
                 .field("area")?,
-            changes: ChangeSet::parse(input.changes.into_iter().map(Into::into))
-                .field("changes")?,
+            changes: ChangeSet::parse(
+                super::limits::at_most("changes", input.changes, super::limits::MAX_CHANGES)?
+                    .into_iter()
+                    .map(Into::into),
+            )
+            .field("changes")?,
         })
     }
 }

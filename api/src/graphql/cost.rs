@@ -172,6 +172,7 @@ impl Cost {
 /// reuses it). A refusal says what the limit is; a document that does not parse is left for
 /// execution to refuse as usual.
 pub fn check_batch(batch: &mut BatchRequest) -> Result<(), String> {
+    super::limits::refuse_nul(batch)?;
     let is_batch = matches!(batch, BatchRequest::Batch(_));
     let mut total = Cost::default();
     for request in batch.iter_mut() {

@@ -122,7 +122,8 @@ impl DigestsMutation {
         as_of: Option<DateTime<Utc>>,
     ) -> ApiResult<i32> {
         let app = app(ctx)?;
-        let as_of = as_of.unwrap_or_else(groundswell_domain::now);
+        let as_of = super::scalars::moment_opt("asOf", as_of)?
+            .map_or_else(groundswell_domain::now, |m| m.get());
         let outcome = digests::send_due_now(&app.db, actor(ctx)?, as_of, app.quiet_after).await?;
         app.mail_queued.notify_one();
         Ok(i32::try_from(outcome.queued).unwrap_or(i32::MAX))

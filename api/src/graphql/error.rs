@@ -275,7 +275,15 @@ pub fn assign_codes(response: &mut async_graphql::Response) {
         if has_code {
             continue;
         }
-        let is_input = error.path.is_empty() || error.message.starts_with("Failed to parse");
+        // An argument of the wrong type is found while resolving, so it has a path.
+        let is_input = error.path.is_empty()
+            || [
+                "Failed to parse",
+                "Expected input type",
+                "Invalid value for",
+            ]
+            .iter()
+            .any(|prefix| error.message.starts_with(prefix));
         let extensions = error.extensions.get_or_insert_with(Default::default);
         if is_input {
             extensions.set("code", "BAD_USER_INPUT");

@@ -22,6 +22,7 @@ use super::{
     organisations::Region,
     parse_id,
     registrations::{AccessRequirement, AttendanceMode, Registration, RegistrationStatus},
+    scalars::{moment, moment_opt},
 };
 
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
@@ -359,7 +360,11 @@ impl TryFrom<CreateGatheringInput> for NewGathering {
             slug,
             description: gatherings::description(input.description.as_deref().unwrap_or(""))
                 .field("description")?,
-            times: Times::new(input.starts_at, input.ends_at).field("endsAt")?,
+            times: Times::new(
+                moment("startsAt", input.starts_at)?,
+                moment("endsAt", input.ends_at)?,
+            )
+            .field("endsAt")?,
             time_zone: match input.time_zone.as_deref() {
                 Some(zone) => TimeZone::parse(zone).field("timeZone")?,
                 None => TimeZone::LONDON,
@@ -376,8 +381,11 @@ impl TryFrom<CreateGatheringInput> for NewGathering {
                 .field("joiningUrl")?,
             in_person_capacity: capacity("inPersonCapacity", input.in_person_capacity)?,
             online_capacity: capacity("onlineCapacity", input.online_capacity)?,
-            window: Window::new(input.registration_opens_at, input.registration_closes_at)
-                .field("registrationClosesAt")?,
+            window: Window::new(
+                moment_opt("registrationOpensAt", input.registration_opens_at)?,
+                moment_opt("registrationClosesAt", input.registration_closes_at)?,
+            )
+            .field("registrationClosesAt")?,
             title,
         })
     }
@@ -426,8 +434,8 @@ fn update_from(
     let times = if input.starts_at.is_some() || input.ends_at.is_some() {
         Some(
             Times::new(
-                input.starts_at.unwrap_or(current.starts_at),
-                input.ends_at.unwrap_or(current.ends_at),
+                moment("startsAt", input.starts_at.unwrap_or(current.starts_at))?,
+                moment("endsAt", input.ends_at.unwrap_or(current.ends_at))?,
             )
             .field("endsAt")?,
         )
@@ -437,8 +445,11 @@ fn update_from(
     let window = if input.registration_opens_at.is_some() || input.registration_closes_at.is_some()
     {
         Some(
-            Window::new(input.registration_opens_at, input.registration_closes_at)
-                .field("registrationClosesAt")?,
+            Window::new(
+                moment_opt("registrationOpensAt", input.registration_opens_at)?,
+                moment_opt("registrationClosesAt", input.registration_closes_at)?,
+            )
+            .field("registrationClosesAt")?,
         )
     } else {
         None

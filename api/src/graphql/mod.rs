@@ -8,6 +8,7 @@ pub mod cost;
 mod digests;
 pub mod error;
 mod gatherings;
+mod limits;
 mod loaders;
 mod organisations;
 mod people;

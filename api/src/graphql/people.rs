@@ -226,7 +226,7 @@ pub struct DigestPreferencesInput {
     pub hour: Option<i32>,
     /// An IANA time zone name, such as Europe/London.
     pub time_zone: Option<String>,
-    /// The changes of interest; an empty list means all five.
+    /// The changes of interest (at most five items); an empty list means all five.
     pub changes: Option<Vec<Change>>,
     pub send_empty: Option<bool>,
 }
@@ -251,6 +251,10 @@ impl TryFrom<DigestPreferencesInput> for DigestPreferencesUpdate {
                 .field("timeZone")?,
             changes: input
                 .changes
+                .map(|changes| {
+                    super::limits::at_most("changes", changes, super::limits::MAX_CHANGES)
+                })
+                .transpose()?
                 .map(|changes| changes.into_iter().map(Into::into).collect()),
             send_empty: input.send_empty,
         })

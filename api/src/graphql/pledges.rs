@@ -228,7 +228,7 @@ pub(crate) async fn prime(
 pub struct MakePledgeInput {
     /// The pledging organisation; the caller must act for it.
     pub organisation_id: ID,
-    /// One or more of the five changes.
+    /// One or more of the five changes (at most five items).
     pub changes: Vec<Change>,
     /// 1 to 200 characters.
     pub title: String,
@@ -251,11 +251,18 @@ impl TryFrom<MakePledgeInput> for NewPledge {
                 .as_ref()
                 .map(|id| parse_id("coalitionId", id))
                 .transpose()?,
-            changes: ChangeSet::parse(input.changes.into_iter().map(Into::into))
-                .field("changes")?,
+            changes: ChangeSet::parse(
+                super::limits::at_most("changes", input.changes, super::limits::MAX_CHANGES)?
+                    .into_iter()
+                    .map(Into::into),
+            )
+            .field("changes")?,
             title: PledgeTitle::parse(&input.title).field("title")?,
             commitment: Commitment::parse(&input.commitment).field("commitment")?,
-            due_by: input.due_by.map(|d| d.0),
+            due_by: input
+                .due_by
+                .map(|d| super::scalars::day("dueBy", d))
+                .transpose()?,
         })
     }
 }
@@ -263,7 +270,7 @@ impl TryFrom<MakePledgeInput> for NewPledge {
 /// What to change; fields left out stay as they are.
 #[derive(InputObject)]
 pub struct UpdatePledgeInput {
-    /// One or more of the five changes, replacing the current ones.
+    /// One or more of the five changes (at most five items), replacing the current ones.
     pub changes: Option<Vec<Change>>,
     /// 1 to 200 characters.
     pub title: Option<String>,
@@ -280,6 +287,8 @@ impl TryFrom<UpdatePledgeInput> for PledgeEdit {
         Ok(Self {
             changes: input
                 .changes
+                .map(|c| super::limits::at_most("changes", c, super::limits::MAX_CHANGES))
+                .transpose()?
                 .map(|c| ChangeSet::parse(c.into_iter().map(Into::into)))
                 .transpose()
                 .field("changes")?,
@@ -298,7 +307,7 @@ impl TryFrom<UpdatePledgeInput> for PledgeEdit {
             due_by: match input.due_by {
                 MaybeUndefined::Undefined => None,
                 MaybeUndefined::Null => Some(None),
-                MaybeUndefined::Value(date) => Some(Some(date.0)),
+                MaybeUndefined::Value(date) => Some(Some(super::scalars::day("dueBy", date)?)),
             },
         })
     }
@@ -307,7 +316,7 @@ impl TryFrom<UpdatePledgeInput> for PledgeEdit {
 /// Which pledges to list; every condition given must hold.
 #[derive(InputObject, Default)]
 pub struct PledgeFilter {
-    /// On any of these changes.
+    /// On any of these changes (at most five items).
     pub changes: Option<Vec<Change>>,
     /// Made by this organisation.
     pub organisation_id: Option<ID>,
@@ -332,12 +341,13 @@ impl TryFrom<PledgeFilter> for DomainFilter {
 
     fn try_from(filter: PledgeFilter) -> ApiResult<Self> {
         Ok(Self {
-            changes: filter
-                .changes
-                .unwrap_or_default()
-                .into_iter()
-                .map(Into::into)
-                .collect(),
+            changes: super::limits::filter_values(
+                "changes",
+                filter
+                    .changes
+                    .map(|changes| changes.into_iter().map(Into::into).collect()),
+                super::limits::MAX_CHANGES,
+            )?,
             organisation_id: filter
                 .organisation_id
                 .as_ref()
@@ -352,8 +362,8 @@ impl TryFrom<PledgeFilter> for DomainFilter {
                 .map(|id| parse_id("coalitionId", id))
                 .transpose()?,
             gone_quiet: filter.gone_quiet,
-            made_from: filter.made_from,
-            made_to: filter.made_to,
+            made_from: super::scalars::moment_opt("madeFrom", filter.made_from)?.map(|m| m.get()),
+            made_to: super::scalars::moment_opt("madeTo", filter.made_to)?.map(|m| m.get()),
         })
     }
 }

@@ -185,7 +185,13 @@ impl TryFrom<PostProgressUpdateInput> for NewProgressUpdate {
                 .transpose()
                 .field("percentComplete")?,
             evidence_urls: EvidenceUrls::parse(
-                input.evidence_urls.iter().flatten().map(String::as_str),
+                super::limits::at_most(
+                    "evidenceUrls",
+                    input.evidence_urls.unwrap_or_default(),
+                    EvidenceUrls::MAX,
+                )?
+                .iter()
+                .map(String::as_str),
             )
             .field("evidenceUrls")?,
             mark_achieved: input.mark_achieved,
@@ -196,7 +202,7 @@ impl TryFrom<PostProgressUpdateInput> for NewProgressUpdate {
 /// Which updates to list; every condition given must hold.
 #[derive(InputObject, Default)]
 pub struct ProgressUpdateFilter {
-    /// On a pledge or coalition acting on any of these changes.
+    /// On a pledge or coalition acting on any of these changes (at most five items).
     pub changes: Option<Vec<Change>>,
     /// Posted by this organisation.
     pub organisation_id: Option<ID>,
@@ -213,12 +219,13 @@ impl TryFrom<ProgressUpdateFilter> for ProgressFilter {
 
     fn try_from(filter: ProgressUpdateFilter) -> ApiResult<Self> {
         Ok(Self {
-            changes: filter
-                .changes
-                .unwrap_or_default()
-                .into_iter()
-                .map(Into::into)
-                .collect(),
+            changes: super::limits::filter_values(
+                "changes",
+                filter
+                    .changes
+                    .map(|changes| changes.into_iter().map(Into::into).collect()),
+                super::limits::MAX_CHANGES,
+            )?,
             organisation_id: filter
                 .organisation_id
                 .as_ref()
@@ -231,7 +238,7 @@ impl TryFrom<ProgressUpdateFilter> for ProgressFilter {
                 .transpose()?,
             pledge_id: None,
             signal: filter.signal.map(Into::into),
-            since: filter.since,
+            since: super::scalars::moment_opt("since", filter.since)?.map(|m| m.get()),
         })
     }
 }

@@ -199,6 +199,7 @@ pub struct RegisterInput {
     pub gathering_id: ID,
     /// How to attend; the gathering's own format when left out (in person for hybrid).
     pub mode: Option<AttendanceMode>,
+    /// The access requirements that apply (at most nine items, each once).
     pub access_requirements: Option<Vec<AccessRequirement>>,
     /// Access needs in your own words, up to 2,000 characters.
     pub access_notes: Option<String>,
@@ -217,12 +218,14 @@ impl TryFrom<RegisterInput> for NewRegistration {
     fn try_from(input: RegisterInput) -> ApiResult<Self> {
         let gathering_id = parse_id("gatheringId", &input.gathering_id)?;
         let access = AccessNeeds::given(
-            input
-                .access_requirements
-                .unwrap_or_default()
-                .into_iter()
-                .map(Into::into)
-                .collect(),
+            super::limits::at_most(
+                "accessRequirements",
+                input.access_requirements.unwrap_or_default(),
+                super::limits::MAX_ACCESS_REQUIREMENTS,
+            )?
+            .into_iter()
+            .map(Into::into)
+            .collect(),
             input.access_notes.as_deref(),
             input.access_consent,
         )

@@ -1,7 +1,25 @@
 //! Scalars of our own: `Date`, a calendar day written `YYYY-MM-DD`.
 
 use async_graphql::{InputValueError, InputValueResult, Scalar, ScalarType, Value};
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
+use groundswell_domain::time::{Day, Moment};
+
+use super::{ApiResult, error::FieldContext};
+
+/// A date-time given for `field`, within the years Groundswell works in.
+pub fn moment(field: &str, at: DateTime<Utc>) -> ApiResult<Moment> {
+    Moment::new(at).field(field)
+}
+
+/// An optional date-time given for `field`, within the years Groundswell works in.
+pub fn moment_opt(field: &str, at: Option<DateTime<Utc>>) -> ApiResult<Option<Moment>> {
+    at.map(|at| moment(field, at)).transpose()
+}
+
+/// A day given for `field`, within the years Groundswell works in.
+pub fn day(field: &str, date: Date) -> ApiResult<Day> {
+    Day::new(date.0).field(field)
+}
 
 /// A calendar day, `YYYY-MM-DD`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

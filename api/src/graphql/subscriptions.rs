@@ -127,13 +127,15 @@ impl SubscriptionRoot {
     async fn progress_update_posted(
         &self,
         ctx: &Context<'_>,
-        changes: Option<Vec<Change>>,
+        #[graphql(desc = "Only updates on these changes (at most five items).")] changes: Option<
+            Vec<Change>,
+        >,
     ) -> Result<impl Stream<Item = Result<ProgressUpdate, ApiError>> + use<>, ApiError> {
-        let wanted: Vec<groundswell_domain::changes::Change> = changes
-            .unwrap_or_default()
-            .into_iter()
-            .map(Into::into)
-            .collect();
+        let wanted: Vec<groundswell_domain::changes::Change> = super::limits::filter_values(
+            "changes",
+            changes.map(|changes| changes.into_iter().map(Into::into).collect()),
+            super::limits::MAX_CHANGES,
+        )?;
         let app = app(ctx)?;
         guarded(
             ctx,

@@ -152,6 +152,12 @@ impl Renderer {
             Some(entry) => {
                 let entry: CalendarEntry = serde_json::from_value(entry.clone())
                     .context("the calendar entry in a queued message")?;
+                // Dates outside the years Groundswell works in never come from a gathering; a
+                // message holding them is refused rather than described.
+                for at in [entry.starts_at, entry.ends_at] {
+                    groundswell_domain::time::Moment::new(at)
+                        .map_err(|reason| anyhow!("the calendar entry's dates {reason}"))?;
+                }
                 Some(calendar::ics(&entry, &self.public_url, &self.host))
             }
         };

@@ -105,7 +105,19 @@ impl DeliveryWorker {
 
     #[tracing::instrument(skip_all, fields(mail.id = %queued.id, mail.template = %queued.template, mail.attempt = queued.attempts))]
     async fn deliver(&self, queued: &QueuedMail) -> anyhow::Result<()> {
-        let message = match self.compose(queued) {
+        // A template or calendar that panics on one message's data must not take the worker (or
+        // the process) down, nor come back after every lease: it is that message's failure.
+        let composed =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.compose(queued)))
+                .unwrap_or_else(|panic| {
+                    let reason = panic
+                        .downcast_ref::<&str>()
+                        .map(|s| (*s).to_owned())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_else(|| "no reason given".to_owned());
+                    Err(anyhow::anyhow!("rendering the message panicked: {reason}"))
+                });
+        let message = match composed {
             Ok(message) => message,
             Err(err) => {
                 // A message that cannot be composed will not compose on a retry either.
@@ -125,12 +137,11 @@ impl DeliveryWorker {
                 let attempts = u32::try_from(queued.attempts).unwrap_or(u32::MAX);
                 let retry_at =
                     (!err.permanent && attempts < self.settings.max_attempts).then(|| {
-                        groundswell_domain::now()
-                            + chrono::Duration::from_std(backoff(
-                                self.settings.retry_base,
-                                attempts,
-                            ))
-                            .unwrap_or(chrono::Duration::hours(1))
+                        groundswell_domain::time::after(
+                            groundswell_domain::now(),
+                            chrono::Duration::from_std(backoff(self.settings.retry_base, attempts))
+                                .unwrap_or(chrono::Duration::hours(1)),
+                        )
                     });
                 if retry_at.is_some() {
                     metrics::counter!("groundswell_mail_retries_total").increment(1);

@@ -335,8 +335,10 @@ pub async fn send_due(
         // built: a run ahead of time (`asOf` in the future) leaves what comes later to the next.
         let start = match last_digest {
             Some(last) => last.covered_until,
-            None => schedule::previous_slot(prefs, &slot)
-                .map_or(slot.at - Duration::days(1), |previous| previous.at),
+            None => schedule::previous_slot(prefs, &slot).map_or(
+                crate::time::before(slot.at, Duration::days(1)),
+                |previous| previous.at,
+            ),
         };
         let end = slot.at.min(now).max(start);
         let period = Period { start, end };
@@ -513,9 +515,10 @@ pub async fn preview(
     // At least the last hour, even just after a digest (or one queued for a later `asOf`).
     let start = match &last {
         Some(last) => last.covered_until,
-        None => schedule::latest_slot(prefs, now).map_or(now - Duration::days(7), |slot| slot.at),
+        None => schedule::latest_slot(prefs, now)
+            .map_or(crate::time::before(now, Duration::days(7)), |slot| slot.at),
     }
-    .min(now - Duration::hours(1));
+    .min(crate::time::before(now, Duration::hours(1)));
     let next_send_at = schedule::next_slot(prefs, now).map(|slot| slot.at);
     let recipient = Recipient { person };
     let digest = build(db, &recipient, Period { start, end: now }, quiet_after).await?;

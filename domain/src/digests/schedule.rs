@@ -56,7 +56,7 @@ pub fn latest_slot(prefs: &DigestPreferences, as_of: DateTime<Utc>) -> Option<Sl
 
 /// The slot before `slot`, for the start of a first digest's period.
 pub fn previous_slot(prefs: &DigestPreferences, slot: &Slot) -> Option<Slot> {
-    latest_slot(prefs, slot.at - Duration::seconds(1))
+    latest_slot(prefs, crate::time::before(slot.at, Duration::seconds(1)))
 }
 
 /// The next slot after `after`, for showing a person when their digest comes.
@@ -108,7 +108,9 @@ pub fn instant(tz: Tz, local: NaiveDateTime) -> DateTime<Utc> {
             // Gaps are at most a few hours; step forward a minute at a time to the first local
             // time that exists, which is the instant the clocks changed.
             for minutes in 1..=(24 * 60) {
-                let later = local + Duration::minutes(minutes);
+                let Some(later) = local.checked_add_signed(Duration::minutes(minutes)) else {
+                    break;
+                };
                 match tz.from_local_datetime(&later) {
                     LocalResult::Single(at) | LocalResult::Ambiguous(at, _) => {
                         return at.with_timezone(&Utc);

@@ -727,7 +727,7 @@ pub async fn quiet_pledges_section(
 ) -> Result<QuietPledgesSection, DbErr> {
     let rows = pledge::Entity::find()
         .filter(pledge::Column::Status.eq(PledgeStatus::Active))
-        .filter(pledge::Column::LastActivityAt.lte(period.end - quiet_after))
+        .filter(pledge::Column::LastActivityAt.lte(crate::time::before(period.end, quiet_after)))
         .filter(
             pledge::Column::Id.in_subquery(
                 pledge_change::Entity::find()

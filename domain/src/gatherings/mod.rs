@@ -21,6 +21,7 @@ use crate::{
     people::{Role, TimeZone},
     registrations::{self, AttendanceMode},
     text::{self, Slug, WebUrl},
+    time::Moment,
 };
 
 #[derive(
@@ -98,7 +99,11 @@ pub fn venue(value: &str) -> Result<String, InvalidInput> {
     text::bounded_multiline(value, 1, 500)
 }
 
-/// When a gathering starts and ends: the end after the start.
+/// The longest a gathering may last: its calendar file describes every time zone change in it.
+pub const MAX_LENGTH_DAYS: i64 = 366;
+
+/// When a gathering starts and ends: the end after the start, within [`MAX_LENGTH_DAYS`], both
+/// in the years 1900 to 2200.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Times {
     starts_at: DateTime<Utc>,
@@ -106,9 +111,15 @@ pub struct Times {
 }
 
 impl Times {
-    pub fn new(starts_at: DateTime<Utc>, ends_at: DateTime<Utc>) -> Result<Self, InvalidInput> {
+    pub fn new(starts_at: Moment, ends_at: Moment) -> Result<Self, InvalidInput> {
+        let (starts_at, ends_at) = (starts_at.get(), ends_at.get());
         if ends_at <= starts_at {
             return Err(InvalidInput::new("must be after startsAt"));
+        }
+        if (ends_at - starts_at).num_days() >= MAX_LENGTH_DAYS {
+            return Err(InvalidInput::new(format!(
+                "must be less than {MAX_LENGTH_DAYS} days after startsAt"
+            )));
         }
         Ok(Self { starts_at, ends_at })
     }
@@ -122,10 +133,8 @@ pub struct Window {
 }
 
 impl Window {
-    pub fn new(
-        opens_at: Option<DateTime<Utc>>,
-        closes_at: Option<DateTime<Utc>>,
-    ) -> Result<Self, InvalidInput> {
+    pub fn new(opens_at: Option<Moment>, closes_at: Option<Moment>) -> Result<Self, InvalidInput> {
+        let (opens_at, closes_at) = (opens_at.map(Moment::get), closes_at.map(Moment::get));
         if let (Some(opens), Some(closes)) = (opens_at, closes_at)
             && closes <= opens
         {

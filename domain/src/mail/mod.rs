@@ -145,7 +145,10 @@ pub async fn claim(
     lease: Duration,
     now: DateTime<Utc>,
 ) -> Result<Vec<QueuedMail>, DbErr> {
-    let locked_until = now + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::MAX);
+    let locked_until = crate::time::after(
+        now,
+        chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::MAX),
+    );
     let backend = db.backend();
     let sql = match backend {
         DbBackend::Postgres => {

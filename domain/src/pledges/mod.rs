@@ -62,7 +62,8 @@ pub struct Pledge {
 impl Pledge {
     /// Active, with no progress update (nor, for a new pledge, its making) for `quiet_after`.
     pub fn gone_quiet(&self, now: DateTime<Utc>, quiet_after: TimeDelta) -> bool {
-        self.status == PledgeStatus::Active && self.last_activity_at <= now - quiet_after
+        self.status == PledgeStatus::Active
+            && self.last_activity_at <= crate::time::before(now, quiet_after)
     }
 }
 
@@ -135,7 +136,7 @@ pub struct NewPledge {
     pub changes: ChangeSet,
     pub title: PledgeTitle,
     pub commitment: Commitment,
-    pub due_by: Option<NaiveDate>,
+    pub due_by: Option<crate::time::Day>,
 }
 
 /// A validated change to a pledge; `None` leaves a field as it is.
@@ -145,7 +146,7 @@ pub struct PledgeEdit {
     pub title: Option<PledgeTitle>,
     pub commitment: Option<Commitment>,
     /// `Some(None)` clears the date.
-    pub due_by: Option<Option<NaiveDate>>,
+    pub due_by: Option<Option<crate::time::Day>>,
 }
 
 /// Which pledges a list holds; every condition given must hold.
@@ -235,7 +236,7 @@ pub async fn make(
         coalition_id: new.coalition_id,
         title: new.title.0,
         commitment: new.commitment.0,
-        due_by: new.due_by,
+        due_by: new.due_by.map(crate::time::Day::get),
         status: PledgeStatus::Active,
         withdrawn_reason: None,
         latest_update_id: None,
@@ -341,7 +342,7 @@ pub async fn update(
         active.commitment = Set(commitment.0);
     }
     if let Some(due_by) = edit.due_by {
-        active.due_by = Set(due_by);
+        active.due_by = Set(due_by.map(crate::time::Day::get));
     }
     active.updated_at = Set(now);
     let row = active.update(&*txn).await?;
@@ -481,7 +482,7 @@ fn filtered(
     if let Some(gone_quiet) = filter.gone_quiet {
         let quiet = Condition::all()
             .add(pledge::Column::Status.eq(PledgeStatus::Active))
-            .add(pledge::Column::LastActivityAt.lte(now - quiet_after));
+            .add(pledge::Column::LastActivityAt.lte(crate::time::before(now, quiet_after)));
         query = query.filter(if gone_quiet { quiet } else { quiet.not() });
     }
     if let Some(from) = filter.made_from {

@@ -45,7 +45,7 @@ pub async fn nudge_quiet(
 ) -> Result<u64, DbErr> {
     let quiet = pledge::Entity::find()
         .filter(pledge::Column::Status.eq(PledgeStatus::Active))
-        .filter(pledge::Column::LastActivityAt.lte(as_of - quiet_after))
+        .filter(pledge::Column::LastActivityAt.lte(crate::time::before(as_of, quiet_after)))
         .all(db.conn())
         .await?;
     if quiet.is_empty() {

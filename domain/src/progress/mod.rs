@@ -126,11 +126,14 @@ impl EvidenceUrls {
     pub const MAX: usize = 10;
 
     pub fn parse<'a>(values: impl IntoIterator<Item = &'a str>) -> Result<Self, InvalidInput> {
+        // Counted before any is parsed: ten thousand links are refused without reading them.
+        let values: Vec<&str> = values.into_iter().take(Self::MAX + 1).collect();
+        let count = values.len();
         let urls = values
             .into_iter()
             .map(WebUrl::parse)
             .collect::<Result<Vec<_>, _>>()?;
-        if urls.len() > Self::MAX {
+        if count > Self::MAX || urls.len() > Self::MAX {
             return Err(InvalidInput::new(format!(
                 "may hold at most {} links",
                 Self::MAX
