@@ -382,6 +382,7 @@ pub async fn start(
         access_notes_retention_days: 30,
         pledge_quiet_days: 60,
         digest_interval_seconds: 60,
+        registration_request_ttl_hours: 24,
     };
     let app = Application::build(Config::from_settings(settings)?).await?;
     let address = app.address();

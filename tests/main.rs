@@ -11,6 +11,7 @@ mod gatherings;
 mod http;
 mod mail_delivery;
 mod organisations;
+mod pages;
 mod pledges;
 mod process;
 mod progress;

@@ -57,6 +57,7 @@ impl Application {
             counter.fetch_add(1, Ordering::Relaxed);
         });
 
+        http::pages::check_templates()?;
         let mail_queued = Arc::new(Notify::new());
         let renderer = Arc::new(Renderer::new(
             config.public_url.clone(),
@@ -74,7 +75,9 @@ impl Application {
             public_url: config.public_url.clone(),
             quiet_after: config.quiet_after,
             renderer,
+            registration_request_ttl: config.registration_request_ttl,
         };
+        let context_for_pages = context.clone();
         let schema = graphql::build(context.clone());
         let websocket_schema = graphql::build_for_websocket(context);
         let transport = match &config.smtp_url {
@@ -104,6 +107,7 @@ impl Application {
                 public_url: config.public_url.clone().into(),
                 max_body_bytes: config.max_body_bytes,
                 secret: config.secret_key.clone(),
+                app: context_for_pages,
             },
             config.request_timeout,
             config.database_max_connections,
@@ -198,7 +202,8 @@ async fn wait_for_signal() {
     }
 }
 
-/// Housekeeping on a timer: erasing access needs once their retention time has passed.
+/// Housekeeping on a timer: erasing access needs once their retention time has passed, and
+/// registration links (with the answers waiting for them) once they expire.
 struct Maintenance {
     db: groundswell_domain::Database,
     access_retention: chrono::Duration,
@@ -217,6 +222,14 @@ impl Maintenance {
                 groundswell_domain::registrations::erase_expired_access_data(&self.db, cutoff).await
             {
                 tracing::error!(error = %err, "erasing expired access needs failed");
+            }
+            if let Err(err) = groundswell_domain::registrations::delete_expired_requests(
+                &self.db,
+                groundswell_domain::now(),
+            )
+            .await
+            {
+                tracing::error!(error = %err, "deleting expired registration links failed");
             }
         }
     }

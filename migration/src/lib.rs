@@ -8,6 +8,7 @@ mod m20261129_000002_gatherings;
 mod m20261129_000003_pledges;
 mod m20261129_000004_digests;
 mod m20261129_000005_nudges;
+mod m20261201_000003_pages;
 
 pub struct Migrator;
 
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000003_pledges::Migration),
             Box::new(m20261129_000004_digests::Migration),
             Box::new(m20261129_000005_nudges::Migration),
+            Box::new(m20261201_000003_pages::Migration),
         ]
     }
 }

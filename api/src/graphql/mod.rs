@@ -82,6 +82,8 @@ pub struct AppContext {
     pub quiet_after: chrono::TimeDelta,
     /// Renders digests for `digestPreview` exactly as the mail worker will.
     pub renderer: Arc<crate::mail::Renderer>,
+    /// How long a registration link (registering with only an email) works.
+    pub registration_request_ttl: chrono::Duration,
 }
 
 /// Who is asking, established once per request.
