@@ -150,16 +150,25 @@ for (const [i, easy] of [[1, false], [2, true]]) {
   while (steps < 80 && !submitted) {
     await page.keyboard.press('Tab');
     steps += 1;
+    // Focus is visible when the focused element looks different from itself unfocused: its
+    // outline, ring or colours change.
     const focus = await page.evaluate(() => {
       const el = document.activeElement;
-      const style = getComputedStyle(el);
-      const outline = style.outlineStyle !== 'none' && parseFloat(style.outlineWidth) > 0
-        && style.outlineColor !== 'rgba(0, 0, 0, 0)' && style.outlineColor !== 'transparent';
-      const ring = style.boxShadow && style.boxShadow !== 'none';
+      const look = () => {
+        const style = getComputedStyle(el);
+        const outline = style.outlineStyle !== 'none' && parseFloat(style.outlineWidth) > 0
+          && !['rgba(0, 0, 0, 0)', 'transparent'].includes(style.outlineColor);
+        return [outline ? `${style.outlineWidth} ${style.outlineColor}` : 'none', style.boxShadow,
+          style.backgroundColor, style.color].join('|');
+      };
+      const focused = look();
+      el.blur();
+      const unfocused = look();
+      el.focus();
       const rect = el.getBoundingClientRect();
       return {
         id: el.id, tag: el.tagName, type: el.type || '', text: (el.textContent || '').trim(),
-        visible: outline || ring, onScreen: rect.width > 0 && rect.height > 0,
+        visible: focused !== unfocused, onScreen: rect.width > 0 && rect.height > 0,
       };
     });
     if (focus.tag === 'BODY') continue;

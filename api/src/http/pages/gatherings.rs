@@ -22,14 +22,16 @@ use serde_json::{Value, json};
 use super::{FormFields, Visitor};
 use crate::http::{AppState, gatherings as calendar_routes};
 
-/// Each access requirement as the form offers it: its code, label, hint and easy-read label.
-pub(super) const REQUIREMENTS: &[(AccessRequirement, &str, &str, &str, &str)] = &[
+/// Each access requirement as the form offers it: its code, label, hint, and easy-read label
+/// and hint.
+pub(super) const REQUIREMENTS: &[(AccessRequirement, &str, &str, &str, &str, &str)] = &[
     (
         AccessRequirement::StepFreeAccess,
         "STEP_FREE_ACCESS",
         "Step-free access",
         "No steps or stairs between the street and the room, for example for a wheelchair.",
         "No steps or stairs",
+        "For a wheelchair or a walking frame.",
     ),
     (
         AccessRequirement::BslInterpreter,
@@ -37,6 +39,7 @@ pub(super) const REQUIREMENTS: &[(AccessRequirement, &str, &str, &str, &str)] = 
         "British Sign Language (BSL) interpreter",
         "Someone who interprets everything said into BSL.",
         "A sign language interpreter",
+        "For people who use sign language.",
     ),
     (
         AccessRequirement::HearingLoop,
@@ -44,6 +47,7 @@ pub(super) const REQUIREMENTS: &[(AccessRequirement, &str, &str, &str, &str)] = 
         "Hearing loop",
         "Sound sent straight to hearing aids set to T.",
         "A hearing loop for hearing aids",
+        "For people with hearing aids.",
     ),
     (
         AccessRequirement::EasyRead,
@@ -51,6 +55,7 @@ pub(super) const REQUIREMENTS: &[(AccessRequirement, &str, &str, &str, &str)] = 
         "Easy read",
         "Papers on the day in easy read, with pictures.",
         "Easy read papers",
+        "Papers with pictures, like this page.",
     ),
     (
         AccessRequirement::LargePrint,
@@ -58,6 +63,7 @@ pub(super) const REQUIREMENTS: &[(AccessRequirement, &str, &str, &str, &str)] = 
         "Large print",
         "Papers on the day in large print.",
         "Big writing on papers",
+        "Papers with big writing.",
     ),
     (
         AccessRequirement::QuietSpace,
@@ -65,6 +71,7 @@ pub(super) const REQUIREMENTS: &[(AccessRequirement, &str, &str, &str, &str)] = 
         "A quiet space",
         "A calm room to take a break in.",
         "A quiet room for a break",
+        "A calm place to rest.",
     ),
     (
         AccessRequirement::Dietary,
@@ -72,6 +79,7 @@ pub(super) const REQUIREMENTS: &[(AccessRequirement, &str, &str, &str, &str)] = 
         "Food and drink",
         "For example an allergy, or food you cannot eat. Tell us more in the box below.",
         "Special food or drink",
+        "Tell us about it in the box below.",
     ),
     (
         AccessRequirement::PersonalAssistant,
@@ -79,6 +87,7 @@ pub(super) const REQUIREMENTS: &[(AccessRequirement, &str, &str, &str, &str)] = 
         "Space for a personal assistant or carer",
         "Room beside you for someone who supports you.",
         "Room for my helper",
+        "A seat next to you for your helper.",
     ),
     (
         AccessRequirement::Other,
@@ -86,6 +95,7 @@ pub(super) const REQUIREMENTS: &[(AccessRequirement, &str, &str, &str, &str)] = 
         "Something else",
         "Tell us what you need in the box below.",
         "Something else",
+        "Tell us about it in the box below.",
     ),
 ];
 
@@ -490,12 +500,12 @@ fn form_page(
     let now = groundswell_domain::now();
     let requirements: Vec<Value> = REQUIREMENTS
         .iter()
-        .map(|(_, code, label, hint, easy_label)| {
+        .map(|(_, code, label, hint, easy_label, easy_hint)| {
             json!({
                 "code": code,
                 "id": format!("access-{}", code.to_lowercase().replace('_', "-")),
                 "label": if visitor.easy { *easy_label } else { *label },
-                "hint": hint,
+                "hint": if visitor.easy { *easy_hint } else { *hint },
                 "checked": answers.access.iter().any(|a| a == code),
             })
         })
