@@ -36,6 +36,9 @@ use super::{AppState, SESSION_COOKIE};
 
 /// The random id that CSRF tokens are bound to.
 pub const VISITOR_COOKIE: &str = "groundswell_visitor";
+/// The same over HTTPS: the `__Host-` prefix makes browsers refuse it from a sibling subdomain
+/// (which could otherwise plant a visitor id whose token it knows).
+pub const SECURE_VISITOR_COOKIE: &str = "__Host-groundswell_visitor";
 /// `easy` or `standard`: the visitor's choice of version.
 pub const READ_COOKIE: &str = "groundswell_read";
 const CSRF_PURPOSE: &str = "csrf";
@@ -112,6 +115,8 @@ pub struct Visitor {
     standard_url: String,
     /// A session made by this request (confirming a registration) to set as a cookie.
     new_session: Option<String>,
+    /// The browser says the request came from another site.
+    cross_site: bool,
 }
 
 pub(crate) fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -202,7 +207,16 @@ impl Visitor {
                 Err(err) => tracing::error!(error = %err, "remembering easy read failed"),
             }
         }
-        let (visitor_id, new_visitor_id) = match cookie(headers, VISITOR_COOKIE) {
+        let visitor_cookie = if state.public_url.starts_with("https://") {
+            SECURE_VISITOR_COOKIE
+        } else {
+            VISITOR_COOKIE
+        };
+        let cross_site = headers
+            .get("sec-fetch-site")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|site| site.eq_ignore_ascii_case("cross-site"));
+        let (visitor_id, new_visitor_id) = match cookie(headers, visitor_cookie) {
             Some(id) if id.len() <= 100 && id.starts_with("gsv_") => (id.to_owned(), false),
             _ => (random_token("gsv_"), true),
         };
@@ -217,6 +231,7 @@ impl Visitor {
             easy_url: with_read(uri, "easy"),
             standard_url: with_read(uri, "standard"),
             new_session: None,
+            cross_site,
         })
     }
 
@@ -232,7 +247,9 @@ impl Visitor {
     /// Whether a posted form's token is this visitor's. A visitor who had no cookie has no
     /// token yet, so nothing they post passes.
     pub fn csrf_ok(&self, secret: &SecretKey, token: Option<&str>) -> bool {
-        !self.new_visitor_id
+        // Browsers that say where a request came from add a second check for free.
+        !self.cross_site
+            && !self.new_visitor_id
             && token.is_some_and(|t| secret.verify_signature(CSRF_PURPOSE, &self.visitor_id, t))
     }
 
@@ -281,8 +298,13 @@ impl Visitor {
         );
         let mut cookies = Vec::new();
         if self.new_visitor_id {
+            let name = if secure.is_empty() {
+                VISITOR_COOKIE
+            } else {
+                SECURE_VISITOR_COOKIE
+            };
             cookies.push(format!(
-                "{VISITOR_COOKIE}={}; Path=/; HttpOnly; SameSite=Lax; Max-Age=31536000{secure}",
+                "{name}={}; Path=/; HttpOnly; SameSite=Lax; Max-Age=31536000{secure}",
                 self.visitor_id
             ));
         }
