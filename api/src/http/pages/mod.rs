@@ -170,9 +170,13 @@ impl Visitor {
         let mut actor = Actor::Anonymous;
         let mut person = None;
         if let Some(token) = cookie(headers, SESSION_COOKIE) {
+            // `Option::from` reads both an actor and a maybe-actor, so this holds whether
+            // `authenticate` answers an unknown credential as nobody or as none.
             match groundswell_domain::access::authenticate(&state.db, token, now).await {
-                Ok(found @ Actor::Person { .. }) => actor = found,
-                Ok(_) => clear_session = true,
+                Ok(found) => match Option::<Actor>::from(found) {
+                    Some(found @ Actor::Person { .. }) => actor = found,
+                    _ => clear_session = true,
+                },
                 Err(err) => {
                     tracing::error!(error = %err, "authenticating a page's visitor failed");
                     return Err(unavailable());
