@@ -700,7 +700,7 @@ async fn people_who_prefer_easy_read_get_easy_read_pages_and_mail_in_both_parts(
     db: Backend,
 ) -> anyhow::Result<()> {
     let app = spawn_app(db).await?;
-    let (_, gathering) = convenor_and_gathering(
+    let (convenor, gathering) = convenor_and_gathering(
         &app,
         json!({ "slug": "plain-words", "title": "Plain words" }),
     )
@@ -759,6 +759,15 @@ async fn people_who_prefer_easy_read_get_easy_read_pages_and_mail_in_both_parts(
     assert!(mail.html.contains("alt=\"A tick\""));
     assert!(mail.html.contains("font-size:24px"));
     assert_eq!(mail.attachments.len(), 1, "the calendar still comes");
+    // Their convenors see who registered, never this preference.
+    let seen = app
+        .gql(
+            Some(&convenor),
+            "{ gathering(slug: \"plain-words\") { registrations { edges { node { person { prefersEasyRead } } } } } }",
+            json!({}),
+        )
+        .await?;
+    assert_eq!(seen.code(), Some("FORBIDDEN"), "{:?}", seen.body);
 
     // `?read=standard` is remembered for them; a visitor's choice, in a cookie.
     let standard = reader.get("/?read=standard").await?;
