@@ -417,6 +417,7 @@ pub async fn start(
         ws_connections_per_address: options.ws_connections_per_address,
         ws_subscriptions_per_connection: options.ws_subscriptions_per_connection,
         public_cache_max_age_seconds: 5,
+        registration_request_ttl_hours: 24,
     };
     let app = Application::build(Config::from_settings(settings)?).await?;
     let address = app.address();

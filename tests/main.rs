@@ -14,6 +14,7 @@ mod hardening_rules;
 mod http;
 mod mail_delivery;
 mod organisations;
+mod pages;
 mod pledges;
 mod process;
 mod progress;

@@ -71,6 +71,10 @@ pub struct Settings {
     /// Days an active pledge may go without a progress update before it counts as gone quiet.
     #[arg(long, env = "PLEDGE_QUIET_DAYS", default_value_t = groundswell_domain::pledges::DEFAULT_QUIET_AFTER_DAYS)]
     pub pledge_quiet_days: u32,
+    /// Hours a registration link (for registering with only an email) works before it expires
+    /// and the answers waiting for it are deleted.
+    #[arg(long, env = "REGISTRATION_REQUEST_TTL_HOURS", default_value_t = 24)]
+    pub registration_request_ttl_hours: u32,
     /// How often the digest scheduler looks for digests that have come due; 0 turns it off.
     #[arg(long, env = "DIGEST_INTERVAL_SECONDS", default_value_t = 60)]
     pub digest_interval_seconds: u64,
@@ -215,6 +219,8 @@ pub struct Config {
     pub ws_subscriptions_per_connection: usize,
     /// `max-age` of public GraphQL answers.
     pub public_cache_max_age_seconds: u64,
+    /// How long a registration link works.
+    pub registration_request_ttl: chrono::Duration,
 }
 
 #[derive(Clone, Debug)]
@@ -280,6 +286,9 @@ impl Config {
             ws_subscriptions_per_connection: settings.ws_subscriptions_per_connection.max(1)
                 as usize,
             public_cache_max_age_seconds: settings.public_cache_max_age_seconds,
+            registration_request_ttl: chrono::Duration::hours(i64::from(
+                settings.registration_request_ttl_hours.max(1),
+            )),
         })
     }
 }

@@ -59,6 +59,7 @@ impl Application {
             counter.fetch_add(1, Ordering::Relaxed);
         });
 
+        http::pages::check_templates()?;
         let mail_queued = Arc::new(Notify::new());
         let renderer = Arc::new(Renderer::new(
             config.public_url.clone(),
@@ -78,7 +79,9 @@ impl Application {
             quiet_after: config.quiet_after,
             renderer,
             webhooks: config.webhooks.clone(),
+            registration_request_ttl: config.registration_request_ttl,
         };
+        let context_for_pages = context.clone();
         let schema = graphql::build(context.clone());
         let websocket_schema = graphql::build_for_websocket(context);
         let transport = match &config.smtp_url {
@@ -115,6 +118,7 @@ impl Application {
                 subscriptions_per_connection: config.ws_subscriptions_per_connection,
                 persisted: Arc::default(),
                 public_cache_max_age_seconds: config.public_cache_max_age_seconds,
+                app: context_for_pages,
             },
             config.request_timeout,
             config.database_max_connections,
@@ -213,7 +217,8 @@ async fn wait_for_signal() {
 }
 
 /// Housekeeping on a timer: erasing access needs, and the address and content of delivered
-/// mail, once their retention times have passed.
+/// mail, once their retention times have passed, and registration links (with the answers
+/// waiting for them) once they expire.
 struct Maintenance {
     db: groundswell_domain::Database,
     access_retention: chrono::Duration,
@@ -228,19 +233,29 @@ impl Maintenance {
                 () = shutdown.cancelled() => return,
                 _ = every.tick() => {}
             }
-            let cutoff = groundswell_domain::now() - self.access_retention;
+            let cutoff =
+                groundswell_domain::time::before(groundswell_domain::now(), self.access_retention);
             if let Err(err) =
                 groundswell_domain::registrations::erase_expired_access_data(&self.db, cutoff).await
             {
                 tracing::error!(error = %err, "erasing expired access needs failed");
             }
-            let cutoff = groundswell_domain::now() - self.mail_retention;
+            let cutoff =
+                groundswell_domain::time::before(groundswell_domain::now(), self.mail_retention);
             match groundswell_domain::mail::purge_delivered(&self.db, cutoff).await {
                 Ok(purged) if purged > 0 => {
                     tracing::info!(mail.purged = purged, "purged delivered mail")
                 }
                 Ok(_) => {}
                 Err(err) => tracing::error!(error = %err, "purging delivered mail failed"),
+            }
+            if let Err(err) = groundswell_domain::registrations::delete_expired_requests(
+                &self.db,
+                groundswell_domain::now(),
+            )
+            .await
+            {
+                tracing::error!(error = %err, "deleting expired registration links failed");
             }
         }
     }

@@ -9,6 +9,7 @@ mod m20261129_000003_pledges;
 mod m20261129_000004_digests;
 mod m20261129_000005_nudges;
 mod m20261201_000001_hardening;
+mod m20261201_000003_pages;
 mod m20261201_000004_webhooks;
 
 pub struct Migrator;
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000004_digests::Migration),
             Box::new(m20261129_000005_nudges::Migration),
             Box::new(m20261201_000001_hardening::Migration),
+            Box::new(m20261201_000003_pages::Migration),
             Box::new(m20261201_000004_webhooks::Migration),
         ]
     }

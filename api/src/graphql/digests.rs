@@ -89,6 +89,7 @@ impl DigestsQuery {
             template: groundswell_domain::mail::Template::Digest.name().to_owned(),
             context: preview.context.clone(),
             attempts: 0,
+            easy_read: false,
         };
         let renderer = app.renderer.clone();
         let rendered = tokio::task::spawn_blocking(move || renderer.render(&queued))

@@ -184,6 +184,11 @@ impl From<RegistrationError> for ApiError {
                 field: "mode".to_owned(),
                 message: err.to_string(),
             },
+            RegistrationError::RequestLinkInvalid => ApiError::BadUserInput {
+                field: "token".to_owned(),
+                message: err.to_string(),
+            },
+            RegistrationError::TooManyRequests => ApiError::RateLimited(err.to_string()),
             RegistrationError::GatheringCancelled
             | RegistrationError::NotOpen(_)
             | RegistrationError::AlreadyCancelled

@@ -17,8 +17,8 @@ mod progress;
 mod registrations;
 mod scalars;
 mod subscriptions;
-mod webhooks;
 pub mod visibility;
+mod webhooks;
 pub mod websocket;
 
 use std::{net::IpAddr, sync::Arc};
@@ -87,6 +87,8 @@ pub struct AppContext {
     pub renderer: Arc<crate::mail::Renderer>,
     /// Which webhook targets are allowed, and how long redeliveries are retried.
     pub webhooks: crate::config::WebhookSettings,
+    /// How long a registration link (registering with only an email) works.
+    pub registration_request_ttl: chrono::Duration,
 }
 
 /// Who is asking, established once per request.

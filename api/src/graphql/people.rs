@@ -198,6 +198,26 @@ impl Person {
     async fn created_at(&self, ctx: &Context<'_>) -> ApiResult<Option<DateTime<Utc>>> {
         Ok(self.private_to(actor(ctx)?).then_some(self.0.created_at))
     }
+
+    /// Whether they read pages and mail in easy read; only they see this.
+    async fn prefers_easy_read(&self, ctx: &Context<'_>) -> ApiResult<bool> {
+        let actor = actor(ctx)?;
+        let own = self.1 == Privacy::Themselves
+            || matches!(actor, Actor::Person { person_id, .. } if *person_id == self.0.id);
+        if !own {
+            return Err(ApiError::Forbidden(
+                "Only this person can see their preferences.".to_owned(),
+            ));
+        }
+        Ok(self.0.prefers_easy_read)
+    }
+}
+
+/// The signed-in person's own preferences; fields left out stay as they are.
+#[derive(InputObject)]
+pub struct MyPreferencesInput {
+    /// Pages and mail in easy read: short sentences, everyday words, a picture by each point.
+    pub prefers_easy_read: Option<bool>,
 }
 
 /// When and what a person's email digest holds.
@@ -398,6 +418,22 @@ impl PeopleMutation {
         )
         .await?;
         Ok(Person::new(person))
+    }
+
+    /// Changes the signed-in person's own preferences, such as easy read.
+    async fn update_my_preferences(
+        &self,
+        ctx: &Context<'_>,
+        input: MyPreferencesInput,
+    ) -> ApiResult<Person> {
+        let person = people::update_my_preferences(
+            &app(ctx)?.db,
+            actor(ctx)?,
+            input.prefers_easy_read,
+            groundswell_domain::now(),
+        )
+        .await?;
+        Ok(Person(person, Privacy::Themselves))
     }
 
     /// Erases the signed-in person's personal details and ends their sessions. Their live

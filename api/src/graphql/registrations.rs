@@ -255,6 +255,56 @@ impl TryFrom<RegisterInput> for NewRegistration {
     }
 }
 
+/// A registration asked for by someone not signed in: `RegisterInput`'s fields, and who they
+/// are. A link confirming it is mailed to `email`.
+#[derive(InputObject)]
+pub struct RequestRegistrationInput {
+    pub gathering_id: ID,
+    /// How to attend; the gathering's own format when left out (in person for hybrid).
+    pub mode: Option<AttendanceMode>,
+    pub access_requirements: Option<Vec<AccessRequirement>>,
+    /// Access needs in your own words, up to 2,000 characters.
+    pub access_notes: Option<String>,
+    /// Yes to storing access needs (health data), shown only to you and the convenors.
+    /// Required when access needs are given.
+    pub access_consent: Option<bool>,
+    /// Personal assistants or carers coming too, 0 to 5; each takes a place.
+    pub companions: Option<i32>,
+    /// Register someone else, with their agreement.
+    pub on_behalf_of: Option<OnBehalfOfInput>,
+    /// Your name.
+    pub name: String,
+    /// Your email: the link that confirms the registration goes there.
+    pub email: String,
+    /// Send the link in easy read.
+    #[graphql(default)]
+    pub easy_read: bool,
+}
+
+impl TryFrom<RequestRegistrationInput> for registrations::RegistrationRequest {
+    type Error = ApiError;
+
+    fn try_from(input: RequestRegistrationInput) -> ApiResult<Self> {
+        let name = DisplayName::parse(&input.name).field("name")?;
+        let email = EmailAddress::parse(&input.email).field("email")?;
+        let registration = NewRegistration::try_from(RegisterInput {
+            gathering_id: input.gathering_id,
+            mode: input.mode,
+            access_requirements: input.access_requirements,
+            access_notes: input.access_notes,
+            access_consent: input.access_consent,
+            companions: input.companions,
+            on_behalf_of: input.on_behalf_of,
+        })?;
+        Ok(Self {
+            name,
+            email,
+            registration,
+            easy_read: input.easy_read,
+        })
+    }
+}
+
 #[derive(Default)]
 pub struct RegistrationsMutation;
 
@@ -290,6 +340,61 @@ impl RegistrationsMutation {
         app.mail_queued.notify_one();
         app.events.places_changed(registration.gathering_id);
         Ok(Registration::from(registration))
+    }
+
+    /// Registers without signing in: mails a link to `email` that confirms the registration
+    /// with these answers, once, within REGISTRATION_REQUEST_TTL_HOURS (24 by default). Always
+    /// true: it never tells whether an account exists.
+    async fn request_registration(
+        &self,
+        ctx: &Context<'_>,
+        input: RequestRegistrationInput,
+    ) -> ApiResult<bool> {
+        let request = registrations::RegistrationRequest::try_from(input)?;
+        let app = app(ctx)?;
+        if let Some(ip) = super::request(ctx)?.client_ip
+            && app.sign_in_limiter.check_key(&ip).is_err()
+        {
+            return Err(ApiError::RateLimited(
+                "Too many requests from your network. Wait a minute and try again.".to_owned(),
+            ));
+        }
+        registrations::request_registration(
+            &app.db,
+            &app.secret,
+            request,
+            app.registration_request_ttl,
+            groundswell_domain::now(),
+        )
+        .await?;
+        app.mail_queued.notify_one();
+        Ok(true)
+    }
+
+    /// Uses the token from a registration link, once: makes the registration asked for
+    /// (confirmed or waitlisted by the usual rules, with the usual mail), making the person's
+    /// account if new.
+    async fn confirm_registration(
+        &self,
+        ctx: &Context<'_>,
+        token: String,
+    ) -> ApiResult<Registration> {
+        if token.len() > 512 {
+            return Err(ApiError::bad_input("token", "is not a registration token"));
+        }
+        let app = app(ctx)?;
+        let confirmed = registrations::confirm_registration(
+            &app.db,
+            &token,
+            app.limits,
+            groundswell_domain::now(),
+        )
+        .await?;
+        forget_cached(ctx)?;
+        app.mail_queued.notify_one();
+        app.events
+            .places_changed(confirmed.registration.gathering_id);
+        Ok(Registration::from(confirmed.registration))
     }
 
     /// Records that a confirmed attendee has arrived; convenors only.

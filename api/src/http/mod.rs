@@ -6,6 +6,7 @@ mod gatherings;
 mod graphiql;
 mod graphql;
 mod health;
+pub mod pages;
 pub mod persisted;
 mod sign_in;
 mod unsubscribe;
@@ -18,7 +19,7 @@ use axum::{
     extract::MatchedPath,
     http::{Request, Response, StatusCode, header},
     middleware,
-    routing::get,
+    routing::{get, post},
 };
 use tower_http::{
     catch_panic::CatchPanicLayer, limit::RequestBodyLimitLayer, timeout::TimeoutLayer,
@@ -48,6 +49,8 @@ pub struct AppState {
     pub persisted: Arc<persisted::PersistedQueries>,
     /// `max-age` of public GraphQL answers.
     pub public_cache_max_age_seconds: u64,
+    /// What GraphQL's resolvers share, for the attendee pages, which call the same services.
+    pub app: crate::graphql::AppContext,
 }
 
 /// Requests handled at once per database connection; the rest wait their turn (in order,
@@ -65,12 +68,31 @@ pub fn router(state: AppState, request_timeout: Duration, database_connections: 
             get(graphiql::asset),
         )
         .route("/graphql/ws", get(graphql::subscriptions))
-        .route("/gatherings/{file}", get(gatherings::ics))
+        .route("/", get(pages::home))
+        // `{slug}.ics` is the calendar file; anything else is the gathering's page.
+        .route("/gatherings/{file}", get(pages::gathering_or_calendar))
+        .route("/gatherings/{slug}/register", post(pages::register))
+        .route(
+            "/registrations/confirm",
+            get(pages::confirm_page).post(pages::confirm_submit),
+        )
+        .route("/my/registrations", get(pages::my_registrations))
+        .route(
+            "/my/registrations/{id}/cancel",
+            post(pages::cancel_registration),
+        )
+        .route(
+            "/my/registrations/{id}/erase-access-needs",
+            post(pages::erase_access_needs),
+        )
+        .route("/sign-in/link", post(pages::request_sign_in_link))
+        .route("/static/pages.css", get(pages::stylesheet))
+        .route("/static/icons/{file}", get(pages::icon))
         .route(
             "/gatherings/{slug}/registrations.csv",
             get(gatherings::registrations_csv),
         )
-        .route("/sign-in", get(sign_in::page).post(sign_in::submit))
+        .route("/sign-in", get(pages::sign_in_page).post(sign_in::submit))
         .route(
             "/unsubscribe/{token}",
             get(unsubscribe::page).post(unsubscribe::submit),

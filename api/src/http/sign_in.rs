@@ -18,6 +18,12 @@ pub struct TokenParam {
     token: String,
 }
 
+impl TokenParam {
+    pub fn new(token: String) -> Self {
+        Self { token }
+    }
+}
+
 pub(super) fn page_html(title: &str, body: &str) -> String {
     format!(
         r#"<!DOCTYPE html>

@@ -4,7 +4,7 @@
 use anyhow::{Context, anyhow};
 use groundswell_domain::{
     digests, gatherings::CalendarEntry, mail::QueuedMail, people::SIGN_IN_PURPOSE,
-    secrets::SecretKey,
+    registrations::REGISTRATION_REQUEST_PURPOSE, secrets::SecretKey,
 };
 use minijinja::Environment;
 use serde_json::Value;
@@ -35,6 +35,7 @@ macro_rules! template {
 /// Every message's templates, by name.
 const MESSAGES: &[[(&str, &str); 3]] = &[
     template!("sign_in"),
+    template!("registration_request"),
     template!("added_to_organisation"),
     template!("registration_confirmed"),
     template!("registration_waitlisted"),
@@ -45,6 +46,43 @@ const MESSAGES: &[[(&str, &str); 3]] = &[
     template!("pledge_nudge"),
     template!("webhook_deactivated"),
 ];
+
+/// Names a message's easy-read templates, sent to people who prefer easy read.
+macro_rules! easy_template {
+    ($name:literal) => {
+        [
+            (
+                concat!($name, ".easy.subject.txt"),
+                include_str!(concat!("../../templates/mail/", $name, ".easy.subject.txt")),
+            ),
+            (
+                concat!($name, ".easy.txt"),
+                include_str!(concat!("../../templates/mail/", $name, ".easy.txt")),
+            ),
+            (
+                concat!($name, ".easy.html"),
+                include_str!(concat!("../../templates/mail/", $name, ".easy.html")),
+            ),
+        ]
+    };
+}
+
+/// Every message an attendee gets, in easy read: short sentences, everyday words, one idea a
+/// line, large text, a picture beside each point.
+const EASY_MESSAGES: &[[(&str, &str); 3]] = &[
+    easy_template!("sign_in"),
+    easy_template!("registration_request"),
+    easy_template!("registration_confirmed"),
+    easy_template!("registration_waitlisted"),
+    easy_template!("registration_promoted"),
+    easy_template!("registration_cancelled"),
+    easy_template!("gathering_cancelled"),
+];
+
+const EASY_LAYOUT: (&str, &str) = (
+    "layout.easy.html",
+    include_str!("../../templates/mail/layout.easy.html"),
+);
 
 const LAYOUT: (&str, &str) = (
     "layout.html",
@@ -73,7 +111,12 @@ pub struct Renderer {
 impl Renderer {
     pub fn new(public_url: String, secret: SecretKey) -> anyhow::Result<Self> {
         let mut env = Environment::new();
-        for (name, source) in MESSAGES.iter().flatten().chain([&LAYOUT]) {
+        for (name, source) in MESSAGES
+            .iter()
+            .chain(EASY_MESSAGES)
+            .flatten()
+            .chain([&LAYOUT, &EASY_LAYOUT])
+        {
             env.add_template(name, source)
                 .with_context(|| format!("mail template {name}"))?;
         }
@@ -109,6 +152,21 @@ impl Renderer {
                 Value::String(format!("{}/sign-in?token={token}", self.public_url)),
             );
         }
+        if mail.template == "registration_request" {
+            let id = context
+                .get("registration_request_id")
+                .and_then(Value::as_str)
+                .and_then(|id| Uuid::parse_str(id).ok())
+                .ok_or_else(|| anyhow!("registration link mail without its request id"))?;
+            let token = self.secret.derive(REGISTRATION_REQUEST_PURPOSE, id);
+            context.insert(
+                "link".into(),
+                Value::String(format!(
+                    "{}/registrations/confirm?token={token}",
+                    self.public_url
+                )),
+            );
+        }
         let unsubscribe_url = context
             .get("unsubscribe_person_id")
             .and_then(Value::as_str)
@@ -137,8 +195,18 @@ impl Renderer {
                 (key, value)
             })
             .collect();
+        // Easy read for those who prefer it, where the message has an easy-read version.
+        let easy = mail.easy_read
+            && self
+                .env
+                .get_template(&format!("{}.easy.txt", mail.template))
+                .is_ok();
         let render = |suffix: &str| -> anyhow::Result<String> {
-            let name = format!("{}.{suffix}", mail.template);
+            let name = if easy {
+                format!("{}.easy.{suffix}", mail.template)
+            } else {
+                format!("{}.{suffix}", mail.template)
+            };
             let template = self
                 .env
                 .get_template(&name)
@@ -191,6 +259,7 @@ mod tests {
             template: template.into(),
             context,
             attempts: 1,
+            easy_read: false,
         }
     }
 
@@ -298,6 +367,43 @@ mod tests {
                 .text
                 .contains("More resources, better used: 2 pledges (1)")
         );
+        Ok(())
+    }
+
+    #[test]
+    fn every_attendee_mail_has_an_easy_read_version_with_pictures() -> anyhow::Result<()> {
+        let renderer = Renderer::new("https://gs.example".into(), SecretKey::generate())?;
+        let context = json!({
+            "sign_in_id": Uuid::now_v7(), "expires_in_minutes": 30,
+            "registration_request_id": Uuid::now_v7(), "expires_in_hours": 24,
+            "gathering_title": "Leeds <day>", "when": "Saturday 6 March 2027, 10:00",
+            "venue": "Civic Hall", "online": false, "companions": 1, "waitlist_position": 2,
+            "registered_by_someone_else": false, "reason": "Snow", "calendar": null,
+        });
+        for name in [
+            "sign_in",
+            "registration_request",
+            "registration_confirmed",
+            "registration_waitlisted",
+            "registration_promoted",
+            "registration_cancelled",
+            "gathering_cancelled",
+        ] {
+            let mut mail = queued(name, context.clone());
+            let standard = renderer.render(&mail)?;
+            mail.easy_read = true;
+            let easy = renderer.render(&mail)?;
+            assert_ne!(easy.text, standard.text, "{name}");
+            assert_ne!(easy.subject, standard.subject, "{name}");
+            assert!(easy.html.contains("/static/icons/"), "{name}: pictures");
+            assert!(easy.html.contains("alt=\""), "{name}: alt text");
+            assert!(easy.html.contains("font-size:24px"), "{name}: large text");
+            assert!(!easy.html.contains("<day>"), "{name}: escaped");
+            // One idea a line: no line of the text part runs past 80 characters but links.
+            for line in easy.text.lines().filter(|l| !l.contains("http")) {
+                assert!(line.chars().count() <= 80, "{name}: {line}");
+            }
+        }
         Ok(())
     }
 

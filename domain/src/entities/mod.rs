@@ -17,6 +17,7 @@ pub(crate) mod pledge_change;
 pub(crate) mod pledge_nudge;
 pub(crate) mod progress_update;
 pub(crate) mod registration;
+pub(crate) mod registration_request;
 pub(crate) mod session;
 pub(crate) mod sign_in_token;
 pub(crate) mod webhook_attempt;

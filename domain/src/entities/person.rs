@@ -22,6 +22,7 @@ pub struct Model {
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
     pub erased_at: Option<DateTimeUtc>,
+    pub prefers_easy_read: bool,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -32,6 +32,8 @@ pub enum OutboxStatus {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Template {
     SignIn,
+    /// The link that confirms a registration asked for with only an email.
+    RegistrationRequest,
     AddedToOrganisation,
     RegistrationConfirmed,
     RegistrationWaitlisted,
@@ -47,6 +49,7 @@ impl Template {
     pub fn name(self) -> &'static str {
         match self {
             Template::SignIn => "sign_in",
+            Template::RegistrationRequest => "registration_request",
             Template::AddedToOrganisation => "added_to_organisation",
             Template::RegistrationConfirmed => "registration_confirmed",
             Template::RegistrationWaitlisted => "registration_waitlisted",
@@ -133,6 +136,9 @@ pub struct QueuedMail {
     pub context: Value,
     /// Attempts so far, including this one.
     pub attempts: i32,
+    /// Whether the recipient prefers easy read (their setting when this was claimed, or the
+    /// choice made on the page that queued it).
+    pub easy_read: bool,
 }
 
 /// Claims up to `limit` messages that are due, or whose earlier claim lapsed (the server
@@ -183,9 +189,30 @@ pub async fn claim(
         .all(&*txn)
         .await?;
     txn.commit().await?;
+    // Whether each recipient prefers easy read is read when the mail is sent, so a choice made
+    // after it was queued still counts: one query for the whole batch.
+    let easy: std::collections::HashSet<String> = if rows.is_empty() {
+        Default::default()
+    } else {
+        crate::entities::person::Entity::find()
+            .select_only()
+            .column(crate::entities::person::Column::Email)
+            .filter(crate::entities::person::Column::PrefersEasyRead.eq(true))
+            .filter(
+                crate::entities::person::Column::Email
+                    .is_in(rows.iter().map(|row| row.recipient.clone())),
+            )
+            .into_tuple::<String>()
+            .all(db.conn())
+            .await?
+            .into_iter()
+            .collect()
+    };
     Ok(rows
         .into_iter()
         .map(|row| QueuedMail {
+            easy_read: easy.contains(&row.recipient)
+                || row.context.get("easy_read").and_then(Value::as_bool) == Some(true),
             id: row.id,
             recipient: row.recipient,
             template: row.template,

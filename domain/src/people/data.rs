@@ -139,6 +139,11 @@ pub async fn erase(
         .filter(sign_in_token::Column::Email.eq(person.email.as_str()))
         .exec(&*txn)
         .await?;
+    // Registrations asked for by email and not yet confirmed hold answers too.
+    crate::entities::registration_request::Entity::delete_many()
+        .filter(crate::entities::registration_request::Column::Email.eq(person.email.as_str()))
+        .exec(&*txn)
+        .await?;
     session::Entity::delete_many()
         .filter(session::Column::PersonId.eq(person_id))
         .exec(&*txn)

@@ -4,11 +4,11 @@ mod data;
 mod sign_in;
 
 pub use data::{erase, my_data};
-pub(crate) use sign_in::session_actor;
 pub use sign_in::{
     NewSession, SESSION_TOKEN_PREFIX, SIGN_IN_LINK_LIFETIME, SIGN_IN_PURPOSE,
     SIGN_IN_REQUESTS_PER_HOUR, request_sign_in, sign_in, sign_out,
 };
+pub(crate) use sign_in::{create_session, session_actor};
 
 use std::fmt;
 
@@ -202,6 +202,8 @@ pub struct Person {
     pub role: Role,
     pub digest: DigestPreferences,
     pub email_consent: bool,
+    /// Pages and mail in easy read: short sentences, everyday words, a picture by each point.
+    pub prefers_easy_read: bool,
     pub created_at: DateTime<Utc>,
 }
 
@@ -222,6 +224,7 @@ impl From<person::Model> for Person {
                 send_empty: row.digest_send_empty,
             },
             email_consent: row.email_consent,
+            prefers_easy_read: row.prefers_easy_read,
             created_at: row.created_at,
         }
     }
@@ -269,6 +272,7 @@ pub(crate) async fn find_or_create(
         created_at: Set(now),
         updated_at: Set(now),
         erased_at: Set(None),
+        prefers_easy_read: Set(false),
     })
     .on_conflict(
         OnConflict::column(person::Column::Email)
@@ -370,6 +374,30 @@ pub async fn update_digest_preferences(
         active.digest_send_empty = Set(send_empty);
     }
     active.digest_chosen = Set(true);
+    active.updated_at = Set(now);
+    let row = active.update(&*txn).await?;
+    txn.commit().await?;
+    Ok(row.into())
+}
+
+/// Sets the signed-in person's own preferences; `None` leaves one as it is.
+#[tracing::instrument(skip_all)]
+pub async fn update_my_preferences(
+    db: &Database,
+    actor: &Actor,
+    prefers_easy_read: Option<bool>,
+    now: DateTime<Utc>,
+) -> Result<Person, PeopleError> {
+    let (person_id, _) = actor.person()?;
+    let txn = db.begin_write().await?;
+    let row = person::Entity::find_by_id(person_id)
+        .one(&*txn)
+        .await?
+        .ok_or(PeopleError::NotFound)?;
+    let mut active: person::ActiveModel = row.into();
+    if let Some(easy) = prefers_easy_read {
+        active.prefers_easy_read = Set(easy);
+    }
     active.updated_at = Set(now);
     let row = active.update(&*txn).await?;
     txn.commit().await?;

@@ -129,7 +129,7 @@ pub async fn sign_in(
     })
 }
 
-async fn create_session(
+pub(crate) async fn create_session(
     conn: &impl ConnectionTrait,
     person_id: Uuid,
     now: DateTime<Utc>,

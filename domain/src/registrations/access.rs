@@ -39,7 +39,7 @@ impl AccessRequirement {
 /// Access needs a person has consented to share.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AccessNeeds {
-    requirements: Vec<AccessRequirement>,
+    pub(crate) requirements: Vec<AccessRequirement>,
     pub(crate) notes: Option<String>,
 }
 

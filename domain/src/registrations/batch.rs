@@ -433,6 +433,7 @@ mod tests {
             created_at: now,
             updated_at: now,
             erased_at: None,
+            prefers_easy_read: false,
         };
         person::Entity::insert(person::ActiveModel::from(row.clone()))
             .exec_without_returning(db.conn())

@@ -15,14 +15,14 @@ use crate::{
 };
 
 /// A time in the gathering's own zone, as people read it: "Saturday 6 March 2027, 10:00".
-pub(crate) fn local_time(gathering: &Gathering, at: DateTime<Utc>) -> String {
+pub fn local_time(gathering: &Gathering, at: DateTime<Utc>) -> String {
     at.with_timezone(&gathering.time_zone.tz())
         .format("%A %-d %B %Y, %H:%M")
         .to_string()
 }
 
 /// When a gathering happens, in its own time zone.
-pub(crate) fn when(gathering: &Gathering) -> String {
+pub fn when(gathering: &Gathering) -> String {
     let zone = gathering.time_zone.tz();
     let (start, end) = (
         gathering.starts_at.with_timezone(&zone),

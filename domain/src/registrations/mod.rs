@@ -6,6 +6,14 @@
 mod access;
 pub(crate) mod batch;
 mod mail;
+mod requests;
+
+pub use mail::{local_time, when};
+pub use requests::{
+    ConfirmedRequest, DEFAULT_REGISTRATION_REQUEST_TTL, REGISTRATION_REQUEST_PURPOSE,
+    REGISTRATION_REQUESTS_PER_HOUR, RegistrationRequest, confirm_registration,
+    delete_expired_requests, pending_gathering, request_registration,
+};
 
 pub(crate) use access::erase_for_person;
 pub use access::{
@@ -160,6 +168,10 @@ pub enum RegistrationError {
     NotConfirmed,
     #[error("{0}")]
     TooMany(String),
+    #[error("This link has expired or has already been used. Register again to get a new one.")]
+    RequestLinkInvalid,
+    #[error("Too many registration links were asked for this address. Wait an hour and try again.")]
+    TooManyRequests,
     #[error(transparent)]
     Database(#[from] DbErr),
 }
@@ -578,6 +590,35 @@ pub(crate) async fn cancel_all(
         }
     }
     Ok(())
+}
+
+/// Erases the access needs of one registration: the person registered, or whoever registered
+/// them. The registration and its place stay.
+#[tracing::instrument(skip_all, fields(registration.id = %id))]
+pub async fn erase_access_needs(
+    db: &Database,
+    actor: &Actor,
+    id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<Registration, RegistrationError> {
+    let (actor_id, _) = actor.person()?;
+    let txn = db.begin_write().await?;
+    let row = registration::Entity::find_by_id(id)
+        .one(&*txn)
+        .await?
+        .ok_or(RegistrationError::NotFound)?;
+    if row.person_id != actor_id && row.registered_by != Some(actor_id) {
+        return Err(RegistrationError::NotFound);
+    }
+    let mut active: registration::ActiveModel = row.into();
+    active.access_requirements = Set(serde_json::json!([]));
+    active.access_notes = Set(None);
+    active.access_consent_at = Set(None);
+    active.updated_at = Set(now);
+    let row = sea_orm::ActiveModelTrait::update(active, &*txn).await?;
+    let position = waitlist_position(&*txn, &row).await?;
+    txn.commit().await?;
+    Ok(Registration::from_row(row, position))
 }
 
 /// Records that a confirmed attendee has arrived; the gathering's convenors only.
