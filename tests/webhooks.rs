@@ -30,6 +30,7 @@ on_both_databases!(
     a_private_address_saved_while_allowed_is_refused_at_delivery_once_the_setting_is_off,
     a_redirect_is_never_followed,
     webhooks_are_managed_only_by_the_organisations_owners_and_its_own_tokens,
+    a_receiver_answering_binary_is_recorded_and_not_sent_again,
 );
 
 #[test]
@@ -58,6 +59,8 @@ enum Answer {
     Redirect,
     /// Holds the request far longer than any timeout.
     Hang,
+    /// A status with a body of raw bytes.
+    Body(u16, &'static [u8]),
 }
 
 /// One request the receiver got.
@@ -132,7 +135,12 @@ impl Receiver {
     fn accepted(&self) -> Vec<Received> {
         self.all()
             .into_iter()
-            .filter(|r| matches!(r.answer, Answer::Status(200..=299)))
+            .filter(|r| {
+                matches!(
+                    r.answer,
+                    Answer::Status(200..=299) | Answer::Body(200..=299, _)
+                )
+            })
             .collect()
     }
 
@@ -215,6 +223,11 @@ async fn receive(
             tokio::time::sleep(Duration::from_secs(120)).await;
             StatusCode::OK.into_response()
         }
+        Answer::Body(code, bytes) => (
+            StatusCode::from_u16(code).unwrap_or(StatusCode::OK),
+            bytes.to_vec(),
+        )
+            .into_response(),
     }
 }
 
@@ -969,6 +982,35 @@ async fn webhooks_are_managed_only_by_the_organisations_owners_and_its_own_token
         app.count("SELECT COUNT(*) FROM webhook_deliveries").await?,
         0
     );
+    Ok(())
+}
+
+async fn a_receiver_answering_binary_is_recorded_and_not_sent_again(
+    db: Backend,
+) -> anyhow::Result<()> {
+    let app = spawn_app(db).await?;
+    let receiver = Receiver::start().await?;
+    // A NUL byte, which PostgreSQL text cannot hold, and bytes that are not UTF-8.
+    receiver.answer_always(Answer::Body(200, b"ok\0\xff\xfe\x01binary"));
+    let (owner, org) = organisation(&app, "owner@binary.example", "Binary Answers").await?;
+    webhook(&app, &owner, &org, &receiver.url(), &["PLEDGE_MADE"]).await?;
+    app.pledge_id(&owner, &org, json!({})).await?;
+    receiver.wait_for_accepted(1).await?;
+    wait_until(async || {
+        Ok(app
+            .count("SELECT COUNT(*) FROM webhook_deliveries WHERE status = 'DELIVERED'")
+            .await?
+            == 1)
+    })
+    .await?;
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM webhook_attempts WHERE status_code = 200 AND response_excerpt LIKE 'ok%binary'")
+            .await?,
+        1,
+        "the attempt is recorded with a readable excerpt"
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(receiver.all().len(), 1, "sent once");
     Ok(())
 }
 

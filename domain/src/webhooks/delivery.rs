@@ -205,10 +205,21 @@ pub async fn record(
     deactivate_after: TimeDelta,
     now: DateTime<Utc>,
 ) -> Result<Recorded, DbErr> {
-    let excerpt = outcome
-        .response_excerpt
-        .as_deref()
-        .map(|text| text.chars().take(EXCERPT_CHARS).collect::<String>());
+    let excerpt = outcome.response_excerpt.as_deref().map(|text| {
+        // Whatever the receiver sent: a NUL (which PostgreSQL text cannot hold, so the
+        // attempt could never be recorded and the delivery would be sent again every lease)
+        // or other control characters are kept as U+FFFD.
+        text.chars()
+            .take(EXCERPT_CHARS)
+            .map(|c| {
+                if c.is_control() && !matches!(c, '\n' | '\r' | '\t') {
+                    char::REPLACEMENT_CHARACTER
+                } else {
+                    c
+                }
+            })
+            .collect::<String>()
+    });
     let txn = db.begin_write().await?;
     webhook_attempt::Entity::insert(webhook_attempt::ActiveModel::from(webhook_attempt::Model {
         id: Uuid::now_v7(),
