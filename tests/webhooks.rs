@@ -61,6 +61,8 @@ enum Answer {
     Hang,
     /// A status with a body of raw bytes.
     Body(u16, &'static [u8]),
+    /// Waits this many milliseconds, then answers 200.
+    Slow(u64),
 }
 
 /// One request the receiver got.
@@ -127,6 +129,13 @@ impl Receiver {
         }
     }
 
+    /// Forgets every request received so far.
+    fn forget(&self) {
+        if let Ok(mut received) = self.received.lock() {
+            received.clear();
+        }
+    }
+
     fn all(&self) -> Vec<Received> {
         self.received.lock().map(|r| r.clone()).unwrap_or_default()
     }
@@ -138,7 +147,7 @@ impl Receiver {
             .filter(|r| {
                 matches!(
                     r.answer,
-                    Answer::Status(200..=299) | Answer::Body(200..=299, _)
+                    Answer::Status(200..=299) | Answer::Body(200..=299, _) | Answer::Slow(_)
                 )
             })
             .collect()
@@ -228,6 +237,10 @@ async fn receive(
             bytes.to_vec(),
         )
             .into_response(),
+        Answer::Slow(ms) => {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            StatusCode::OK.into_response()
+        }
     }
 }
 
@@ -1011,6 +1024,50 @@ async fn a_receiver_answering_binary_is_recorded_and_not_sent_again(
     );
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(receiver.all().len(), 1, "sent once");
+    Ok(())
+}
+
+/// Several servers share a database on PostgreSQL only (SQLite's writer lock is per process).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_claimed_delivery_is_sent_within_its_lease_so_a_second_server_never_sends_it_too()
+-> anyhow::Result<()> {
+    let smtp = SmtpServer::start()?;
+    let mut options = Options::new(&smtp);
+    // The shortest lease allowed: the timeout and five seconds, 8 s. Every answer comes within
+    // the timeout, yet a server holding more deliveries than it sends at once would still be
+    // sending some of them when its lease runs out.
+    options.webhooks.webhook_timeout_seconds = 3;
+    options.webhooks.webhook_lease_seconds = 1;
+    let database_url = fresh_database(Backend::Postgres).await?;
+    let first = start(database_url.clone(), smtp.clone(), options.clone()).await?;
+    let second = start(database_url, smtp, options).await?;
+    let receiver = Receiver::start().await?;
+    let (owner, org) = organisation(&first, "owner@lease.example", "Leased Trust").await?;
+    webhook(&first, &owner, &org, &receiver.url(), &["PLEDGE_MADE"]).await?;
+    const EVENTS: i64 = 32;
+    for n in 0..EVENTS {
+        first
+            .pledge_id(&owner, &org, json!({ "title": format!("Pledge {n}") }))
+            .await?;
+    }
+    let delivered = "SELECT COUNT(*) FROM webhook_deliveries WHERE status = 'DELIVERED'";
+    wait_until(async || Ok(first.count(delivered).await? == EVENTS)).await?;
+
+    // All of them due again at once (as after an outage), to a receiver that takes most of the
+    // timeout to answer each.
+    receiver.forget();
+    receiver.answer_always(Answer::Slow(2_800));
+    second
+        .execute("UPDATE webhook_deliveries SET status = 'PENDING', next_attempt_at = created_at")
+        .await?;
+    let accepted = receiver.wait_for_accepted(EVENTS as usize).await?;
+    wait_until(async || Ok(first.count(delivered).await? == EVENTS)).await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let all = receiver.all();
+    let ids: HashSet<&str> = all.iter().map(|r| r.id.as_str()).collect();
+    assert_eq!(ids.len(), EVENTS as usize);
+    assert_eq!(all.len(), EVENTS as usize, "a delivery was sent twice");
+    assert_eq!(accepted.len(), EVENTS as usize);
     Ok(())
 }
 

@@ -33,10 +33,13 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::WebhookSettings;
 
-/// Deliveries claimed at a time.
-const BATCH: u64 = 32;
-/// Deliveries of one batch in flight at once.
+/// Deliveries in flight at once.
 const CONCURRENCY: usize = 8;
+/// Deliveries claimed at a time: no more than are sent at once, so every claimed delivery is
+/// sent at once and done within the timeout, inside its lease (the timeout and five seconds at
+/// least). A bigger batch would leave some waiting their turn while the lease ran out, and a
+/// second server would claim and send them too.
+const BATCH: u64 = CONCURRENCY as u64;
 /// How much of a receiver's answer is read, at most.
 const READ_AT_MOST: usize = 1024;
 
