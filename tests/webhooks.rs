@@ -31,6 +31,7 @@ on_both_databases!(
     a_redirect_is_never_followed,
     webhooks_are_managed_only_by_the_organisations_owners_and_its_own_tokens,
     a_receiver_answering_binary_is_recorded_and_not_sent_again,
+    a_2xx_whose_body_never_ends_is_a_delivery_not_a_timeout,
 );
 
 #[test]
@@ -63,6 +64,8 @@ enum Answer {
     Body(u16, &'static [u8]),
     /// Waits this many milliseconds, then answers 200.
     Slow(u64),
+    /// Answers 200 at once with the start of a body that never ends.
+    EndlessBody,
 }
 
 /// One request the receiver got.
@@ -147,7 +150,10 @@ impl Receiver {
             .filter(|r| {
                 matches!(
                     r.answer,
-                    Answer::Status(200..=299) | Answer::Body(200..=299, _) | Answer::Slow(_)
+                    Answer::Status(200..=299)
+                        | Answer::Body(200..=299, _)
+                        | Answer::Slow(_)
+                        | Answer::EndlessBody
                 )
             })
             .collect()
@@ -240,6 +246,16 @@ async fn receive(
         Answer::Slow(ms) => {
             tokio::time::sleep(Duration::from_millis(ms)).await;
             StatusCode::OK.into_response()
+        }
+        Answer::EndlessBody => {
+            let start = futures::stream::once(async {
+                Ok::<_, std::io::Error>(axum::body::Bytes::from_static(b"accepted"))
+            });
+            (
+                StatusCode::OK,
+                axum::body::Body::from_stream(start.chain(futures::stream::pending())),
+            )
+                .into_response()
         }
     }
 }
@@ -1024,6 +1040,38 @@ async fn a_receiver_answering_binary_is_recorded_and_not_sent_again(
     );
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(receiver.all().len(), 1, "sent once");
+    Ok(())
+}
+
+async fn a_2xx_whose_body_never_ends_is_a_delivery_not_a_timeout(
+    db: Backend,
+) -> anyhow::Result<()> {
+    let smtp = SmtpServer::start()?;
+    let mut options = Options::new(&smtp);
+    options.webhooks.webhook_timeout_seconds = 1;
+    let app = start(fresh_database(db).await?, smtp, options).await?;
+    let receiver = Receiver::start().await?;
+    // The receiver accepted the event within the timeout; only its body is still coming.
+    receiver.answer_always(Answer::EndlessBody);
+    let (owner, org) = organisation(&app, "owner@endless.example", "Endless Answers").await?;
+    webhook(&app, &owner, &org, &receiver.url(), &["PLEDGE_MADE"]).await?;
+    app.pledge_id(&owner, &org, json!({})).await?;
+    receiver.wait_for_requests(1).await?;
+    wait_until(async || Ok(app.count("SELECT COUNT(*) FROM webhook_attempts").await? >= 1)).await?;
+    // Long enough for a retry (100 ms back-off) to have come.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    assert_eq!(receiver.all().len(), 1, "the accepted event was sent again");
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM webhook_deliveries WHERE status = 'DELIVERED' AND last_status_code = 200")
+            .await?,
+        1
+    );
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM webhook_attempts WHERE response_excerpt = 'accepted'")
+            .await?,
+        1,
+        "what came of the body is kept"
+    );
     Ok(())
 }
 

@@ -278,15 +278,18 @@ impl WebhookWorker {
             }
         }
         let excerpt = (!read.is_empty()).then(|| String::from_utf8_lossy(&read).into_owned());
-        if let Some(error) = read_error {
-            return failed(error, Some(status.as_u16()), excerpt);
-        }
         if !status.is_success() {
             return failed(
                 format!("the receiver answered {status}"),
                 Some(status.as_u16()),
                 excerpt,
             );
+        }
+        // A 2xx that came within the timeout is success even when the rest of the answer's body
+        // did not (it is only read for the excerpt): calling it a failure would send an event
+        // the receiver accepted again and again.
+        if let Some(error) = read_error {
+            tracing::debug!(error, "the receiver's answer ended early or late");
         }
         Outcome {
             attempted_at,
