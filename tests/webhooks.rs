@@ -32,6 +32,7 @@ on_both_databases!(
     webhooks_are_managed_only_by_the_organisations_owners_and_its_own_tokens,
     a_receiver_answering_binary_is_recorded_and_not_sent_again,
     a_2xx_whose_body_never_ends_is_a_delivery_not_a_timeout,
+    absurd_webhook_input_is_refused_naming_the_field,
 );
 
 #[test]
@@ -1072,6 +1073,138 @@ async fn a_2xx_whose_body_never_ends_is_a_delivery_not_a_timeout(
         1,
         "what came of the body is kept"
     );
+    Ok(())
+}
+
+async fn absurd_webhook_input_is_refused_naming_the_field(db: Backend) -> anyhow::Result<()> {
+    let app = spawn_app(db).await?;
+    let (owner, org) = organisation(&app, "owner@absurd.example", "Absurd Inputs").await?;
+    let (id, _) = webhook(
+        &app,
+        &owner,
+        &org,
+        "https://hooks.example.org/a",
+        &["PLEDGE_MADE"],
+    )
+    .await?;
+    let long_url = format!("https://hooks.example.org/{}", "x".repeat(3_000));
+    let long_text = "d".repeat(600);
+    let many: Vec<&str> = std::iter::repeat_n("PLEDGE_MADE", 10_000).collect();
+    let create = |url: &str, events: Value, description: &str| {
+        json!({ "input": { "organisationId": org, "url": url, "events": events,
+            "description": description } })
+    };
+    for (variables, field) in [
+        (create(&long_url, json!(["PLEDGE_MADE"]), ""), "url"),
+        (
+            create("https://hooks.example.org/", json!([]), ""),
+            "events",
+        ),
+        (
+            create(
+                "https://hooks.example.org/",
+                json!(["PLEDGE_MADE"]),
+                &long_text,
+            ),
+            "description",
+        ),
+        (
+            create(
+                "https://hooks.example.org/",
+                json!(["PLEDGE_MADE"]),
+                "a\u{0}b",
+            ),
+            "description",
+        ),
+        (
+            json!({ "input": { "organisationId": "not-an-id", "url": "https://hooks.example.org/",
+            "events": ["PLEDGE_MADE"] } }),
+            "organisationId",
+        ),
+    ] {
+        let reply = app.gql(Some(&owner), CREATE, variables).await?;
+        assert_eq!(
+            reply.code(),
+            Some("BAD_USER_INPUT"),
+            "{field}: {:?}",
+            reply.body
+        );
+        assert_eq!(reply.field(), Some(field), "{:?}", reply.body);
+    }
+    // Ten thousand copies of one event are that one event.
+    let made = create_webhook(
+        &app,
+        Some(&owner),
+        &org,
+        "https://hooks.example.org/b",
+        &many,
+    )
+    .await?
+    .ok()?;
+    assert_eq!(
+        made["createWebhook"]["webhook"]["events"],
+        json!(["PLEDGE_MADE"])
+    );
+    for (query, variables, field) in [
+        (
+            "mutation($id: ID!) { updateWebhook(id: $id, input: { active: false }) { id } }",
+            json!({ "id": "nope" }),
+            "id",
+        ),
+        (
+            "mutation($id: ID!) { rotateWebhookSecret(id: $id) { secret } }",
+            json!({ "id": "nope" }),
+            "id",
+        ),
+        (
+            "mutation($id: ID!) { deleteWebhook(id: $id) }",
+            json!({ "id": "nope" }),
+            "id",
+        ),
+        (
+            "mutation($id: ID!) { redeliverWebhook(deliveryId: $id) { id } }",
+            json!({ "id": "nope" }),
+            "deliveryId",
+        ),
+        (
+            "mutation($id: ID!) { updateWebhook(id: $id, input: { description: \"a\\u0001\" }) { id } }",
+            json!({ "id": id }),
+            "description",
+        ),
+        (
+            "mutation($id: ID!) { updateWebhook(id: $id, input: { events: [] }) { id } }",
+            json!({ "id": id }),
+            "events",
+        ),
+    ] {
+        let reply = app.gql(Some(&owner), query, variables).await?;
+        assert_eq!(
+            reply.code(),
+            Some("BAD_USER_INPUT"),
+            "{query}: {:?}",
+            reply.body
+        );
+        assert_eq!(reply.field(), Some(field), "{query}: {:?}", reply.body);
+    }
+    for (first, after) in [
+        (json!(-1), json!(null)),
+        (json!(1_000_000), json!(null)),
+        (json!(5), json!("garbage")),
+    ] {
+        let reply = app
+            .gql(
+                Some(&owner),
+                "query($slug: String!, $first: Int, $after: String) { organisation(slug: $slug) { webhooks { deliveries(first: $first, after: $after) { totalCount } } } }",
+                json!({ "slug": "absurd-inputs", "first": first, "after": after }),
+            )
+            .await?;
+        assert_eq!(
+            reply.code(),
+            Some("BAD_USER_INPUT"),
+            "{first} {after}: {:?}",
+            reply.body
+        );
+    }
     Ok(())
 }
 
