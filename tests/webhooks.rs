@@ -33,6 +33,7 @@ on_both_databases!(
     a_receiver_answering_binary_is_recorded_and_not_sent_again,
     a_2xx_whose_body_never_ends_is_a_delivery_not_a_timeout,
     absurd_webhook_input_is_refused_naming_the_field,
+    a_webhook_deleted_while_a_delivery_is_in_flight_ends_it_quietly,
 );
 
 #[test]
@@ -1205,6 +1206,37 @@ async fn absurd_webhook_input_is_refused_naming_the_field(db: Backend) -> anyhow
             reply.body
         );
     }
+    Ok(())
+}
+
+async fn a_webhook_deleted_while_a_delivery_is_in_flight_ends_it_quietly(
+    db: Backend,
+) -> anyhow::Result<()> {
+    let app = spawn_app(db).await?;
+    let receiver = Receiver::start().await?;
+    receiver.answer_always(Answer::Slow(1_500));
+    let (owner, org) = organisation(&app, "owner@deleted.example", "Deleted Midway").await?;
+    let (id, _) = webhook(&app, &owner, &org, &receiver.url(), &["PLEDGE_MADE"]).await?;
+    app.pledge_id(&owner, &org, json!({})).await?;
+    let sent = receiver.wait_for_requests(1).await?;
+    app.gql(
+        Some(&owner),
+        "mutation($id: ID!) { deleteWebhook(id: $id) }",
+        json!({ "id": id }),
+    )
+    .await?
+    .ok()?;
+    // The receiver answers after the webhook and its deliveries are gone.
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    let delivery = uuid::Uuid::parse_str(sent[0].id.trim_start_matches("msg_"))?.to_string();
+    let logs = captured_logs();
+    let errors: Vec<&str> = logs
+        .lines()
+        .filter(|line| line.contains(&delivery) && line.contains("ERROR"))
+        .collect();
+    assert!(errors.is_empty(), "{errors:?}");
+    assert_eq!(app.count("SELECT COUNT(*) FROM webhook_attempts").await?, 0);
+    assert_eq!(receiver.all().len(), 1);
     Ok(())
 }
 

@@ -211,6 +211,9 @@ impl WebhookWorker {
                 metrics::counter!("groundswell_webhooks_failed_total").increment(1);
                 tracing::error!(status = ?outcome.status_code, error = ?outcome.error, "webhook not delivered; giving up");
             }
+            Recorded::Gone => {
+                tracing::info!(status = ?outcome.status_code, "webhook deleted while its delivery was sent");
+            }
             Recorded::FailedAndEndpointDeactivated => {
                 metrics::counter!("groundswell_webhooks_failed_total").increment(1);
                 tracing::error!(error = ?outcome.error, "webhook failing for too long; switched off and owners told");
