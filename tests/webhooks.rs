@@ -30,6 +30,10 @@ on_both_databases!(
     a_private_address_saved_while_allowed_is_refused_at_delivery_once_the_setting_is_off,
     a_redirect_is_never_followed,
     webhooks_are_managed_only_by_the_organisations_owners_and_its_own_tokens,
+    a_receiver_answering_binary_is_recorded_and_not_sent_again,
+    a_2xx_whose_body_never_ends_is_a_delivery_not_a_timeout,
+    absurd_webhook_input_is_refused_naming_the_field,
+    a_webhook_deleted_while_a_delivery_is_in_flight_ends_it_quietly,
 );
 
 #[test]
@@ -58,6 +62,12 @@ enum Answer {
     Redirect,
     /// Holds the request far longer than any timeout.
     Hang,
+    /// A status with a body of raw bytes.
+    Body(u16, &'static [u8]),
+    /// Waits this many milliseconds, then answers 200.
+    Slow(u64),
+    /// Answers 200 at once with the start of a body that never ends.
+    EndlessBody,
 }
 
 /// One request the receiver got.
@@ -124,6 +134,13 @@ impl Receiver {
         }
     }
 
+    /// Forgets every request received so far.
+    fn forget(&self) {
+        if let Ok(mut received) = self.received.lock() {
+            received.clear();
+        }
+    }
+
     fn all(&self) -> Vec<Received> {
         self.received.lock().map(|r| r.clone()).unwrap_or_default()
     }
@@ -132,7 +149,15 @@ impl Receiver {
     fn accepted(&self) -> Vec<Received> {
         self.all()
             .into_iter()
-            .filter(|r| matches!(r.answer, Answer::Status(200..=299)))
+            .filter(|r| {
+                matches!(
+                    r.answer,
+                    Answer::Status(200..=299)
+                        | Answer::Body(200..=299, _)
+                        | Answer::Slow(_)
+                        | Answer::EndlessBody
+                )
+            })
             .collect()
     }
 
@@ -214,6 +239,25 @@ async fn receive(
         Answer::Hang => {
             tokio::time::sleep(Duration::from_secs(120)).await;
             StatusCode::OK.into_response()
+        }
+        Answer::Body(code, bytes) => (
+            StatusCode::from_u16(code).unwrap_or(StatusCode::OK),
+            bytes.to_vec(),
+        )
+            .into_response(),
+        Answer::Slow(ms) => {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            StatusCode::OK.into_response()
+        }
+        Answer::EndlessBody => {
+            let start = futures::stream::once(async {
+                Ok::<_, std::io::Error>(axum::body::Bytes::from_static(b"accepted"))
+            });
+            (
+                StatusCode::OK,
+                axum::body::Body::from_stream(start.chain(futures::stream::pending())),
+            )
+                .into_response()
         }
     }
 }
@@ -969,6 +1013,274 @@ async fn webhooks_are_managed_only_by_the_organisations_owners_and_its_own_token
         app.count("SELECT COUNT(*) FROM webhook_deliveries").await?,
         0
     );
+    Ok(())
+}
+
+async fn a_receiver_answering_binary_is_recorded_and_not_sent_again(
+    db: Backend,
+) -> anyhow::Result<()> {
+    let app = spawn_app(db).await?;
+    let receiver = Receiver::start().await?;
+    // A NUL byte, which PostgreSQL text cannot hold, and bytes that are not UTF-8.
+    receiver.answer_always(Answer::Body(200, b"ok\0\xff\xfe\x01binary"));
+    let (owner, org) = organisation(&app, "owner@binary.example", "Binary Answers").await?;
+    webhook(&app, &owner, &org, &receiver.url(), &["PLEDGE_MADE"]).await?;
+    app.pledge_id(&owner, &org, json!({})).await?;
+    receiver.wait_for_accepted(1).await?;
+    wait_until(async || {
+        Ok(app
+            .count("SELECT COUNT(*) FROM webhook_deliveries WHERE status = 'DELIVERED'")
+            .await?
+            == 1)
+    })
+    .await?;
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM webhook_attempts WHERE status_code = 200 AND response_excerpt LIKE 'ok%binary'")
+            .await?,
+        1,
+        "the attempt is recorded with a readable excerpt"
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(receiver.all().len(), 1, "sent once");
+    Ok(())
+}
+
+async fn a_2xx_whose_body_never_ends_is_a_delivery_not_a_timeout(
+    db: Backend,
+) -> anyhow::Result<()> {
+    let smtp = SmtpServer::start()?;
+    let mut options = Options::new(&smtp);
+    options.webhooks.webhook_timeout_seconds = 1;
+    let app = start(fresh_database(db).await?, smtp, options).await?;
+    let receiver = Receiver::start().await?;
+    // The receiver accepted the event within the timeout; only its body is still coming.
+    receiver.answer_always(Answer::EndlessBody);
+    let (owner, org) = organisation(&app, "owner@endless.example", "Endless Answers").await?;
+    webhook(&app, &owner, &org, &receiver.url(), &["PLEDGE_MADE"]).await?;
+    app.pledge_id(&owner, &org, json!({})).await?;
+    receiver.wait_for_requests(1).await?;
+    wait_until(async || Ok(app.count("SELECT COUNT(*) FROM webhook_attempts").await? >= 1)).await?;
+    // Long enough for a retry (100 ms back-off) to have come.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    assert_eq!(receiver.all().len(), 1, "the accepted event was sent again");
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM webhook_deliveries WHERE status = 'DELIVERED' AND last_status_code = 200")
+            .await?,
+        1
+    );
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM webhook_attempts WHERE response_excerpt = 'accepted'")
+            .await?,
+        1,
+        "what came of the body is kept"
+    );
+    Ok(())
+}
+
+async fn absurd_webhook_input_is_refused_naming_the_field(db: Backend) -> anyhow::Result<()> {
+    let app = spawn_app(db).await?;
+    let (owner, org) = organisation(&app, "owner@absurd.example", "Absurd Inputs").await?;
+    let (id, _) = webhook(
+        &app,
+        &owner,
+        &org,
+        "https://hooks.example.org/a",
+        &["PLEDGE_MADE"],
+    )
+    .await?;
+    let long_url = format!("https://hooks.example.org/{}", "x".repeat(3_000));
+    let long_text = "d".repeat(600);
+    let many: Vec<&str> = std::iter::repeat_n("PLEDGE_MADE", 10_000).collect();
+    let create = |url: &str, events: Value, description: &str| {
+        json!({ "input": { "organisationId": org, "url": url, "events": events,
+            "description": description } })
+    };
+    for (variables, field) in [
+        (create(&long_url, json!(["PLEDGE_MADE"]), ""), "url"),
+        (
+            create("https://hooks.example.org/", json!([]), ""),
+            "events",
+        ),
+        (
+            create(
+                "https://hooks.example.org/",
+                json!(["PLEDGE_MADE"]),
+                &long_text,
+            ),
+            "description",
+        ),
+        (
+            create(
+                "https://hooks.example.org/",
+                json!(["PLEDGE_MADE"]),
+                "a\u{0}b",
+            ),
+            "description",
+        ),
+        (
+            json!({ "input": { "organisationId": "not-an-id", "url": "https://hooks.example.org/",
+            "events": ["PLEDGE_MADE"] } }),
+            "organisationId",
+        ),
+    ] {
+        let reply = app.gql(Some(&owner), CREATE, variables).await?;
+        assert_eq!(
+            reply.code(),
+            Some("BAD_USER_INPUT"),
+            "{field}: {:?}",
+            reply.body
+        );
+        assert_eq!(reply.field(), Some(field), "{:?}", reply.body);
+    }
+    // Ten thousand copies of one event are that one event.
+    let made = create_webhook(
+        &app,
+        Some(&owner),
+        &org,
+        "https://hooks.example.org/b",
+        &many,
+    )
+    .await?
+    .ok()?;
+    assert_eq!(
+        made["createWebhook"]["webhook"]["events"],
+        json!(["PLEDGE_MADE"])
+    );
+    for (query, variables, field) in [
+        (
+            "mutation($id: ID!) { updateWebhook(id: $id, input: { active: false }) { id } }",
+            json!({ "id": "nope" }),
+            "id",
+        ),
+        (
+            "mutation($id: ID!) { rotateWebhookSecret(id: $id) { secret } }",
+            json!({ "id": "nope" }),
+            "id",
+        ),
+        (
+            "mutation($id: ID!) { deleteWebhook(id: $id) }",
+            json!({ "id": "nope" }),
+            "id",
+        ),
+        (
+            "mutation($id: ID!) { redeliverWebhook(deliveryId: $id) { id } }",
+            json!({ "id": "nope" }),
+            "deliveryId",
+        ),
+        (
+            "mutation($id: ID!) { updateWebhook(id: $id, input: { description: \"a\\u0001\" }) { id } }",
+            json!({ "id": id }),
+            "description",
+        ),
+        (
+            "mutation($id: ID!) { updateWebhook(id: $id, input: { events: [] }) { id } }",
+            json!({ "id": id }),
+            "events",
+        ),
+    ] {
+        let reply = app.gql(Some(&owner), query, variables).await?;
+        assert_eq!(
+            reply.code(),
+            Some("BAD_USER_INPUT"),
+            "{query}: {:?}",
+            reply.body
+        );
+        assert_eq!(reply.field(), Some(field), "{query}: {:?}", reply.body);
+    }
+    for (first, after) in [
+        (json!(-1), json!(null)),
+        (json!(1_000_000), json!(null)),
+        (json!(5), json!("garbage")),
+    ] {
+        let reply = app
+            .gql(
+                Some(&owner),
+                "query($slug: String!, $first: Int, $after: String) { organisation(slug: $slug) { webhooks { deliveries(first: $first, after: $after) { totalCount } } } }",
+                json!({ "slug": "absurd-inputs", "first": first, "after": after }),
+            )
+            .await?;
+        assert_eq!(
+            reply.code(),
+            Some("BAD_USER_INPUT"),
+            "{first} {after}: {:?}",
+            reply.body
+        );
+    }
+    Ok(())
+}
+
+async fn a_webhook_deleted_while_a_delivery_is_in_flight_ends_it_quietly(
+    db: Backend,
+) -> anyhow::Result<()> {
+    let app = spawn_app(db).await?;
+    let receiver = Receiver::start().await?;
+    receiver.answer_always(Answer::Slow(1_500));
+    let (owner, org) = organisation(&app, "owner@deleted.example", "Deleted Midway").await?;
+    let (id, _) = webhook(&app, &owner, &org, &receiver.url(), &["PLEDGE_MADE"]).await?;
+    app.pledge_id(&owner, &org, json!({})).await?;
+    let sent = receiver.wait_for_requests(1).await?;
+    app.gql(
+        Some(&owner),
+        "mutation($id: ID!) { deleteWebhook(id: $id) }",
+        json!({ "id": id }),
+    )
+    .await?
+    .ok()?;
+    // The receiver answers after the webhook and its deliveries are gone.
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    let delivery = uuid::Uuid::parse_str(sent[0].id.trim_start_matches("msg_"))?.to_string();
+    let logs = captured_logs();
+    let errors: Vec<&str> = logs
+        .lines()
+        .filter(|line| line.contains(&delivery) && line.contains("ERROR"))
+        .collect();
+    assert!(errors.is_empty(), "{errors:?}");
+    assert_eq!(app.count("SELECT COUNT(*) FROM webhook_attempts").await?, 0);
+    assert_eq!(receiver.all().len(), 1);
+    Ok(())
+}
+
+/// Several servers share a database on PostgreSQL only (SQLite's writer lock is per process).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_claimed_delivery_is_sent_within_its_lease_so_a_second_server_never_sends_it_too()
+-> anyhow::Result<()> {
+    let smtp = SmtpServer::start()?;
+    let mut options = Options::new(&smtp);
+    // The shortest lease allowed: the timeout and five seconds, 8 s. Every answer comes within
+    // the timeout, yet a server holding more deliveries than it sends at once would still be
+    // sending some of them when its lease runs out.
+    options.webhooks.webhook_timeout_seconds = 3;
+    options.webhooks.webhook_lease_seconds = 1;
+    let database_url = fresh_database(Backend::Postgres).await?;
+    let first = start(database_url.clone(), smtp.clone(), options.clone()).await?;
+    let second = start(database_url, smtp, options).await?;
+    let receiver = Receiver::start().await?;
+    let (owner, org) = organisation(&first, "owner@lease.example", "Leased Trust").await?;
+    webhook(&first, &owner, &org, &receiver.url(), &["PLEDGE_MADE"]).await?;
+    const EVENTS: i64 = 32;
+    for n in 0..EVENTS {
+        first
+            .pledge_id(&owner, &org, json!({ "title": format!("Pledge {n}") }))
+            .await?;
+    }
+    let delivered = "SELECT COUNT(*) FROM webhook_deliveries WHERE status = 'DELIVERED'";
+    wait_until(async || Ok(first.count(delivered).await? == EVENTS)).await?;
+
+    // All of them due again at once (as after an outage), to a receiver that takes most of the
+    // timeout to answer each.
+    receiver.forget();
+    receiver.answer_always(Answer::Slow(2_800));
+    second
+        .execute("UPDATE webhook_deliveries SET status = 'PENDING', next_attempt_at = created_at")
+        .await?;
+    let accepted = receiver.wait_for_accepted(EVENTS as usize).await?;
+    wait_until(async || Ok(first.count(delivered).await? == EVENTS)).await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let all = receiver.all();
+    let ids: HashSet<&str> = all.iter().map(|r| r.id.as_str()).collect();
+    assert_eq!(ids.len(), EVENTS as usize);
+    assert_eq!(all.len(), EVENTS as usize, "a delivery was sent twice");
+    assert_eq!(accepted.len(), EVENTS as usize);
     Ok(())
 }
 

@@ -133,11 +133,11 @@ pub struct WebhookArgs {
     #[arg(long, env = "WEBHOOK_RETRY_BASE_MS", default_value_t = 10_000)]
     pub webhook_retry_base_ms: u64,
     /// How long a claimed delivery stays with one server before another may take it over;
-    /// at least the timeout and five seconds more.
+    /// at least the timeout and five seconds more, at most a day.
     #[arg(long, env = "WEBHOOK_LEASE_SECONDS", default_value_t = 120)]
     pub webhook_lease_seconds: u64,
     /// How long an endpoint may fail every delivery before it is switched off and its owners
-    /// are told.
+    /// are told; at most a year.
     #[arg(long, env = "WEBHOOK_DEACTIVATE_AFTER_HOURS", default_value_t = 24)]
     pub webhook_deactivate_after_hours: u64,
 }
@@ -178,10 +178,12 @@ impl WebhookSettings {
             retry_base: Duration::from_millis(args.webhook_retry_base_ms.max(1)),
             // A lease shorter than an attempt could let a second server take a delivery
             // still in flight.
-            lease: Duration::from_secs(args.webhook_lease_seconds)
+            // At most a day: the worker adds it to the clock, which a bigger one overflows.
+            lease: Duration::from_secs(args.webhook_lease_seconds.min(24 * 3600))
                 .max(timeout + Duration::from_secs(5)),
+            // At most a year, for the same reason (`TimeDelta::hours` panics past its range).
             deactivate_after: chrono::TimeDelta::hours(
-                i64::try_from(args.webhook_deactivate_after_hours.max(1)).unwrap_or(24),
+                i64::try_from(args.webhook_deactivate_after_hours.clamp(1, 365 * 24)).unwrap_or(24),
             ),
         }
     }
@@ -363,6 +365,32 @@ mod tests {
         ]);
         assert!(on.webhooks.policy.allow_private);
         assert_eq!(on.webhooks.lease, Duration::from_secs(35));
+    }
+
+    #[test]
+    fn absurd_webhook_lease_and_deactivation_settings_are_bounded_not_a_panic() {
+        let (huge, hours) = (u64::MAX.to_string(), i64::MAX.to_string());
+        let settings = std::panic::catch_unwind(|| {
+            config(&[
+                "--webhook-lease-seconds",
+                &huge,
+                "--webhook-deactivate-after-hours",
+                &hours,
+            ])
+            .webhooks
+        });
+        let Ok(settings) = settings else {
+            panic!("the settings panicked");
+        };
+        // The worker adds the lease to the clock, and takes the deactivation period from it.
+        let now = chrono::Utc::now();
+        let lease = chrono::TimeDelta::from_std(settings.lease).ok();
+        assert!(
+            lease.and_then(|l| now.checked_add_signed(l)).is_some(),
+            "{lease:?}"
+        );
+        assert!(now.checked_sub_signed(settings.deactivate_after).is_some());
+        assert!(settings.lease <= Duration::from_secs(24 * 3600));
     }
 
     #[test]

@@ -33,10 +33,13 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::WebhookSettings;
 
-/// Deliveries claimed at a time.
-const BATCH: u64 = 32;
-/// Deliveries of one batch in flight at once.
+/// Deliveries in flight at once.
 const CONCURRENCY: usize = 8;
+/// Deliveries claimed at a time: no more than are sent at once, so every claimed delivery is
+/// sent at once and done within the timeout, inside its lease (the timeout and five seconds at
+/// least). A bigger batch would leave some waiting their turn while the lease ran out, and a
+/// second server would claim and send them too.
+const BATCH: u64 = CONCURRENCY as u64;
 /// How much of a receiver's answer is read, at most.
 const READ_AT_MOST: usize = 1024;
 
@@ -208,6 +211,9 @@ impl WebhookWorker {
                 metrics::counter!("groundswell_webhooks_failed_total").increment(1);
                 tracing::error!(status = ?outcome.status_code, error = ?outcome.error, "webhook not delivered; giving up");
             }
+            Recorded::Gone => {
+                tracing::info!(status = ?outcome.status_code, "webhook deleted while its delivery was sent");
+            }
             Recorded::FailedAndEndpointDeactivated => {
                 metrics::counter!("groundswell_webhooks_failed_total").increment(1);
                 tracing::error!(error = ?outcome.error, "webhook failing for too long; switched off and owners told");
@@ -275,15 +281,18 @@ impl WebhookWorker {
             }
         }
         let excerpt = (!read.is_empty()).then(|| String::from_utf8_lossy(&read).into_owned());
-        if let Some(error) = read_error {
-            return failed(error, Some(status.as_u16()), excerpt);
-        }
         if !status.is_success() {
             return failed(
                 format!("the receiver answered {status}"),
                 Some(status.as_u16()),
                 excerpt,
             );
+        }
+        // A 2xx that came within the timeout is success even when the rest of the answer's body
+        // did not (it is only read for the excerpt): calling it a failure would send an event
+        // the receiver accepted again and again.
+        if let Some(error) = read_error {
+            tracing::debug!(error, "the receiver's answer ended early or late");
         }
         Outcome {
             attempted_at,

@@ -86,6 +86,17 @@ pub const LIST_LIMITS: &[(&str, &str, u64)] = &[
         "registrations",
         groundswell_domain::registrations::MAX_PERSON_REGISTRATIONS_SHOWN,
     ),
+    (
+        "Organisation",
+        "webhooks",
+        groundswell_domain::webhooks::MAX_ENDPOINTS,
+    ),
+    ("Webhook", "events", 7),
+    (
+        "WebhookDelivery",
+        "attempts",
+        super::webhooks::MAX_ATTEMPTS_SHOWN as u64,
+    ),
 ];
 
 /// Paged fields whose page is not the usual 20 when `first` is left out.

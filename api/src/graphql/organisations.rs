@@ -119,6 +119,7 @@ impl Organisation {
     /// The organisation's webhook endpoints, oldest first; only its owners and its own API
     /// tokens see them.
     async fn webhooks(&self, ctx: &Context<'_>) -> ApiResult<Vec<super::webhooks::Webhook>> {
+        super::visibility::private(ctx);
         super::webhooks::of_organisation(ctx, self.0.id).await
     }
 }

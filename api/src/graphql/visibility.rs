@@ -27,6 +27,7 @@ pub const PRIVATE_FIELDS: &[(&str, &str)] = &[
     ("Organisation", "viewerRole"),
     ("Organisation", "members"),
     ("Organisation", "apiTokens"),
+    ("Organisation", "webhooks"),
     ("Gathering", "joiningUrl"),
     ("Gathering", "viewerRegistration"),
     ("Gathering", "registrations"),
@@ -42,6 +43,7 @@ pub const PRIVATE_TYPES: &[&str] = &[
     "DigestPreview",
     "FailedMail",
     "NewApiToken",
+    "NewWebhook",
     "OrganisationMember",
     "Person",
     "Registration",
@@ -49,6 +51,11 @@ pub const PRIVATE_TYPES: &[&str] = &[
     "RegistrationEdge",
     "Session",
     "Viewer",
+    "Webhook",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookDeliveryConnection",
+    "WebhookDeliveryEdge",
 ];
 
 /// Fields that are the same for everyone, by type.

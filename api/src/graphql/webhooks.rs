@@ -186,16 +186,21 @@ impl WebhookDelivery {
         self.0.delivered_at
     }
 
-    /// Every attempt, oldest first.
+    /// Its attempts, oldest first: the latest 50 when there were more.
     async fn attempts(&self) -> Vec<WebhookAttempt> {
+        let skip = self.0.attempts.len().saturating_sub(MAX_ATTEMPTS_SHOWN);
         self.0
             .attempts
             .iter()
+            .skip(skip)
             .cloned()
             .map(WebhookAttempt)
             .collect()
     }
 }
+
+/// Most attempts a delivery shows (the latest); a day of back-off makes about 30.
+pub const MAX_ATTEMPTS_SHOWN: usize = 50;
 
 /// One try at a delivery.
 pub struct WebhookAttempt(pub Attempt);

@@ -8,7 +8,8 @@ use std::time::Duration;
 use chrono::{DateTime, TimeDelta, Utc};
 use rand::Rng;
 use sea_orm::{
-    ColumnTrait, DbBackend, DbErr, EntityTrait, QueryFilter, Statement, sea_query::Expr,
+    ColumnTrait, DbBackend, DbErr, EntityTrait, QueryFilter, QuerySelect, Statement,
+    sea_query::Expr,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -191,6 +192,9 @@ pub enum Recorded {
     Failed,
     /// The endpoint had failed for a whole day and is now switched off; its owners are mailed.
     FailedAndEndpointDeactivated,
+    /// The endpoint was deleted, with its deliveries, while this one was being sent: there is
+    /// nothing left to record.
+    Gone,
 }
 
 /// Records an attempt and its consequences in one transaction: the delivery's new state (only
@@ -205,11 +209,32 @@ pub async fn record(
     deactivate_after: TimeDelta,
     now: DateTime<Utc>,
 ) -> Result<Recorded, DbErr> {
-    let excerpt = outcome
-        .response_excerpt
-        .as_deref()
-        .map(|text| text.chars().take(EXCERPT_CHARS).collect::<String>());
+    let excerpt = outcome.response_excerpt.as_deref().map(|text| {
+        // Whatever the receiver sent: a NUL (which PostgreSQL text cannot hold, so the
+        // attempt could never be recorded and the delivery would be sent again every lease)
+        // or other control characters are kept as U+FFFD.
+        text.chars()
+            .take(EXCERPT_CHARS)
+            .map(|c| {
+                if c.is_control() && !matches!(c, '\n' | '\r' | '\t') {
+                    char::REPLACEMENT_CHARACTER
+                } else {
+                    c
+                }
+            })
+            .collect::<String>()
+    });
     let txn = db.begin_write().await?;
+    // Locked, so a deletion either waits for this record or has happened (and the attempt,
+    // whose delivery is gone, cannot be inserted).
+    if webhook_delivery::Entity::find_by_id(claim.id)
+        .lock_exclusive()
+        .one(&*txn)
+        .await?
+        .is_none()
+    {
+        return Ok(Recorded::Gone);
+    }
     webhook_attempt::Entity::insert(webhook_attempt::ActiveModel::from(webhook_attempt::Model {
         id: Uuid::now_v7(),
         delivery_id: claim.id,

@@ -584,7 +584,10 @@ pub async fn redeliver(
 ) -> Result<Delivery, WebhookError> {
     require_someone(actor)?;
     let txn = db.begin_write().await?;
+    // Locked, so a server claiming it at this moment either finishes first (and it is seen as
+    // in flight) or skips it; otherwise it could be sent twice at once.
     let row = webhook_delivery::Entity::find_by_id(delivery_id)
+        .lock_exclusive()
         .one(&*txn)
         .await?
         .ok_or(WebhookError::DeliveryNotFound)?;

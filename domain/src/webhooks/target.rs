@@ -101,6 +101,10 @@ static EXTRA_V4: LazyLock<Vec<Ipv4Net>> = LazyLock::new(|| {
 static EXTRA_V6: LazyLock<Vec<Ipv6Net>> = LazyLock::new(|| {
     [
         "::/96",
+        // IPv4-translated (SIIT): a translator on the way reaches the v4 address it embeds.
+        "::ffff:0:0:0/96",
+        // Local-use NAT64, where the v4 address may sit anywhere: a translator's own network.
+        "64:ff9b:1::/48",
         "100::/64",
         "2001::/23",
         "2001:db8::/32",
@@ -218,6 +222,23 @@ mod tests {
             "https://2130706433/hook",
             "https://0x7f.0.0.1/hook",
             "https://[::ffff:7f00:1]/hook",
+            "https://127.1/hook",
+            "https://0177.0.0.1/hook",
+            "https://0x7f.1/hook",
+            "https://0x7f000001/hook",
+            "https://127.0.0.1./hook",
+            "https://%31%32%37.0.0.1/hook",
+            "https://\u{ff11}\u{ff12}\u{ff17}.0.0.1/hook",
+            "https://0.0.0.0/hook",
+            "https://0/hook",
+            "https://[::]/hook",
+            "https://[::127.0.0.1]/hook",
+            "https://[::ffff:0:7f00:1]/hook",
+            "https://[64:ff9b:1::a00:1]/hook",
+            "https://[fe80::1]/hook",
+            "https://[ff02::1]/hook",
+            "https://224.0.0.1/hook",
+            "https://100.100.100.200/hook",
         ] {
             assert!(EndpointUrl::parse(url, OFF).is_err(), "{url}");
             assert!(EndpointUrl::parse(url, ON).is_ok(), "{url}");
