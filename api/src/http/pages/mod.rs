@@ -170,10 +170,10 @@ impl Visitor {
         let mut actor = Actor::Anonymous;
         let mut person = None;
         if let Some(token) = cookie(headers, SESSION_COOKIE) {
-            // `Option::from` reads both an actor and a maybe-actor, so this holds whether
-            // `authenticate` answers an unknown credential as nobody or as none.
+            // A session that is no longer valid signs the visitor out (and its cookie is
+            // cleared), rather than refusing the page: pages are for people, not integrations.
             match groundswell_domain::access::authenticate(&state.db, token, now).await {
-                Ok(found) => match Option::<Actor>::from(found) {
+                Ok(found) => match found {
                     Some(found @ Actor::Person { .. }) => actor = found,
                     _ => clear_session = true,
                 },
