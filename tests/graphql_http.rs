@@ -655,6 +655,9 @@ fn probe(field: &str) -> Option<&'static str> {
         "Organisation.apiTokens" => {
             "query($org: String!) { organisation(slug: $org) { name apiTokens { id } } }"
         }
+        "Organisation.webhooks" => {
+            "query($org: String!) { organisation(slug: $org) { name webhooks { id } } }"
+        }
         "Gathering.joiningUrl" => "query($g: String!) { gathering(slug: $g) { title joiningUrl } }",
         "Gathering.viewerRegistration" => {
             "query($g: String!) { gathering(slug: $g) { title viewerRegistration { id } } }"

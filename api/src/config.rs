@@ -289,7 +289,7 @@ impl Config {
                 as usize,
             public_cache_max_age_seconds: settings.public_cache_max_age_seconds,
             registration_request_ttl: chrono::Duration::hours(i64::from(
-                settings.registration_request_ttl_hours.max(1),
+                settings.registration_request_ttl_hours.clamp(1, 24 * 365),
             )),
         })
     }

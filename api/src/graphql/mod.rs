@@ -8,7 +8,7 @@ pub mod cost;
 mod digests;
 pub mod error;
 mod gatherings;
-mod limits;
+pub(crate) mod limits;
 mod loaders;
 mod organisations;
 mod people;

@@ -47,7 +47,11 @@ pub(crate) fn presented(headers: &HeaderMap, cookie_on_any_request: bool) -> Pre
     let is_json = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
+        .is_some_and(|v| {
+            v.trim_start()
+                .get(..16)
+                .is_some_and(|t| t.eq_ignore_ascii_case("application/json"))
+        });
     if !is_json && !cookie_on_any_request {
         return Presented::Nothing;
     }

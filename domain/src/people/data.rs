@@ -55,6 +55,7 @@ pub async fn my_data(db: &Database, actor: &Actor) -> Result<Value, PeopleError>
             "role": format!("{:?}", person.role).to_uppercase(),
             "timeZone": person.time_zone,
             "emailConsent": person.email_consent,
+            "prefersEasyRead": person.prefers_easy_read,
             "createdAt": person.created_at,
             "updatedAt": person.updated_at,
         },
@@ -168,6 +169,8 @@ pub async fn erase(
     active.digest_changes = Set(json!([]));
     active.digest_chosen = Set(true);
     active.email_consent = Set(false);
+    // Easy read can tell of a learning disability: it goes with the rest.
+    active.prefers_easy_read = Set(false);
     active.erased_at = Set(Some(now));
     active.updated_at = Set(now);
     sea_orm::ActiveModelTrait::update(active, &*txn).await?;

@@ -249,7 +249,10 @@ async fn write_batch(
                 let window_open = previous
                     .rejoins_since
                     .is_some_and(|since| since > waiting.now - chrono::Duration::days(1));
-                if window_open && previous.rejoins >= waiting.limits.rejoins_per_day as i32 {
+                if window_open
+                    && previous.rejoins
+                        >= i32::try_from(waiting.limits.rejoins_per_day).unwrap_or(i32::MAX)
+                {
                     results.push(Some(Err(RegistrationError::TooMany(format!(
                         "This registration was made again after cancelling {} times today, the most a day allows. Try again tomorrow.",
                         waiting.limits.rejoins_per_day

@@ -85,7 +85,10 @@ pub async fn request_registration(
         .await?;
     let recent = registration_request::Entity::find()
         .filter(registration_request::Column::Email.eq(request.email.as_str()))
-        .filter(registration_request::Column::CreatedAt.gt(now - Duration::hours(1)))
+        .filter(
+            registration_request::Column::CreatedAt
+                .gt(crate::time::before(now, Duration::hours(1))),
+        )
         .count(&*txn)
         .await?;
     if recent >= REGISTRATION_REQUESTS_PER_HOUR {
@@ -118,7 +121,7 @@ pub async fn request_registration(
             RegistrationError::Database(sea_orm::DbErr::Custom(e.to_string()))
         })?)),
         created_at: Set(now),
-        expires_at: Set(now + ttl),
+        expires_at: Set(crate::time::after(now, ttl)),
         used_at: Set(None),
     })
     .exec_without_returning(&*txn)
@@ -164,7 +167,10 @@ pub async fn pending_gathering(
 #[derive(Clone, Debug)]
 pub struct ConfirmedRequest {
     pub registration: Registration,
-    pub session: NewSession,
+    /// A session for the person, when the account is an attendee's. A convenor's or admin's
+    /// account sees other people's access needs, so a day-long link forwarded to a carer
+    /// never signs into one: they sign in with a sign-in link as usual.
+    pub session: Option<NewSession>,
 }
 
 /// Uses a confirmation link, once and before it expires: makes the person if new (named as
@@ -201,6 +207,7 @@ pub async fn confirm_registration(
     if used.rows_affected != 1 {
         return Err(RegistrationError::RequestLinkInvalid);
     }
+    let kept_answers = request.answers.clone();
     let answers: Answers = request
         .answers
         .and_then(|a| serde_json::from_value(a).ok())
@@ -238,7 +245,7 @@ pub async fn confirm_registration(
         role: row.role,
         session_id,
     };
-    let registration = super::register(
+    let registered = super::register(
         db,
         &actor,
         NewRegistration {
@@ -251,15 +258,60 @@ pub async fn confirm_registration(
         limits,
         now,
     )
-    .await?;
+    .await;
+    let keep_session = row.role == crate::people::Role::Attendee;
+    let registration = match registered {
+        Ok(registration) => registration,
+        Err(err) => {
+            // Refused (registration closed, a limit, a mode no longer offered) or failed: the
+            // link and its answers are as they were, to be tried again, and nobody is signed in.
+            restore(db, request.id, kept_answers, session_id).await?;
+            return Err(err);
+        }
+    };
+    if !keep_session {
+        end_session(db, session_id).await?;
+    }
     Ok(ConfirmedRequest {
         registration,
-        session: NewSession {
+        session: keep_session.then(|| NewSession {
             token: session_token,
             session_id,
             person: row.into(),
-        },
+        }),
     })
+}
+
+/// Undoes the use of a link whose registration did not go through: unused again, with its
+/// answers, and the session made for it ended.
+async fn restore(
+    db: &Database,
+    request_id: Uuid,
+    answers: Option<serde_json::Value>,
+    session_id: Uuid,
+) -> Result<(), sea_orm::DbErr> {
+    let txn = db.begin_write().await?;
+    registration_request::Entity::update_many()
+        .col_expr(
+            registration_request::Column::UsedAt,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        )
+        .col_expr(registration_request::Column::Answers, Expr::value(answers))
+        .filter(registration_request::Column::Id.eq(request_id))
+        .exec(&*txn)
+        .await?;
+    crate::entities::session::Entity::delete_by_id(session_id)
+        .exec(&*txn)
+        .await?;
+    txn.commit().await
+}
+
+async fn end_session(db: &Database, session_id: Uuid) -> Result<(), sea_orm::DbErr> {
+    let txn = db.begin_write().await?;
+    crate::entities::session::Entity::delete_by_id(session_id)
+        .exec(&*txn)
+        .await?;
+    txn.commit().await
 }
 
 /// Deletes every request whose link has expired, answers and all. Returns how many.

@@ -200,6 +200,19 @@ async fn run(
         return response;
     }
 
+    let run = prepared.iter().filter_map(|one| match one {
+        Prepared::Run { request, .. } => Some(&**request),
+        _ => None,
+    });
+    if let Err(nul) = crate::graphql::limits::find_nul(run) {
+        return refusal(
+            media,
+            StatusCode::BAD_REQUEST,
+            crate::graphql::limits::HoldsNul::MESSAGE,
+            "BAD_USER_INPUT",
+            nul.field.as_deref(),
+        );
+    }
     if let Err(refused) = within_cost(&mut prepared, is_batch) {
         return refusal(
             media,

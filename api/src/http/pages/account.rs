@@ -254,10 +254,12 @@ fn action_failed(state: &AppState, visitor: &Visitor, err: RegistrationError) ->
             "cross",
         ),
         RegistrationError::AlreadyCancelled => see_other("/my/registrations?done=cancelled"),
-        err => {
-            tracing::error!(error = %err, "changing a registration from a page failed");
-            visitor.failed(state)
-        }
+        err => visitor
+            .registration_refused(state, &err)
+            .unwrap_or_else(|| {
+                tracing::error!(error = %err, "changing a registration from a page failed");
+                visitor.failed(state)
+            }),
     }
 }
 
@@ -410,8 +412,12 @@ pub async fn confirm_submit(
             );
         }
         Err(err) => {
-            tracing::error!(error = %err, "confirming a registration failed");
-            return visitor.failed(&state);
+            return visitor
+                .registration_refused(&state, &err)
+                .unwrap_or_else(|| {
+                    tracing::error!(error = %err, "confirming a registration failed");
+                    visitor.failed(&state)
+                });
         }
     };
     state.app.mail_queued.notify_one();
@@ -429,6 +435,8 @@ pub async fn confirm_submit(
             }
         };
     let registration = confirmed.registration;
-    visitor.sign_in_with(confirmed.session);
+    if let Some(session) = confirmed.session {
+        visitor.sign_in_with(session);
+    }
     registered_page(&state, &visitor, &gathering, &registration)
 }

@@ -703,10 +703,12 @@ fn refused(
             "cross",
         ),
         RegistrationError::GatheringNotFound => not_found(state, visitor),
-        err => {
-            tracing::error!(error = %err, "registering from a page failed");
-            visitor.failed(state)
-        }
+        err => visitor
+            .registration_refused(state, &err)
+            .unwrap_or_else(|| {
+                tracing::error!(error = %err, "registering from a page failed");
+                visitor.failed(state)
+            }),
     }
 }
 

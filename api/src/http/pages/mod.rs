@@ -422,6 +422,52 @@ impl Visitor {
         )
     }
 
+    /// The page for a registration refused by a rule (a limit, a registration already made,
+    /// a way of attending no longer offered): never "something went wrong". `None` for what
+    /// is not a refusal, which the caller logs and answers with [`Visitor::failed`].
+    pub fn registration_refused(
+        &self,
+        state: &AppState,
+        err: &groundswell_domain::registrations::RegistrationError,
+    ) -> Option<Response> {
+        use groundswell_domain::{access::AccessError, registrations::RegistrationError as E};
+        let reason = err.to_string();
+        let (status, title, icon) = match err {
+            E::TooMany(_) | E::TooManyRequests => (
+                StatusCode::TOO_MANY_REQUESTS,
+                if self.easy {
+                    "Please wait"
+                } else {
+                    "Too many registrations for now"
+                },
+                "wait",
+            ),
+            E::AlreadyRegistered => (StatusCode::CONFLICT, "Already registered", "info"),
+            E::AlreadyCancelled => (StatusCode::CONFLICT, "Already cancelled", "info"),
+            E::ModeNotOffered => (
+                StatusCode::CONFLICT,
+                "That way of attending is not offered now",
+                "cross",
+            ),
+            E::NotOpen(_) => (StatusCode::CONFLICT, "Registration is not open", "wait"),
+            E::GatheringCancelled => (
+                StatusCode::CONFLICT,
+                "This gathering has been cancelled",
+                "cross",
+            ),
+            E::NotFound | E::GatheringNotFound => (StatusCode::NOT_FOUND, "Not found", "cross"),
+            E::Access(AccessError::Unauthenticated) => {
+                (StatusCode::UNAUTHORIZED, "Please sign in", "key")
+            }
+            E::Access(AccessError::Forbidden(_)) => {
+                (StatusCode::FORBIDDEN, "You cannot do this", "cross")
+            }
+            E::RequestLinkInvalid => (StatusCode::GONE, "This link cannot be used", "cross"),
+            E::NotConfirmed | E::Database(_) => return None,
+        };
+        Some(self.message(state, status, title, &[reason.as_str()], icon))
+    }
+
     pub fn failed(&self, state: &AppState) -> Response {
         self.message(
             state,
