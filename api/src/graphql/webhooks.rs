@@ -186,7 +186,7 @@ impl WebhookDelivery {
         self.0.delivered_at
     }
 
-    /// Its attempts, oldest first: the latest 10 when there were more.
+    /// Its attempts, oldest first: the latest 5 when there were more.
     async fn attempts(&self) -> Vec<WebhookAttempt> {
         let skip = self.0.attempts.len().saturating_sub(MAX_ATTEMPTS_SHOWN);
         self.0
@@ -200,7 +200,7 @@ impl WebhookDelivery {
 }
 
 /// Most attempts a delivery shows (the latest; `attemptCount` says how many there were).
-pub const MAX_ATTEMPTS_SHOWN: usize = 10;
+pub const MAX_ATTEMPTS_SHOWN: usize = 5;
 
 /// One try at a delivery.
 pub struct WebhookAttempt(pub Attempt);
