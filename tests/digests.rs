@@ -27,7 +27,111 @@ on_both_databases!(
     owners_of_a_quiet_pledge_are_reminded_once_each_quiet_period_until_they_report,
     a_run_that_finds_one_digest_already_claimed_still_queues_the_others_once,
     a_periods_news_cut_to_some_changes_equals_the_digest_built_for_those_changes,
+    one_click_unsubscribe_needs_no_cookie_and_the_pages_button_needs_its_csrf_token,
 );
+
+/// The unsubscribe address (path only) in the digest mailed to a new convenor, and their
+/// session.
+async fn convenors_unsubscribe_path(app: &TestApp) -> anyhow::Result<(String, String)> {
+    let admin = admin(app).await?;
+    let convenor = app.convenor("quiet@example.org").await?;
+    app.gathering(&convenor, json!({ "title": "Hull gathering" }))
+        .await?;
+    send_due(app, &admin, Utc::now() + chrono::Duration::days(8)).await?;
+    let mut found = Vec::new();
+    for _ in 0..100 {
+        found = digests_to(app, "quiet@example.org");
+        if !found.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let digest = found.pop().ok_or_else(|| anyhow::anyhow!("no digest"))?;
+    let header = digest.list_unsubscribe.unwrap_or_default();
+    let path = header
+        .strip_prefix("<http://groundswell.test")
+        .and_then(|rest| rest.strip_suffix('>'))
+        .ok_or_else(|| anyhow::anyhow!("List-Unsubscribe is {header:?}"))?
+        .to_owned();
+    Ok((path, convenor))
+}
+
+async fn one_click_unsubscribe_needs_no_cookie_and_the_pages_button_needs_its_csrf_token(
+    db: Backend,
+) -> anyhow::Result<()> {
+    let app = spawn_app(db).await?;
+    let (path, convenor) = convenors_unsubscribe_path(&app).await?;
+    assert_eq!(frequency(&app, &convenor).await?, "WEEKLY");
+
+    // The page is an attendee page, with an easy-read version.
+    let page = app.http.get(app.url(&path)).send().await?;
+    let csp = page
+        .headers()
+        .get("content-security-policy")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert!(csp.contains("default-src 'none'"), "{csp}");
+    let html = page.text().await?;
+    assert!(
+        html.contains("/static/pages.css") && !html.contains("<style"),
+        "{html}"
+    );
+    let easy = app
+        .http
+        .get(app.url(&format!("{path}?read=easy")))
+        .send()
+        .await?
+        .text()
+        .await?;
+    assert!(easy.contains("<body class=\"easy\">"), "{easy}");
+    assert!(easy.contains("/static/icons/email.svg"), "{easy}");
+
+    // The page's own button is a form with a CSRF token: sent without its cookie, refused.
+    let (cookie, csrf) = crate::sign_in::page_form(&app, &path).await?;
+    let refused = app
+        .http
+        .post(app.url(&path))
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await?;
+    assert_eq!(refused.status().as_u16(), 403);
+    assert_eq!(frequency(&app, &convenor).await?, "WEEKLY");
+
+    // A mail client's one-click POST carries no cookie and no CSRF token, and works.
+    let done = app
+        .http
+        .post(app.url(&path))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("List-Unsubscribe=One-Click")
+        .send()
+        .await?;
+    assert_eq!(done.status().as_u16(), 200);
+    assert!(done.headers().get("content-security-policy").is_some());
+    assert!(done.text().await?.contains("Your digests are stopped"));
+    assert_eq!(frequency(&app, &convenor).await?, "NEVER");
+
+    // The button, with its cookie and token, stops them too.
+    app.gql(
+        Some(&convenor),
+        "mutation { updateDigestPreferences(input: { frequency: WEEKLY }) { id } }",
+        json!({}),
+    )
+    .await?
+    .ok()?;
+    assert_eq!(frequency(&app, &convenor).await?, "WEEKLY");
+    let again = app
+        .http
+        .post(app.url(&path))
+        .header("cookie", &cookie)
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await?;
+    assert_eq!(again.status().as_u16(), 200);
+    assert!(again.text().await?.contains("Your digests are stopped"));
+    assert_eq!(frequency(&app, &convenor).await?, "NEVER");
+    Ok(())
+}
 
 async fn owners_of_a_quiet_pledge_are_reminded_once_each_quiet_period_until_they_report(
     db: Backend,

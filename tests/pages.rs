@@ -815,6 +815,26 @@ async fn people_who_prefer_easy_read_get_easy_read_pages_and_mail_in_both_parts(
     Ok(())
 }
 
+/// The unsubscribe address (path only) in the digest mailed to `to`.
+async fn unsubscribe_path(app: &TestApp, to: &str) -> anyhow::Result<String> {
+    for _ in 0..100 {
+        let digest = app
+            .smtp
+            .messages()
+            .into_iter()
+            .find(|m| m.to == to && m.subject.contains("digest"));
+        if let Some(header) = digest.and_then(|m| m.list_unsubscribe) {
+            return header
+                .strip_prefix("<http://groundswell.test")
+                .and_then(|rest| rest.strip_suffix('>'))
+                .map(str::to_owned)
+                .with_context(|| format!("List-Unsubscribe is {header:?}"));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    anyhow::bail!("no digest for {to}")
+}
+
 /// Browser tests, on SQLite only (what they check is the HTML, not the database): axe on every
 /// page in each state, the keyboard-only registration, 320 px, and the README's screenshots.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -858,6 +878,32 @@ async fn every_page_passes_axe_at_wcag_22_aa_fits_320px_and_works_by_keyboard() 
         .await?
         .ok()?;
     let confirm_token = registration_link_token(&app, "pending@example.org", 1).await?;
+    // Sign-in links (one shown, two pressed) and unsubscribe links (one shown, two pressed).
+    let mut sign_in_tokens = Vec::new();
+    for n in 0..3 {
+        sign_in_tokens.push(app.sign_in_token(&format!("linked{n}@example.org")).await?);
+    }
+    app.grant_role("admin@example.org", "ADMIN").await?;
+    let admin = app.sign_in("admin@example.org").await?;
+    for n in 0..2 {
+        app.convenor(&format!("digested{n}@example.org")).await?;
+    }
+    app.gql(
+        Some(&admin),
+        "mutation($asOf: DateTime) { sendDueDigests(asOf: $asOf) }",
+        json!({ "asOf": (chrono::Utc::now() + chrono::Duration::days(8)).to_rfc3339() }),
+    )
+    .await?
+    .ok()?;
+    let mut unsubscribes = Vec::new();
+    for n in 0..3 {
+        let to = if n < 2 {
+            format!("digested{n}@example.org")
+        } else {
+            "convenor@example.org".to_owned()
+        };
+        unsubscribes.push(unsubscribe_path(&app, &to).await?);
+    }
     let scene = json!({
         "base": format!("http://{}", app.address),
         "open": "leeds-open-day",
@@ -865,6 +911,10 @@ async fn every_page_passes_axe_at_wcag_22_aa_fits_320px_and_works_by_keyboard() 
         "keyboard": "keyboard-day",
         "sessions": sessions,
         "confirmToken": confirm_token,
+        "signInToken": sign_in_tokens[2],
+        "signInTokens": &sign_in_tokens[..2],
+        "unsubscribe": unsubscribes[2],
+        "unsubscribes": &unsubscribes[..2],
     });
     let shots = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots");
     std::fs::create_dir_all(&shots)?;

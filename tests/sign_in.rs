@@ -1,8 +1,126 @@
 //! Passwordless sign-in: links by real SMTP, sessions, one use, expiry, sign-out, limits.
 
+use anyhow::Context;
 use serde_json::json;
 
 use crate::{helpers::*, on_both_databases};
+
+/// What a browser keeps from a page with a form: its visitor cookie (`name=value`) and the
+/// form's CSRF token, read from the page as a browser would.
+pub(crate) async fn page_form(app: &TestApp, path: &str) -> anyhow::Result<(String, String)> {
+    let page = app.http.get(app.url(path)).send().await?;
+    let cookie = page
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("groundswell_visitor="))
+        .and_then(|v| v.split(';').next())
+        .context("no visitor cookie")?
+        .to_owned();
+    let html = page.text().await?;
+    let marker = "name=\"csrf\" value=\"";
+    let start = html.find(marker).context("no csrf field")? + marker.len();
+    let end = html[start..].find('"').context("unterminated csrf")?;
+    Ok((cookie, html[start..start + end].to_owned()))
+}
+
+/// The session cookie (`name=value`) a response sets, if any.
+fn session_cookie(response: &reqwest::Response) -> Option<String> {
+    response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("groundswell_session=") && !v.contains("Max-Age=0"))
+        .map(str::to_owned)
+}
+
+async fn a_sign_in_post_without_the_visitors_csrf_token_is_refused_and_uses_nothing_up(
+    db: Backend,
+) -> anyhow::Result<()> {
+    let app = spawn_app(db).await?;
+    let token = app.sign_in_token("guarded@example.org").await?;
+    let path = format!("/sign-in?token={token}");
+    let (cookie, csrf) = page_form(&app, &path).await?;
+
+    // No token at all, a token without its cookie, and another visitor's token.
+    let (other_cookie, _) = page_form(&app, &path).await?;
+    type Attempt<'a> = (Option<&'a str>, Vec<(&'a str, &'a str)>);
+    let attempts: [Attempt; 3] = [
+        (Some(&cookie), vec![("token", &token)]),
+        (None, vec![("csrf", &csrf), ("token", &token)]),
+        (
+            Some(&other_cookie),
+            vec![("csrf", &csrf), ("token", &token)],
+        ),
+    ];
+    for (jar, form) in attempts {
+        let mut post = app.http.post(app.url("/sign-in")).form(&form);
+        if let Some(jar) = jar {
+            post = post.header("cookie", jar);
+        }
+        let refused = post.send().await?;
+        assert_eq!(refused.status(), 403);
+        assert_eq!(session_cookie(&refused), None);
+        let html = refused.text().await?;
+        assert!(html.contains("This form could not be sent"), "{html}");
+        assert!(html.contains("/static/pages.css"), "{html}");
+    }
+    assert_eq!(app.count("SELECT COUNT(*) FROM sessions").await?, 0);
+
+    // The link still works from its own page.
+    let own = app
+        .http
+        .post(app.url("/sign-in"))
+        .header("cookie", &cookie)
+        .form(&[("csrf", csrf.as_str()), ("token", token.as_str())])
+        .send()
+        .await?;
+    assert_eq!(own.status(), 200);
+    assert!(session_cookie(&own).is_some());
+    assert_eq!(app.count("SELECT COUNT(*) FROM sessions").await?, 1);
+    Ok(())
+}
+
+async fn the_sign_in_link_page_is_an_attendee_page_with_an_easy_read_version(
+    db: Backend,
+) -> anyhow::Result<()> {
+    let app = spawn_app(db).await?;
+    let token = app.sign_in_token("reader@example.org").await?;
+    let standard = app
+        .http
+        .get(app.url(&format!("/sign-in?token={token}")))
+        .send()
+        .await?;
+    let csp = standard
+        .headers()
+        .get("content-security-policy")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert!(csp.contains("default-src 'none'"), "{csp}");
+    let html = standard.text().await?;
+    assert!(html.contains("Skip to main content"), "{html}");
+    assert!(
+        !html.contains("<style") && !html.contains("style="),
+        "{html}"
+    );
+    assert!(!html.contains("class=\"easy\""), "{html}");
+    let easy = app
+        .http
+        .get(app.url(&format!("/sign-in?token={token}&read=easy")))
+        .send()
+        .await?
+        .text()
+        .await?;
+    assert!(easy.contains("<body class=\"easy\">"), "{easy}");
+    assert!(easy.contains("/static/icons/key.svg"), "{easy}");
+    assert!(easy.contains("Press the button to sign in."), "{easy}");
+    assert!(easy.contains(&token));
+    assert_eq!(app.count("SELECT COUNT(*) FROM sessions").await?, 0);
+    Ok(())
+}
 
 on_both_databases!(
     sign_in_link_arrives_by_smtp_and_gives_a_session,
@@ -15,6 +133,8 @@ on_both_databases!(
     sign_in_requests_are_limited_per_email_address,
     sign_in_requests_are_limited_per_client_address,
     another_site_cannot_post_the_sign_in_form,
+    a_sign_in_post_without_the_visitors_csrf_token_is_refused_and_uses_nothing_up,
+    the_sign_in_link_page_is_an_attendee_page_with_an_easy_read_version,
     knowing_who_is_calling_costs_one_statement,
 );
 
@@ -41,13 +161,15 @@ async fn another_site_cannot_post_the_sign_in_form(db: Backend) -> anyhow::Resul
         .send()
         .await?;
     assert_eq!(forged.status(), 403);
-    assert!(forged.headers().get("set-cookie").is_none());
+    assert_eq!(session_cookie(&forged), None);
     assert_eq!(app.count("SELECT COUNT(*) FROM sessions").await?, 0);
+    let (cookie, csrf) = page_form(&app, &format!("/sign-in?token={token}")).await?;
     let own = app
         .http
         .post(app.url("/sign-in"))
         .header("sec-fetch-site", "same-origin")
-        .form(&[("token", token.as_str())])
+        .header("cookie", &cookie)
+        .form(&[("csrf", csrf.as_str()), ("token", token.as_str())])
         .send()
         .await?;
     assert_eq!(own.status(), 200);
@@ -241,21 +363,23 @@ async fn sign_in_page_get_leaves_the_token_and_post_sets_a_session_cookie(
     }
     assert_eq!(app.count("SELECT COUNT(*) FROM sessions").await?, 0);
 
+    // The button posts the page's CSRF token with the visitor cookie the page set.
+    let (visitor, csrf) = page_form(&app, &format!("/sign-in?token={token}")).await?;
     let response = app
         .http
         .post(app.url("/sign-in"))
-        .form(&[("token", token.as_str())])
+        .header("cookie", &visitor)
+        .form(&[("csrf", csrf.as_str()), ("token", token.as_str())])
         .send()
         .await?;
     assert_eq!(response.status(), 200);
-    let cookie = response
-        .headers()
-        .get("set-cookie")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
+    let cookie = session_cookie(&response).unwrap_or_default();
     assert!(cookie.contains("HttpOnly"), "{cookie}");
     assert!(cookie.contains("SameSite=Strict"), "{cookie}");
+    let done = response.text().await?;
+    assert!(done.contains("You are signed in"), "{done}");
+    assert!(done.contains("href=\"/my/registrations\""), "{done}");
+    assert!(done.contains("href=\"/\""), "{done}");
     let pair = cookie.split(';').next().unwrap_or_default().to_owned();
 
     let me = app
@@ -272,7 +396,8 @@ async fn sign_in_page_get_leaves_the_token_and_post_sets_a_session_cookie(
     let again = app
         .http
         .post(app.url("/sign-in"))
-        .form(&[("token", token.as_str())])
+        .header("cookie", &visitor)
+        .form(&[("csrf", csrf.as_str()), ("token", token.as_str())])
         .send()
         .await?;
     assert_eq!(again.status(), 400);

@@ -62,6 +62,13 @@ const anonymous = [
   }],
   ['confirm page', (p) => visit(p, `/registrations/confirm?token=${scene.confirmToken}`)],
   ['expired link', (p) => visit(p, '/registrations/confirm?token=nothing-here')],
+  ['sign-in link page', (p) => visit(p, `/sign-in?token=${scene.signInToken}`)],
+  ['sign-in link used up', async (p) => {
+    await visit(p, '/sign-in?token=gsi_nothing-here');
+    await p.click('button[type=submit]');
+  }],
+  ['unsubscribe page', (p) => visit(p, scene.unsubscribe)],
+  ['unsubscribe link not valid', (p) => visit(p, '/unsubscribe/nothing-here')],
   ['not found', (p) => visit(p, '/gatherings/nowhere')],
 ];
 const signedIn = [
@@ -133,6 +140,38 @@ for (const [i, easy] of [[1, false], [2, true]]) {
     if (!expected.test(body)) failures.push({ label: name, heading: body });
     await page.setViewportSize({ width: 320, height: 800 });
     await fits(page, `signed in: ${name}${easy ? ' (easy read)' : ''}`);
+    await page.close();
+  }
+  await ctx.close();
+}
+
+// Signing in with the link's button, and stopping digests with the unsubscribe button, in
+// each version (each link works once, so one per version).
+for (const [i, easy] of [[0, false], [1, true]]) {
+  const ctx = await context({});
+  if (easy) await ctx.addCookies([{ name: 'groundswell_read', value: 'easy', url: base }]);
+  const steps = [
+    ['signed in', `/sign-in?token=${scene.signInTokens[i]}`, /signed in/],
+    ['digests stopped', scene.unsubscribes[i], /(stopped)/],
+  ];
+  for (const [name, path, expected] of steps) {
+    const page = await ctx.newPage();
+    page.setDefaultTimeout(TIMEOUT);
+    const what = `button: ${name}${easy ? ' (easy read)' : ''}`;
+    try {
+      await visit(page, path);
+      await Promise.all([page.waitForNavigation(), page.click('button[type=submit]')]);
+    } catch (err) {
+      failures.push({ label: what, at: page.url(), error: String(err).slice(0, 300) });
+      await page.close();
+      continue;
+    }
+    await audit(page, what);
+    const heading = await page.textContent('h1');
+    if (!expected.test(heading)) failures.push({ label: what, heading });
+    if (easy && !(await page.$('body.easy'))) failures.push({ label: what, easy: 'not easy read' });
+    await page.setViewportSize({ width: 320, height: 800 });
+    await fits(page, what);
     await page.close();
   }
   await ctx.close();

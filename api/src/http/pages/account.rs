@@ -31,7 +31,7 @@ pub struct TokenQuery {
     done: String,
 }
 
-/// `GET /sign-in`: with a token, the page that finishes signing in (unchanged); without one, a
+/// `GET /sign-in`: with a token, the page that finishes signing in; without one, a
 /// form asking for an email address.
 pub async fn sign_in_page(
     State(state): State<AppState>,
@@ -39,15 +39,13 @@ pub async fn sign_in_page(
     headers: HeaderMap,
     uri: Uri,
 ) -> Response {
-    if !query.token.is_empty() {
-        return sign_in::page(Query(sign_in::TokenParam::new(query.token)))
-            .await
-            .into_response();
-    }
     let visitor = match Visitor::from_request(&state, &headers, &uri).await {
         Ok(visitor) => visitor,
         Err(response) => return response,
     };
+    if !query.token.is_empty() {
+        return sign_in::page(&state, &visitor, &query.token);
+    }
     sign_in_form(&state, &visitor, "", None, StatusCode::OK)
 }
 

@@ -64,6 +64,10 @@ const TEMPLATES: &[(&str, &str)] = page_templates!(
     "sign_in.html",
     "sign_in_sent.html",
     "message.html",
+    "sign_in_link.html",
+    "signed_in.html",
+    "unsubscribe.html",
+    "unsubscribed.html",
 );
 
 const STYLESHEET: &str = include_str!("../../../static/pages.css");
