@@ -916,7 +916,14 @@ async fn every_page_passes_axe_at_wcag_22_aa_fits_320px_and_works_by_keyboard() 
         "unsubscribe": unsubscribes[2],
         "unsubscribes": &unsubscribes[..2],
     });
-    let shots = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots");
+    // The README's screenshots are refreshed with UPDATE_SCREENSHOTS=1; otherwise they go
+    // under target/, so a test run leaves the work tree as it was.
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let shots = if std::env::var_os("UPDATE_SCREENSHOTS").is_some() {
+        root.join("docs/screenshots")
+    } else {
+        root.join("target/screenshots")
+    };
     std::fs::create_dir_all(&shots)?;
     let out = node(
         "pages.mjs",
