@@ -121,3 +121,48 @@ pub fn is_unique_violation(err: &DbErr) -> bool {
         Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
     )
 }
+
+/// The statement that claims up to `limit` rows of an outbox-like `table` (mail, webhook
+/// deliveries): those due (`PENDING` with `next_attempt_at` passed) and those whose earlier
+/// claim lapsed (`SENDING` past `locked_until`, the server holding them having died), marking
+/// them `SENDING` until now + `lease` and counting the attempt. On PostgreSQL `FOR UPDATE SKIP
+/// LOCKED` keeps two servers from claiming one row; SQLite has one writer. Run it in a write
+/// transaction and read the rows it returns.
+pub(crate) fn lease_claim(
+    backend: DbBackend,
+    table: &'static str,
+    limit: u64,
+    lease: Duration,
+    now: chrono::DateTime<chrono::Utc>,
+) -> sea_orm::Statement {
+    let locked_until = crate::time::after(
+        now,
+        chrono::TimeDelta::from_std(lease).unwrap_or(chrono::TimeDelta::MAX),
+    );
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let (sql, values): (String, Vec<sea_orm::Value>) = match backend {
+        DbBackend::Postgres => (
+            format!(
+                "UPDATE {table} SET status = 'SENDING', locked_until = $1, attempts = attempts + 1 \
+                 WHERE id IN (SELECT id FROM {table} \
+                   WHERE (status = 'PENDING' AND next_attempt_at <= $2) \
+                      OR (status = 'SENDING' AND locked_until < $2) \
+                   ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED) \
+                 RETURNING *"
+            ),
+            vec![locked_until.into(), now.into(), limit.into()],
+        ),
+        _ => (
+            format!(
+                "UPDATE {table} SET status = 'SENDING', locked_until = ?, attempts = attempts + 1 \
+                 WHERE id IN (SELECT id FROM {table} \
+                   WHERE (status = 'PENDING' AND next_attempt_at <= ?) \
+                      OR (status = 'SENDING' AND locked_until < ?) \
+                   ORDER BY next_attempt_at LIMIT ?) \
+                 RETURNING *"
+            ),
+            vec![locked_until.into(), now.into(), now.into(), limit.into()],
+        ),
+    };
+    sea_orm::Statement::from_sql_and_values(backend, sql, values)
+}

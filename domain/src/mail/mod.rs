@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, Statement, entity::prelude::*, sea_query::Expr,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, entity::prelude::*, sea_query::Expr,
 };
 use serde_json::Value;
 use uuid::Uuid;
@@ -151,41 +151,10 @@ pub async fn claim(
     lease: Duration,
     now: DateTime<Utc>,
 ) -> Result<Vec<QueuedMail>, DbErr> {
-    let locked_until = crate::time::after(
-        now,
-        chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::MAX),
-    );
-    let backend = db.backend();
-    let sql = match backend {
-        DbBackend::Postgres => {
-            "UPDATE outbox SET status = 'SENDING', locked_until = $1, attempts = attempts + 1 \
-             WHERE id IN (SELECT id FROM outbox \
-               WHERE (status = 'PENDING' AND next_attempt_at <= $2) \
-                  OR (status = 'SENDING' AND locked_until < $2) \
-               ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED) \
-             RETURNING *"
-        }
-        _ => {
-            "UPDATE outbox SET status = 'SENDING', locked_until = ?, attempts = attempts + 1 \
-             WHERE id IN (SELECT id FROM outbox \
-               WHERE (status = 'PENDING' AND next_attempt_at <= ?) \
-                  OR (status = 'SENDING' AND locked_until < ?) \
-               ORDER BY next_attempt_at LIMIT ?) \
-             RETURNING *"
-        }
-    };
-    let values: Vec<sea_orm::Value> = match backend {
-        DbBackend::Postgres => vec![locked_until.into(), now.into(), (limit as i64).into()],
-        _ => vec![
-            locked_until.into(),
-            now.into(),
-            now.into(),
-            (limit as i64).into(),
-        ],
-    };
+    let statement = crate::db::lease_claim(db.backend(), "outbox", limit, lease, now);
     let txn = db.begin_write().await?;
     let rows = outbox::Entity::find()
-        .from_raw_sql(Statement::from_sql_and_values(backend, sql, values))
+        .from_raw_sql(statement)
         .all(&*txn)
         .await?;
     txn.commit().await?;

@@ -7,10 +7,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use rand::Rng;
-use sea_orm::{
-    ColumnTrait, DbBackend, DbErr, EntityTrait, QueryFilter, QuerySelect, Statement,
-    sea_query::Expr,
-};
+use sea_orm::{ColumnTrait, DbErr, EntityTrait, QueryFilter, QuerySelect, sea_query::Expr};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -69,38 +66,10 @@ pub async fn claim(
     lease: Duration,
     now: DateTime<Utc>,
 ) -> Result<Vec<Claimed>, DbErr> {
-    let locked_until = now + TimeDelta::from_std(lease).unwrap_or(TimeDelta::MAX);
-    let backend = db.backend();
-    let sql = match backend {
-        DbBackend::Postgres => {
-            "UPDATE webhook_deliveries SET status = 'SENDING', locked_until = $1, attempts = attempts + 1 \
-             WHERE id IN (SELECT id FROM webhook_deliveries \
-               WHERE (status = 'PENDING' AND next_attempt_at <= $2) \
-                  OR (status = 'SENDING' AND locked_until < $2) \
-               ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED) \
-             RETURNING *"
-        }
-        _ => {
-            "UPDATE webhook_deliveries SET status = 'SENDING', locked_until = ?, attempts = attempts + 1 \
-             WHERE id IN (SELECT id FROM webhook_deliveries \
-               WHERE (status = 'PENDING' AND next_attempt_at <= ?) \
-                  OR (status = 'SENDING' AND locked_until < ?) \
-               ORDER BY next_attempt_at LIMIT ?) \
-             RETURNING *"
-        }
-    };
-    let values: Vec<sea_orm::Value> = match backend {
-        DbBackend::Postgres => vec![locked_until.into(), now.into(), (limit as i64).into()],
-        _ => vec![
-            locked_until.into(),
-            now.into(),
-            now.into(),
-            (limit as i64).into(),
-        ],
-    };
+    let statement = crate::db::lease_claim(db.backend(), "webhook_deliveries", limit, lease, now);
     let txn = db.begin_write().await?;
     let rows = webhook_delivery::Entity::find()
-        .from_raw_sql(Statement::from_sql_and_values(backend, sql, values))
+        .from_raw_sql(statement)
         .all(&*txn)
         .await?;
     txn.commit().await?;
