@@ -12,6 +12,9 @@ use crate::helpers::{
 
 crate::on_both_databases!(
     registering_someone_else_shows_only_what_the_caller_typed,
+    registering_someone_who_already_holds_a_place_answers_as_for_anyone_else,
+    erasure_reaches_registrations_asked_for_on_my_behalf,
+    erasing_my_data_while_registering_never_leaves_a_placeholder_registered,
     adding_a_member_shows_nothing_of_the_account_behind_the_address,
     a_persons_role_time_zone_and_joining_time_are_theirs_alone,
     erasing_my_data_gives_my_places_to_the_waitlist_and_forgets_my_mail,
@@ -111,6 +114,194 @@ async fn registering_someone_else_shows_only_what_the_caller_typed(
     assert_eq!(
         me["me"],
         json!({ "displayName": "Private Name", "role": "CONVENOR", "timeZone": "Asia/Tokyo" })
+    );
+    still_up(&app).await
+}
+
+async fn registering_someone_who_already_holds_a_place_answers_as_for_anyone_else(
+    db: Backend,
+) -> anyhow::Result<()> {
+    let app = limited_app(
+        db,
+        groundswell_domain::Limits {
+            on_behalf_per_gathering: 2,
+            ..groundswell_domain::Limits::default()
+        },
+    )
+    .await?;
+    let convenor = app.convenor("convenor@example.org").await?;
+    let gathering = app
+        .gathering(&convenor, json!({ "inPersonCapacity": 2 }))
+        .await?;
+    let victim = app.sign_in("victim@example.org").await?;
+    app.register(
+        &victim,
+        &gathering["id"],
+        json!({ "accessNotes": "private words", "accessConsent": true }),
+    )
+    .await?
+    .ok()?;
+    let victims_mail = app
+        .count("SELECT COUNT(*) FROM outbox WHERE recipient = 'victim@example.org'")
+        .await?;
+    let snoop = app.sign_in("snoop@example.org").await?;
+    const FULL: &str = "mutation($input: RegisterInput!) { register(input: $input) { id status waitlistPosition mode companions places registeredOnBehalf accessRequirements accessNotes checkedInAt createdAt person { id email displayName role timeZone createdAt } } }";
+    let ask = |email: &str| {
+        json!({ "input": { "gatheringId": gathering["id"], "companions": 0, "onBehalfOf":
+            { "name": "As Typed", "email": email, "agreementConfirmed": true } } })
+    };
+    let held = app
+        .gql(Some(&snoop), FULL, ask("victim@example.org"))
+        .await?
+        .ok()?["register"]
+        .clone();
+    // Asking again (within the limit) answers the same registration, as it does for one the caller made.
+    let again = app
+        .gql(Some(&snoop), FULL, ask("victim@example.org"))
+        .await?
+        .ok()?;
+    assert_eq!(again["register"]["id"], held["id"]);
+    let fresh = app
+        .gql(Some(&snoop), FULL, ask("fresh@example.org"))
+        .await?
+        .ok()?["register"]
+        .clone();
+    let shape = |a: &Value| {
+        let mut a = a.clone();
+        for key in ["id", "createdAt"] {
+            a[key] = Value::Null;
+        }
+        a["person"]["id"] = Value::Null;
+        a["person"]["email"] = Value::Null;
+        a
+    };
+    assert_eq!(shape(&held), shape(&fresh), "{held} {fresh}");
+    assert_eq!(held["status"], "CONFIRMED");
+    assert_eq!(held["person"]["displayName"], "As Typed");
+    assert!(!held.to_string().contains("private words"), "{held}");
+    // It counts against the caller's limit like any other.
+    let refused = app
+        .gql(Some(&snoop), FULL, ask("third@example.org"))
+        .await?;
+    assert_eq!(refused.code(), Some("RATE_LIMITED"), "{:?}", refused.body);
+    // The caller can cancel what they were answered, once, as they could a registration.
+    let cancel = "mutation($id: ID!) { cancelRegistration(id: $id) { status } }";
+    let cancelled = app
+        .gql(Some(&snoop), cancel, json!({ "id": held["id"] }))
+        .await?
+        .ok()?;
+    assert_eq!(cancelled["cancelRegistration"]["status"], "CANCELLED");
+    let twice = app
+        .gql(Some(&snoop), cancel, json!({ "id": held["id"] }))
+        .await?;
+    assert_eq!(twice.code(), Some("CONFLICT"), "{:?}", twice.body);
+    let stranger = app.sign_in("stranger@example.org").await?;
+    let not_theirs = app
+        .gql(Some(&stranger), cancel, json!({ "id": held["id"] }))
+        .await?;
+    assert_eq!(
+        not_theirs.code(),
+        Some("NOT_FOUND"),
+        "{:?}",
+        not_theirs.body
+    );
+    // The person's own registration, its access needs and their mail are as they were.
+    let mine = app
+        .gql(
+            Some(&victim),
+            "{ me { registrations { status accessNotes registeredOnBehalf } } }",
+            json!({}),
+        )
+        .await?
+        .ok()?;
+    assert_eq!(
+        mine["me"]["registrations"],
+        json!([{ "status": "CONFIRMED", "accessNotes": "private words", "registeredOnBehalf": false }])
+    );
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM outbox WHERE recipient = 'victim@example.org'")
+            .await?,
+        victims_mail
+    );
+    let figures = app
+        .gql(
+            None,
+            "query($slug: String!) { gathering(slug: $slug) { confirmedCount placesLeft } }",
+            json!({ "slug": gathering["slug"] }),
+        )
+        .await?
+        .ok()?;
+    assert_eq!(
+        figures["gathering"],
+        json!({ "confirmedCount": 2, "placesLeft": 0 }),
+        "only the person and the one newly registered hold places"
+    );
+    // Erasing their data takes what was asked in their name with it.
+    app.gql(Some(&victim), "mutation { eraseMyData }", json!({}))
+        .await?
+        .ok()?;
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM on_behalf_attempts").await?,
+        0
+    );
+    still_up(&app).await
+}
+
+async fn erasure_reaches_registrations_asked_for_on_my_behalf(db: Backend) -> anyhow::Result<()> {
+    let app = spawn_app(db).await?;
+    let convenor = app.convenor("convenor@example.org").await?;
+    let gathering = app.gathering(&convenor, json!({})).await?;
+    let named = app.sign_in("named@example.org").await?;
+    let asked = app
+        .gql(
+            None,
+            "mutation($input: RequestRegistrationInput!) { requestRegistration(input: $input) }",
+            json!({ "input": { "gatheringId": gathering["id"], "name": "A Friend",
+                "email": "friend@example.org", "accessNotes": "their private needs",
+                "accessConsent": true, "onBehalfOf": { "name": "Named", "email": "named@example.org",
+                "agreementConfirmed": true } } }),
+        )
+        .await?
+        .ok()?;
+    assert_eq!(asked["requestRegistration"], true);
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM registration_requests")
+            .await?,
+        1
+    );
+    app.gql(Some(&named), "mutation { eraseMyData }", json!({}))
+        .await?
+        .ok()?;
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM registration_requests")
+            .await?,
+        0,
+        "the answers held for them go with their data"
+    );
+    still_up(&app).await
+}
+
+async fn erasing_my_data_while_registering_never_leaves_a_placeholder_registered(
+    db: Backend,
+) -> anyhow::Result<()> {
+    let app = spawn_app(db).await?;
+    let convenor = app.convenor("convenor@example.org").await?;
+    let gathering = app.gathering(&convenor, json!({})).await?;
+    for round in 0..8 {
+        let session = app.sign_in(&format!("racer{round}@example.org")).await?;
+        let register = app.register(&session, &gathering["id"], json!({}));
+        let erase = app.gql(Some(&session), "mutation { eraseMyData }", json!({}));
+        let (registered, erased) = tokio::join!(register, erase);
+        let (_, erased) = (registered?, erased?);
+        assert_eq!(erased.ok()?["eraseMyData"], true);
+    }
+    assert_eq!(
+        app.count(
+            "SELECT COUNT(*) FROM registrations r JOIN people p ON p.id = r.person_id \
+             WHERE p.erased_at IS NOT NULL AND r.status <> 'CANCELLED'"
+        )
+        .await?,
+        0
     );
     still_up(&app).await
 }

@@ -11,6 +11,7 @@ mod m20261129_000005_nudges;
 mod m20261201_000001_hardening;
 mod m20261201_000003_pages;
 mod m20261201_000004_webhooks;
+mod m20261205_000001_privacy;
 
 pub struct Migrator;
 
@@ -26,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000001_hardening::Migration),
             Box::new(m20261201_000003_pages::Migration),
             Box::new(m20261201_000004_webhooks::Migration),
+            Box::new(m20261205_000001_privacy::Migration),
         ]
     }
 }

@@ -192,7 +192,6 @@ impl From<RegistrationError> for ApiError {
             RegistrationError::GatheringCancelled
             | RegistrationError::NotOpen(_)
             | RegistrationError::AlreadyCancelled
-            | RegistrationError::AlreadyRegistered
             | RegistrationError::NotConfirmed => ApiError::Conflict(err.to_string()),
             RegistrationError::TooMany(_) => ApiError::RateLimited(err.to_string()),
             RegistrationError::Database(err) => ApiError::internal(err),

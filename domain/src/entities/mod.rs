@@ -8,6 +8,7 @@ pub(crate) mod coalition_member;
 pub(crate) mod digest;
 pub(crate) mod gathering;
 pub(crate) mod gathering_convenor;
+pub(crate) mod on_behalf_attempt;
 pub(crate) mod organisation;
 pub(crate) mod organisation_member;
 pub(crate) mod outbox;

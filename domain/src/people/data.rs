@@ -2,7 +2,8 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, sea_query::Expr,
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DbBackend, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, sea_query::Expr,
 };
 use serde_json::{Value, json};
 
@@ -101,9 +102,18 @@ pub async fn erase(
 ) -> Result<Vec<uuid::Uuid>, PeopleError> {
     let (person_id, _) = actor.person()?;
     let txn = db.begin_write().await?;
-    let person = person::Entity::find_by_id(person_id)
+    // Locked first, before any gathering: a registration batch holds the people it registers
+    // (shared) before its gathering, so one waiting for this person sees them erased.
+    let person = person::Entity::find_by_id(person_id);
+    let person = if txn.get_database_backend() == DbBackend::Postgres {
+        person.lock_exclusive()
+    } else {
+        person
+    };
+    let person = person
         .one(&*txn)
         .await?
+        .filter(|p| p.erased_at.is_none())
         .ok_or(PeopleError::NotFound)?;
     // No organisation is left without an owner: each one they own is locked (in id order, so
     // two owners erasing themselves at once are decided one after the other) and counted.
@@ -141,8 +151,16 @@ pub async fn erase(
         .exec(&*txn)
         .await?;
     // Registrations asked for by email and not yet confirmed hold answers too.
+    // So do those someone else asked for on their behalf.
     crate::entities::registration_request::Entity::delete_many()
-        .filter(crate::entities::registration_request::Column::Email.eq(person.email.as_str()))
+        .filter(
+            Condition::any()
+                .add(crate::entities::registration_request::Column::Email.eq(person.email.as_str()))
+                .add(
+                    crate::entities::registration_request::Column::BehalfEmail
+                        .eq(person.email.as_str()),
+                ),
+        )
         .exec(&*txn)
         .await?;
     session::Entity::delete_many()
@@ -154,6 +172,7 @@ pub async fn erase(
         .exec(&*txn)
         .await?;
     crate::registrations::erase_for_person(&*txn, person_id).await?;
+    crate::registrations::erase_attempts_for_person(&*txn, person_id).await?;
     api_token::Entity::update_many()
         .col_expr(
             api_token::Column::CreatedBy,

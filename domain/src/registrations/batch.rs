@@ -11,13 +11,15 @@
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ColumnTrait, DbErr, EntityTrait, QueryFilter, QuerySelect};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter, QuerySelect,
+};
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
 use super::{
-    NewRegistration, Registration, RegistrationError, RegistrationStatus, mail, open_mode, places,
-    save_gathering_places, take_places, waitlist_position,
+    NewRegistration, Registration, RegistrationError, RegistrationStatus, attempts, mail,
+    open_mode, places, save_gathering_places, take_places, waitlist_position,
 };
 use crate::{
     AccessError, Database,
@@ -143,6 +145,28 @@ async fn write_batch(
 ) -> Result<Vec<Result<Registration, RegistrationError>>, DbErr> {
     let _queue = db.serialize(gathering_id).await;
     let txn = db.begin_write().await?;
+    // The people registered, read before the gathering's lock and, on PostgreSQL, held shared
+    // until the batch commits: erasure locks the person first too, so a person erasing their
+    // data while their registration waits is either erased before (and refused here) or after
+    // (and their registration cancelled by it), never left registered as a placeholder.
+    let people: Vec<Uuid> = batch.iter().map(|w| w.person_id).collect();
+    let people_query = person::Entity::find()
+        .select_only()
+        .column(person::Column::Id)
+        .column(person::Column::Email)
+        .filter(person::Column::Id.is_in(people.iter().copied()))
+        .filter(person::Column::ErasedAt.is_null());
+    let people_query = if txn.get_database_backend() == DbBackend::Postgres {
+        people_query.lock_shared()
+    } else {
+        people_query
+    };
+    let emails: HashMap<Uuid, String> = people_query
+        .into_tuple()
+        .all(&*txn)
+        .await?
+        .into_iter()
+        .collect();
     let Some(mut gathering) = gatherings::lock(&*txn, gathering_id).await? else {
         txn.commit().await?;
         return Ok(batch
@@ -150,17 +174,6 @@ async fn write_batch(
             .map(|_| Err(RegistrationError::GatheringNotFound))
             .collect());
     };
-    let people: Vec<Uuid> = batch.iter().map(|w| w.person_id).collect();
-    let emails: HashMap<Uuid, String> = person::Entity::find()
-        .select_only()
-        .column(person::Column::Id)
-        .column(person::Column::Email)
-        .filter(person::Column::Id.is_in(people.iter().copied()))
-        .into_tuple()
-        .all(&*txn)
-        .await?
-        .into_iter()
-        .collect();
     let mut existing: HashMap<Uuid, registration::Model> = registration::Entity::find()
         .filter(registration::Column::GatheringId.eq(gathering_id))
         .filter(registration::Column::PersonId.is_in(people))
@@ -195,6 +208,9 @@ async fn write_batch(
     let mut inserted: Vec<registration::Model> = Vec::new();
     let mut replaced: Vec<Uuid> = Vec::new();
     let mut made_now: HashSet<Uuid> = HashSet::new();
+    // Registrations asked for on behalf of people who already hold a place: the slot each
+    // answers, its asker, its way of attending, and whether a new one would have had a place.
+    let mut held: Vec<(usize, &Waiting, super::AttendanceMode, bool)> = Vec::new();
     // Each registration's row as written, with the place in `results` it answers.
     let mut written: Vec<(usize, registration::Model, &Waiting)> = Vec::new();
     for waiting in batch {
@@ -215,10 +231,27 @@ async fn write_batch(
         {
             // Someone registering another person learns nothing of a registration that is
             // not theirs to see.
+            // They are answered as a new registration would be (and limited the same), and
+            // the person's own registration stays as it is.
             if previous.person_id != waiting.actor_id
                 && previous.registered_by != Some(waiting.actor_id)
             {
-                results.push(Some(Err(RegistrationError::AlreadyRegistered)));
+                if let Some(attempt) = attempts::live(&*txn, waiting, gathering_id).await? {
+                    results.push(Some(Ok(attempts::as_registration(attempt))));
+                    continue;
+                }
+                let so_far = made.entry(waiting.actor_id).or_default();
+                if let Err(refused) = super::check_on_behalf(&waiting.limits, *so_far) {
+                    results.push(Some(Err(refused)));
+                    continue;
+                }
+                so_far.for_gathering += 1;
+                so_far.last_hour += 1;
+                // The answer a new registration would get, without taking anything.
+                let mut probe = gathering.clone();
+                let fits = take_places(&mut probe, mode, 1 + waiting.new.companions.0);
+                held.push((results.len(), waiting, mode, fits));
+                results.push(None);
                 continue;
             }
             // Registering again returns the registration: one made in this batch is answered
@@ -362,6 +395,20 @@ async fn write_batch(
             }
         };
         results[*index] = Some(Ok(Registration::from_row(row.clone(), position)));
+    }
+    // Those already holding a place: answered with the position a new registration would have,
+    // after everyone waiting (this batch's new ones included).
+    let mut held_waiting: HashMap<super::AttendanceMode, u64> = HashMap::new();
+    for (index, waiting, mode, fits) in held {
+        let position = if fits {
+            None
+        } else {
+            let n = held_waiting.entry(mode).or_default();
+            *n += 1;
+            Some(attempts::waiting_count(&*txn, gathering_id, mode).await? + *n)
+        };
+        let attempt = attempts::record(&*txn, waiting, gathering_id, mode, position).await?;
+        results[index] = Some(Ok(attempts::as_registration(attempt)));
     }
     txn.commit().await?;
     Ok(results

@@ -4,6 +4,7 @@
 //! shown only to the person and the gathering's convenors, and erased when no longer needed.
 
 mod access;
+mod attempts;
 pub(crate) mod batch;
 mod mail;
 mod requests;
@@ -20,6 +21,7 @@ pub use access::{
     AccessNeeds, AccessNeedsRefused, AccessRequirement, AccessTotal, access_totals,
     erase_expired_access_data,
 };
+pub(crate) use attempts::erase_for_person as erase_attempts_for_person;
 
 use std::collections::HashMap;
 
@@ -162,8 +164,6 @@ pub enum RegistrationError {
     ModeNotOffered,
     #[error("This registration is already cancelled.")]
     AlreadyCancelled,
-    #[error("That person is already registered for this gathering.")]
-    AlreadyRegistered,
     #[error("Only confirmed registrations can be checked in.")]
     NotConfirmed,
     #[error("{0}")]
@@ -292,12 +292,18 @@ pub(crate) async fn on_behalf_made(
         .await?;
     let last_hour = registration::Entity::find()
         .filter(registration::Column::RegisteredBy.eq(registrar))
-        .filter(registration::Column::UpdatedAt.gt(now - chrono::Duration::hours(1)))
+        .filter(
+            registration::Column::UpdatedAt
+                .gt(crate::time::before(now, chrono::TimeDelta::hours(1))),
+        )
         .count(conn)
         .await?;
+    // Attempts for people who already held a place count alike, so the limits tell nothing.
+    let (attempts_for_gathering, attempts_last_hour) =
+        attempts::made_by(conn, registrar, gathering_id, now).await?;
     Ok(OnBehalfMade {
-        for_gathering,
-        last_hour,
+        for_gathering: for_gathering + attempts_for_gathering,
+        last_hour: last_hour + attempts_last_hour,
     })
 }
 
@@ -432,11 +438,14 @@ pub async fn cancel(
     now: DateTime<Utc>,
 ) -> Result<Registration, RegistrationError> {
     let (actor_id, _) = actor.person()?;
-    let gathering_id = registration::Entity::find_by_id(id)
-        .one(db.conn())
-        .await?
-        .ok_or(RegistrationError::NotFound)?
-        .gathering_id;
+    let Some(found) = registration::Entity::find_by_id(id).one(db.conn()).await? else {
+        // Perhaps an attempt to register someone who already held a place.
+        let txn = db.begin_write().await?;
+        let cancelled = attempts::cancel(&*txn, actor_id, id, now).await?;
+        txn.commit().await?;
+        return cancelled.unwrap_or(Err(RegistrationError::NotFound));
+    };
+    let gathering_id = found.gathering_id;
     let _queue = db.serialize(gathering_id).await;
     let txn = db.begin_write().await?;
     let mut gathering = gatherings::lock(&*txn, gathering_id)

@@ -116,6 +116,11 @@ pub async fn request_registration(
         id: Set(id),
         token_hash: Set(hash_token(&token)),
         email: Set(request.email.as_str().to_owned()),
+        // The person named, so their erasure reaches the answers held for them.
+        behalf_email: Set(new
+            .on_behalf_of
+            .as_ref()
+            .map(|b| b.email.as_str().to_owned())),
         gathering_id: Set(new.gathering_id),
         answers: Set(Some(serde_json::to_value(&answers).map_err(|e| {
             RegistrationError::Database(sea_orm::DbErr::Custom(e.to_string()))

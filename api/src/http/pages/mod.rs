@@ -446,7 +446,6 @@ impl Visitor {
                 },
                 "wait",
             ),
-            E::AlreadyRegistered => (StatusCode::CONFLICT, "Already registered", "info"),
             E::AlreadyCancelled => (StatusCode::CONFLICT, "Already cancelled", "info"),
             E::ModeNotOffered => (
                 StatusCode::CONFLICT,
