@@ -1221,3 +1221,107 @@ async fn asking_for_sign_in_links_answers_alike_for_known_and_unknown_addresses(
     );
     still_up(&app).await
 }
+
+/// An update given its time before a digest was built, but committed after: it belongs to the
+/// next digest, never to neither. On PostgreSQL the test holds the organisation's row, which the
+/// update waits for after taking its time, while the digest run goes ahead. (On SQLite writers
+/// are one at a time and the digest run's line is drawn in a write, so the same order cannot be
+/// held open from outside.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn news_committed_after_a_digest_was_built_goes_to_the_next_digest() -> anyhow::Result<()> {
+    use sea_orm::{ConnectionTrait, TransactionTrait};
+    let app = spawn_app(Backend::Postgres).await?;
+    app.grant_role("admin@example.org", "ADMIN").await?;
+    let admin = app.sign_in("admin@example.org").await?;
+    let hour = (Utc::now() + chrono::Duration::hours(2)).hour();
+    let reader = app.convenor("reader@example.org").await?;
+    app.gql(
+        Some(&reader),
+        "mutation($input: DigestPreferencesInput!) { updateDigestPreferences(input: $input) { id } }",
+        json!({ "input": { "frequency": "DAILY", "hour": hour, "timeZone": "UTC", "sendEmpty": true } }),
+    )
+    .await?
+    .ok()?;
+    let owner = app.sign_in("owner@example.org").await?;
+    let org = app.create_organisation(&owner, "Late Reporters").await?;
+    let pledge = app
+        .pledge_id(&owner, &org, json!({ "title": "A pledge" }))
+        .await?;
+    let send = |as_of: chrono::DateTime<Utc>| {
+        let app = &app;
+        let admin = admin.clone();
+        async move {
+            app.gql(
+                Some(&admin),
+                "mutation($asOf: DateTime) { sendDueDigests(asOf: $asOf) }",
+                json!({ "asOf": as_of.to_rfc3339() }),
+            )
+            .await
+        }
+    };
+    let waiting_on_locks = || {
+        app.count(
+            "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+    };
+
+    let db = app.database().await?;
+    let hold = db.begin().await?;
+    hold.execute_unprepared(&format!(
+        "SELECT id FROM organisations WHERE id = '{org}' FOR UPDATE"
+    ))
+    .await?;
+    let post = app.post_update(
+        Some(&owner),
+        json!({ "pledgeId": pledge, "body": "Posted while the digest ran.", "signal": "ON_TRACK" }),
+    );
+    let digest = send(Utc::now() + chrono::Duration::hours(3));
+    tokio::pin!(post, digest);
+    // The update takes its time, then waits for the organisation's row…
+    tokio::select! {
+        _ = &mut post => anyhow::bail!("the update did not wait for the row held"),
+        waited = wait_until(|| async { Ok(waiting_on_locks().await? >= 1) }) => waited?,
+    }
+    // …while a digest run goes ahead: it finishes, or waits for the update to commit.
+    let mut sent = None;
+    tokio::select! {
+        reply = &mut digest => sent = Some(reply),
+        _ = &mut post => anyhow::bail!("the update did not wait for the row held"),
+        waited = wait_until(|| async { Ok(waiting_on_locks().await? >= 2) }) => waited?,
+    }
+    hold.commit().await?;
+    post.await?.ok()?;
+    match sent {
+        Some(reply) => reply?.ok()?,
+        None => digest.await?.ok()?,
+    };
+    // The next day's digest.
+    send(Utc::now() + chrono::Duration::hours(27)).await?.ok()?;
+    let mails = app.smtp.wait_for("reader@example.org", 3).await?;
+    let holding: Vec<_> = mails
+        .iter()
+        .filter(|m| m.subject.contains("digest") && m.text.contains("Posted while the digest ran."))
+        .collect();
+    assert_eq!(
+        holding.len(),
+        1,
+        "the update is in exactly one digest: {:?}",
+        mails.iter().map(|m| &m.text).collect::<Vec<_>>()
+    );
+    still_up(&app).await
+}
+
+/// Polls `check` until it holds (at most 20 s).
+async fn wait_until<F, Fut>(check: F) -> anyhow::Result<()>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<bool>>,
+{
+    for _ in 0..1000 {
+        if check().await? {
+            return Ok(());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    anyhow::bail!("waited 20 s for a condition that never held")
+}

@@ -8,6 +8,7 @@ pub mod coalitions;
 pub mod db;
 pub mod digests;
 pub mod events;
+pub(crate) mod fence;
 pub mod gatherings;
 pub mod limits;
 pub mod mail;

@@ -12,6 +12,7 @@ mod m20261201_000001_hardening;
 mod m20261201_000003_pages;
 mod m20261201_000004_webhooks;
 mod m20261205_000001_privacy;
+mod m20261205_000002_digest_fence;
 
 pub struct Migrator;
 
@@ -28,6 +29,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000003_pages::Migration),
             Box::new(m20261201_000004_webhooks::Migration),
             Box::new(m20261205_000001_privacy::Migration),
+            Box::new(m20261205_000002_digest_fence::Migration),
         ]
     }
 }

@@ -319,6 +319,8 @@ pub async fn form(
 ) -> Result<Coalition, CoalitionError> {
     require_someone(actor)?;
     let txn = db.begin_write().await?;
+    // News: stamped after the latest digest's line if it races one (see `crate::fence`).
+    let now = crate::fence::stamp(&*txn, now).await?;
     require_organisation(&*txn, new.organisation_id).await?;
     require_acts_for::<CoalitionError>(&*txn, actor, new.organisation_id).await?;
     let row = coalition::Model {
@@ -457,6 +459,8 @@ pub async fn accept(
 ) -> Result<Membership, CoalitionError> {
     require_someone(actor)?;
     let txn = db.begin_write().await?;
+    // News: stamped after the latest digest's line if it races one (see `crate::fence`).
+    let now = crate::fence::stamp(&*txn, now).await?;
     let row = coalition_member::Entity::find_by_id(membership_id)
         .one(&*txn)
         .await?

@@ -313,6 +313,8 @@ pub async fn send_due(
 ) -> Result<SendOutcome, DbErr> {
     // Owners of quiet pledges are reminded first, so digests can say who was.
     crate::pledges::nudges::nudge_quiet(db, quiet_after, as_of, now).await?;
+    // Every news write in flight commits before the line; later ones are stamped after it.
+    let line = crate::fence::draw(db, now).await?;
     let people = subscribers(db).await?;
     let ids: Vec<Uuid> = people.iter().map(|p| p.id).collect();
     let last = last_slots(db, &ids, as_of).await?;
@@ -340,7 +342,7 @@ pub async fn send_due(
                 |previous| previous.at,
             ),
         };
-        let end = slot.at.min(now).max(start);
+        let end = slot.at.min(line).max(start);
         let period = Period { start, end };
         let recipient = Recipient { person };
         let news = match built.get(&period) {

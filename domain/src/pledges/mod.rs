@@ -209,6 +209,8 @@ pub async fn make(
 ) -> Result<Pledge, PledgeError> {
     require_someone(actor)?;
     let txn = db.begin_write().await?;
+    // News: stamped after the latest digest's line if it races one (see `crate::fence`).
+    let now = crate::fence::stamp(&*txn, now).await?;
     if !lock_organisation(&*txn, new.organisation_id).await? {
         return Err(PledgeError::OrganisationNotFound);
     }

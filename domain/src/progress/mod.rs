@@ -206,6 +206,8 @@ pub async fn post(
 ) -> Result<ProgressUpdate, ProgressError> {
     require_someone(actor)?;
     let txn = db.begin_write().await?;
+    // News: stamped after the latest digest's line if it races one (see `crate::fence`).
+    let now = crate::fence::stamp(&*txn, now).await?;
     let (organisation_id, on_changes, pledge_row) = match new.subject {
         Subject::Pledge(pledge_id) => {
             let found = pledge::Entity::find_by_id(pledge_id)
