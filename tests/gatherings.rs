@@ -11,6 +11,7 @@ on_both_databases!(
     the_calendar_file_parses_with_the_gatherings_time_zone,
     the_registrations_csv_opens_cleanly_for_convenors_only,
     bad_gathering_input_names_the_field,
+    an_update_is_saved_and_read_back_and_a_larger_capacity_promotes,
 );
 
 async fn convenors_create_and_publish_gatherings_and_drafts_stay_hidden(
@@ -357,5 +358,47 @@ async fn bad_gathering_input_names_the_field(db: Backend) -> anyhow::Result<()> 
         assert_eq!(reply.field(), Some(field), "{:?}", reply.body);
     }
     assert_eq!(app.count("SELECT COUNT(*) FROM gatherings").await?, 0);
+    Ok(())
+}
+
+async fn an_update_is_saved_and_read_back_and_a_larger_capacity_promotes(
+    db: Backend,
+) -> anyhow::Result<()> {
+    let app = spawn_app(db).await?;
+    let convenor = app.convenor("convenor@example.org").await?;
+    let gathering = app
+        .gathering(&convenor, json!({ "inPersonCapacity": 1 }))
+        .await?;
+    let first = app.sign_in("first@example.org").await?;
+    let second = app.sign_in("second@example.org").await?;
+    app.register(&first, &gathering["id"], json!({}))
+        .await?
+        .ok()?;
+    let waiting = app
+        .register(&second, &gathering["id"], json!({}))
+        .await?
+        .ok()?;
+    assert_eq!(waiting["register"]["status"], "WAITLISTED");
+    app.gql(
+        Some(&convenor),
+        "mutation($id: ID!, $input: UpdateGatheringInput!) { updateGathering(id: $id, input: $input) { id } }",
+        json!({ "id": gathering["id"], "input": { "title": "A new title", "venue": "The new hall", "inPersonCapacity": 2 } }),
+    )
+    .await?
+    .ok()?;
+    // Read back by someone else, in a new request: what was saved, not what was answered.
+    let read = app
+        .gql(
+            Some(&second),
+            "query($slug: String!) { gathering(slug: $slug) { title venue inPersonCapacity confirmedCount viewerRegistration { status } } }",
+            json!({ "slug": gathering["slug"] }),
+        )
+        .await?
+        .ok()?;
+    assert_eq!(
+        read["gathering"],
+        json!({ "title": "A new title", "venue": "The new hall", "inPersonCapacity": 2,
+                "confirmedCount": 2, "viewerRegistration": { "status": "CONFIRMED" } })
+    );
     Ok(())
 }

@@ -488,7 +488,10 @@ pub async fn update(
     }
     next.sequence += 1;
     next.updated_at = now;
-    let mut active: gathering::ActiveModel = next.clone().into();
+    // A model turned into an active model is all unchanged, which saves nothing: every column
+    // is marked to be written, the key kept as the row to write.
+    let mut active =
+        sea_orm::ActiveModelTrait::reset_all(gathering::ActiveModel::from(next.clone()));
     active.id = sea_orm::ActiveValue::Unchanged(id);
     let mut saved = sea_orm::ActiveModelTrait::update(active, &*txn).await?;
     if next.status == GatheringStatus::Published {
