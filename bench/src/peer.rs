@@ -37,6 +37,18 @@ pub fn default_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("postgraphile")
 }
 
+/// "PostGraphile 4.14.1", from the installed package.
+pub fn version(dir: &Path) -> String {
+    let installed = std::fs::read_to_string(dir.join("node_modules/postgraphile/package.json"))
+        .ok()
+        .and_then(|text| serde_json::from_str::<Value>(&text).ok())
+        .and_then(|package| package["version"].as_str().map(str::to_owned));
+    format!(
+        "PostGraphile {}",
+        installed.as_deref().unwrap_or("(version unknown)")
+    )
+}
+
 pub struct Peer {
     child: Child,
     pid: u32,

@@ -17,6 +17,8 @@ pub struct Report {
     pub seconds_per_run: u64,
     pub warmup_seconds: u64,
     pub runs: Vec<ScenarioRun>,
+    /// How the peer ran, when it did.
+    pub peer: Option<PeerInfo>,
     /// The mixed scenario: reads while a writer writes, with the response cache on and off.
     pub mixed: Vec<MixedRun>,
     /// Writes per second the mixed scenario's writer aimed for.
@@ -135,6 +137,14 @@ impl ScenarioRun {
             ratio_to_peer: peer.map(|p| ratio(groundswell.throughput(), p.throughput())),
         }
     }
+}
+
+#[derive(Debug, Serialize)]
+pub struct PeerInfo {
+    pub version: String,
+    /// Node.js processes sharing the port.
+    pub workers: usize,
+    pub connections_per_worker: u32,
 }
 
 /// One side of a mixed run: the reads of Groundswell or of the floor, with what they saw.
@@ -721,6 +731,12 @@ pub fn print(report: &Report) {
         report.seconds_per_run,
         report.warmup_seconds,
     );
+    if let Some(peer) = &report.peer {
+        println!(
+            "peer: {} on Node.js, {} processes with {} database connections each\n",
+            peer.version, peer.workers, peer.connections_per_worker
+        );
+    }
     println!("{HEADER}");
     println!("{}", "─".repeat(HEADER.chars().count()));
     for run in &report.runs {
@@ -792,6 +808,7 @@ mod tests {
             seconds_per_run: 10,
             warmup_seconds: 2,
             runs: Vec::new(),
+            peer: None,
             mixed: Vec::new(),
             write_rate: 20.0,
             rush: None,

@@ -67,7 +67,7 @@ pub struct RunArgs {
     /// scenarios 1 to 3 beside Groundswell and the floor (PostgreSQL only).
     #[arg(long)]
     no_peer: bool,
-    /// Node.js processes PostGraphile runs, each with a pool of `--pool` connections; by
+    /// Node.js processes PostGraphile runs, sharing `--pool` connections among them; by
     /// default one per core, as a production deployment would.
     #[arg(long)]
     peer_workers: Option<usize>,
@@ -223,7 +223,7 @@ async fn measure(
         let mut runs = Vec::new();
         let peer = start_peer(args, url, &client, &fixture).await?;
         let peer_client = match &peer {
-            Some(peer) => Some(Client::new(peer.url())?),
+            Some((peer, _)) => Some(Client::new(peer.url())?),
             None => None,
         };
         for read in READS {
@@ -243,9 +243,13 @@ async fn measure(
             }
             phases.push(Phase::at(read.name(), running.server()?.memory()?));
         }
-        if let Some(peer) = peer {
-            peer.stop().await;
-        }
+        let peer_info = match peer {
+            Some((peer, info)) => {
+                peer.stop().await;
+                Some(info)
+            }
+            None => None,
+        };
         let mut mixed = Vec::new();
         if args.runs(Scenario::Mixed) {
             if floor.is_postgres() {
@@ -274,12 +278,12 @@ async fn measure(
             phases.push(Phase::at("digests delivered", running.server()?.memory()?));
         }
         let rush = rush_run;
-        anyhow::Ok((runs, mixed, rush, digest))
+        anyhow::Ok((runs, peer_info, mixed, rush, digest))
     }
     .await;
     floor.close().await;
     let (stopped, peak) = running.stop().await;
-    let (runs, mixed, rush, digest) = result?;
+    let (runs, peer, mixed, rush, digest) = result?;
     stopped?;
     let mut report = Report {
         machine: Machine::read(&floor_version(url).await),
@@ -292,6 +296,7 @@ async fn measure(
         seconds_per_run: args.seconds,
         warmup_seconds: args.warmup,
         runs,
+        peer,
         mixed,
         write_rate: args.write_rate,
         rush,
@@ -441,7 +446,7 @@ async fn start_peer(
     url: &str,
     client: &Client,
     fixture: &Fixture,
-) -> anyhow::Result<Option<Peer>> {
+) -> anyhow::Result<Option<(Peer, report::PeerInfo)>> {
     if args.no_peer || !args.runs_reads() {
         return Ok(None);
     }
@@ -453,16 +458,27 @@ async fn start_peer(
         .peer_workers
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
     let dir = args.peer_dir.clone().unwrap_or_else(peer::default_dir);
-    let started = Peer::start(&dir, url, args.pool, workers).await?;
+    // The same connections in all as Groundswell's pool, shared among the processes.
+    let per_worker = args
+        .pool
+        .div_ceil(u32::try_from(workers.max(1)).unwrap_or(1))
+        .max(1);
+    let started = Peer::start(&dir, url, per_worker, workers).await?;
     let checked = async { peer::agree(client, &Client::new(started.url())?, fixture).await }.await;
     if let Err(err) = checked {
         started.stop().await;
         return Err(err.context("PostGraphile and Groundswell disagree; nothing was measured"));
     }
+    let info = report::PeerInfo {
+        version: peer::version(&dir),
+        workers,
+        connections_per_worker: per_worker,
+    };
     println!(
-        "PostGraphile ({workers} Node.js processes) returns the same data as Groundswell for scenarios 1 to 3."
+        "{} ({workers} Node.js processes, {per_worker} database connections each) returns the same data as Groundswell for scenarios 1 to 3.",
+        info.version
     );
-    Ok(Some(started))
+    Ok(Some((started, info)))
 }
 
 /// The mixed scenario: each page at each concurrency with the response cache off (and the
