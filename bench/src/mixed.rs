@@ -371,7 +371,7 @@ impl Page {
                 None,
             ),
             Page::Gathering => Prepared::new(
-                crate::run::GATHERING_PAGE,
+                crate::run::ANONYMOUS_GATHERING_PAGE,
                 json!({ "slug": setup.gathering_slug }),
                 None,
             ),
