@@ -6,7 +6,10 @@ use anyhow::{Context, bail};
 use serde::{Deserialize, de::IgnoredAny};
 use serde_json::{Value, json};
 
-use crate::load::Outcome;
+use crate::{
+    load::Outcome,
+    mixed::{CacheStatus, Probe},
+};
 
 /// How long a client waits for an answer before it counts the request as timed out; longer
 /// than the server's own 30-second limit, so a server timeout shows as the server's answer.
@@ -88,6 +91,62 @@ impl Client {
             )),
             Err(err) => Outcome::Error(format!("an answer that is not GraphQL: {err}")),
         }
+    }
+
+    /// Sends `request`, and reads from its answer whether the response cache served it and the
+    /// value `probe` looks for.
+    pub async fn send_probed(
+        &self,
+        request: &Prepared,
+        probe: &Probe,
+    ) -> (Outcome, CacheStatus, Option<i64>) {
+        let mut builder = self
+            .http
+            .post(&self.url)
+            .header("content-type", "application/json")
+            .body(request.body.clone());
+        if let Some(authorization) = &request.authorization {
+            builder = builder.header("authorization", authorization);
+        }
+        let response = match builder.send().await {
+            Ok(response) => response,
+            Err(err) if err.is_timeout() => return (Outcome::Timeout, CacheStatus::Absent, None),
+            Err(err) => {
+                return (
+                    Outcome::Error(format!("sending: {err}")),
+                    CacheStatus::Absent,
+                    None,
+                );
+            }
+        };
+        let status = response.status();
+        let cache = CacheStatus::from_header(
+            response
+                .headers()
+                .get("x-cache")
+                .and_then(|v| v.to_str().ok()),
+        );
+        let body = match response.bytes().await {
+            Ok(body) => body,
+            Err(err) if err.is_timeout() => return (Outcome::Timeout, cache, None),
+            Err(err) => return (Outcome::Error(format!("reading: {err}")), cache, None),
+        };
+        if !status.is_success() {
+            let said = format!("HTTP {status}: {}", String::from_utf8_lossy(&body));
+            return (Outcome::Error(said), cache, None);
+        }
+        match probe.value_in_answer(&body) {
+            Ok(value) => (Outcome::Ok, cache, Some(value)),
+            Err(err) => (Outcome::Error(format!("{err:#}")), cache, None),
+        }
+    }
+
+    /// Reads a counter's total from the server's Prometheus metrics; `None` when the server
+    /// has no such counter.
+    pub async fn metric(&self, name: &str) -> Option<f64> {
+        let url = self.url.strip_suffix("/graphql")?.to_owned() + "/metrics";
+        let text = self.http.get(url).send().await.ok()?.text().await.ok()?;
+        crate::mixed::metric_total(&text, name)
     }
 
     /// Sends one query and returns its data, for setting up and checking scenarios.

@@ -16,6 +16,7 @@ use sqlx::{
 pub struct Floor {
     pool: Pool,
     gathering_page: SqlStr,
+    anonymous_gathering_page: SqlStr,
     pledge_wall: SqlStr,
 }
 
@@ -53,6 +54,16 @@ FROM sessions s
 JOIN gatherings g ON g.slug = $2
 LEFT JOIN registrations m ON m.gathering_id = g.id AND m.person_id = s.person_id
 WHERE s.token_hash = $1";
+
+/// The gathering page as someone not signed in sees it: the gathering and its counts.
+const ANONYMOUS_GATHERING_PAGE: &str = "
+SELECT CAST(g.id AS TEXT), g.title, g.starts_at, g.ends_at, g.format, g.venue,
+       g.in_person_capacity, g.online_capacity, g.in_person_taken, g.online_taken,
+       g.registration_opens_at, g.registration_closes_at, g.status,
+       (SELECT COUNT(*) FROM registrations r WHERE r.gathering_id = g.id AND r.status = 'CONFIRMED'),
+       (SELECT COUNT(*) FROM registrations r WHERE r.gathering_id = g.id AND r.status = 'WAITLISTED')
+FROM gatherings g
+WHERE g.slug = $1";
 
 /// The pledge wall: the first 50 pledges on a change, in the order they were made, each with
 /// its organisation, its changes and its latest update.
@@ -95,6 +106,7 @@ pub struct WallPledge {
     pub organisation: String,
     pub changes: Vec<String>,
     pub latest_update: Option<String>,
+    pub latest_update_body: Option<String>,
 }
 
 /// One change's figures.
@@ -136,6 +148,7 @@ impl Floor {
         Ok(Floor {
             pool,
             gathering_page: dialect(GATHERING_PAGE),
+            anonymous_gathering_page: dialect(ANONYMOUS_GATHERING_PAGE),
             pledge_wall: dialect(PLEDGE_WALL),
         })
     }
@@ -193,6 +206,55 @@ impl Floor {
         })
     }
 
+    /// The gathering page for someone not signed in: no session, no registration of their own.
+    pub async fn anonymous_gathering_page(&self, slug: &str) -> anyhow::Result<GatheringPage> {
+        on_pool!(self, pool => {
+            let row = sqlx::query(self.anonymous_gathering_page.clone())
+                .bind(slug)
+                .fetch_optional(pool)
+                .await?
+                .context("no such gathering")?;
+            let format: String = row.try_get(4)?;
+            let in_person_capacity: Option<i32> = row.try_get(6)?;
+            let online_capacity: Option<i32> = row.try_get(7)?;
+            let in_person_taken: i32 = row.try_get(8)?;
+            let online_taken: i32 = row.try_get(9)?;
+            let _: (DateTime<Utc>, DateTime<Utc>, Option<String>) =
+                (row.try_get(2)?, row.try_get(3)?, row.try_get(5)?);
+            let _: (Option<DateTime<Utc>>, Option<DateTime<Utc>>, String) =
+                (row.try_get(10)?, row.try_get(11)?, row.try_get(12)?);
+            let (capacity, taken) = if format == "ONLINE" {
+                (online_capacity, online_taken)
+            } else {
+                (in_person_capacity, in_person_taken)
+            };
+            Ok(GatheringPage {
+                id: row.try_get(0)?,
+                title: row.try_get(1)?,
+                places_left: capacity.map(|c| (c - taken).max(0)),
+                confirmed_count: row.try_get(13)?,
+                confirmed_places: in_person_taken + online_taken,
+                waitlisted_count: row.try_get(14)?,
+                mine: None,
+            })
+        })
+    }
+
+    /// Runs one statement with text parameters, for the benchmark's own setting up.
+    pub async fn execute(&self, sql: &'static str, params: &[&str]) -> anyhow::Result<u64> {
+        on_pool!(self, pool => {
+            let mut query = sqlx::query(sql);
+            for param in params {
+                query = query.bind(*param);
+            }
+            Ok(query.execute(pool).await?.rows_affected())
+        })
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        matches!(self.pool, Pool::Postgres(_))
+    }
+
     pub async fn pledge_wall(&self, change: &str) -> anyhow::Result<Vec<WallPledge>> {
         on_pool!(self, pool => {
             let rows = sqlx::query(self.pledge_wall.clone()).bind(change).fetch_all(pool).await?;
@@ -207,13 +269,11 @@ impl Floor {
                         Change::ALL.iter().position(|c| c.code() == code.as_str())
                     });
                     let latest_update: Option<String> = row.try_get(10)?;
+                    let mut latest_update_body = None;
                     if latest_update.is_some() {
-                        let _: (String, Option<i16>, DateTime<Utc>, String) = (
-                            row.try_get(11)?,
-                            row.try_get(12)?,
-                            row.try_get(13)?,
-                            row.try_get(14)?,
-                        );
+                        let _: (String, Option<i16>, DateTime<Utc>) =
+                            (row.try_get(11)?, row.try_get(12)?, row.try_get(13)?);
+                        latest_update_body = Some(row.try_get(14)?);
                     }
                     Ok(WallPledge {
                         id: row.try_get(0)?,
@@ -221,6 +281,7 @@ impl Floor {
                         organisation: row.try_get(4)?,
                         changes,
                         latest_update,
+                        latest_update_body,
                     })
                 })
                 .collect()

@@ -33,7 +33,7 @@ pub struct Measured {
 }
 
 impl Measured {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Measured {
             seconds: 0.0,
             ok: 0,
@@ -58,7 +58,7 @@ impl Measured {
         self.latency.value_at_quantile(quantile) as f64 / 1000.0
     }
 
-    fn record(&mut self, outcome: Outcome, took: Duration) {
+    pub(crate) fn record(&mut self, outcome: Outcome, took: Duration) {
         match outcome {
             Outcome::Ok => self.ok += 1,
             Outcome::Error(message) => {
@@ -71,7 +71,7 @@ impl Measured {
         self.latency.saturating_record(micros.max(1));
     }
 
-    fn merge(&mut self, other: Measured) {
+    pub(crate) fn merge(&mut self, other: Measured) {
         self.ok += other.ok;
         self.errors += other.errors;
         self.timeouts += other.timeouts;

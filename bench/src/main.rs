@@ -10,6 +10,8 @@
 mod client;
 mod floor;
 mod load;
+mod mixed;
+mod peer;
 mod report;
 mod run;
 mod seed;

@@ -19,7 +19,9 @@ use crate::{
     client::{Client, Prepared},
     floor::Floor,
     load::{self, Measured, Outcome},
-    report::{self, Digest, Machine, Phase, Report, Rush, ScenarioRun},
+    mixed,
+    peer::{self, Peer},
+    report::{self, Digest, Machine, MixedRun, Phase, Report, Rush, ScenarioRun},
     seed::{self, Fixture},
     server::{self, Server},
 };
@@ -57,24 +59,47 @@ pub struct RunArgs {
     /// The server binary; by default the `groundswell` beside this executable.
     #[arg(long)]
     server: Option<PathBuf>,
-    /// Run only these scenarios (gathering-page, pledge-wall, five-changes, rush, digests);
-    /// all of them by default.
+    /// Run only these scenarios (gathering-page, pledge-wall, five-changes, mixed, rush,
+    /// digests); all of them by default.
     #[arg(long, value_delimiter = ',', value_enum)]
     only: Vec<Scenario>,
+    /// Leave out the peer, PostGraphile 4 (bench/postgraphile), which otherwise answers
+    /// scenarios 1 to 3 beside Groundswell and the floor (PostgreSQL only).
+    #[arg(long)]
+    no_peer: bool,
+    /// Node.js processes PostGraphile runs, sharing `--pool` connections among them; by
+    /// default one per core, as a production deployment would.
+    #[arg(long)]
+    peer_workers: Option<usize>,
+    /// Where serve.js and its installed packages are; bench/postgraphile by default.
+    #[arg(long)]
+    peer_dir: Option<PathBuf>,
+    /// Concurrent readers in the mixed scenario, each a run of its own.
+    #[arg(long, value_delimiter = ',', default_values_t = [16, 64])]
+    mixed_clients: Vec<usize>,
+    /// Writes per second in the mixed scenario: progress updates and registrations, half each.
+    #[arg(long, default_value_t = 20.0)]
+    write_rate: f64,
     /// Where to write the results as JSON.
     #[arg(long, default_value_os_t = crate::default_json())]
     json: PathBuf,
 }
 
-const GATHERING_PAGE: &str = "query GatheringPage($slug: String!) { gathering(slug: $slug) { \
+pub(crate) const GATHERING_PAGE: &str = "query GatheringPage($slug: String!) { gathering(slug: $slug) { \
     id title startsAt endsAt format venue placesLeft confirmedCount confirmedPlaces \
     waitlistedCount registrationOpen viewerRegistration { id status mode companions waitlistPosition } } }";
 
-const PLEDGE_WALL: &str = "query PledgeWall($change: Change!) { pledges(first: 50, filter: { changes: [$change] }) { \
+/// The gathering page as someone not signed in loads it: public fields only (their own
+/// registration is private), so a response cache may keep it.
+pub(crate) const ANONYMOUS_GATHERING_PAGE: &str = "query AnonymousGatheringPage($slug: String!) { gathering(slug: $slug) { \
+    id title startsAt endsAt format venue placesLeft confirmedCount confirmedPlaces \
+    waitlistedCount registrationOpen } }";
+
+pub(crate) const PLEDGE_WALL: &str = "query PledgeWall($change: Change!) { pledges(first: 50, filter: { changes: [$change] }) { \
     edges { node { id title status createdAt organisation { id name slug kind region } changes \
     latestUpdate { id signal percentComplete postedAt body } } } pageInfo { hasNextPage endCursor } } }";
 
-const FIVE_CHANGES: &str = "{ changes { change title pledgeCount organisationCount coalitionCount \
+pub(crate) const FIVE_CHANGES: &str = "{ changes { change title pledgeCount organisationCount coalitionCount \
     progressUpdateCount lastProgressAt } }";
 
 const REGISTER: &str = "mutation Register($gathering: ID!) { register(input: { gatheringId: $gathering }) { \
@@ -86,6 +111,7 @@ enum Scenario {
     GatheringPage,
     PledgeWall,
     FiveChanges,
+    Mixed,
     Rush,
     Digests,
 }
@@ -94,7 +120,14 @@ impl RunArgs {
     fn runs(&self, scenario: Scenario) -> bool {
         self.only.is_empty() || self.only.contains(&scenario)
     }
+
+    /// Whether any read scenario runs: they run with the response cache off.
+    fn runs_reads(&self) -> bool {
+        READS.iter().any(|read| self.runs(read.scenario()))
+    }
 }
+
+const READS: [Read; 3] = [Read::GatheringPage, Read::PledgeWall, Read::FiveChanges];
 
 /// The read scenarios, in the order they run.
 #[derive(Clone, Copy, Debug)]
@@ -170,49 +203,93 @@ async fn measure(
     let seed_seconds = started.elapsed().as_secs_f64();
     println!("Seeded in {seed_seconds:.1} s: {:?}", fixture.counts);
 
-    let server = Server::start(binary, url, &scratch.join("mail"), args.pool).await?;
-    let client = Client::new(server.url())?;
+    // The read scenarios and the mixed scenario's first pass run with the response cache off;
+    // the mixed scenario's second pass, the rush and the digests with it on (the default).
+    let cache_first = !(args.runs_reads() || args.runs(Scenario::Mixed));
+    let mut running = Running {
+        server: Some(
+            Server::start(binary, url, &scratch.join("mail"), args.pool, cache_first).await?,
+        ),
+        binary,
+        url,
+        mail: scratch.join("mail"),
+        pool: args.pool,
+        response_cache: cache_first,
+        peak_mib: 0.0,
+    };
     let floor = Floor::connect(url, args.pool).await?;
-    let mut phases = vec![Phase::at("started", server.memory()?)];
+    let mut phases = vec![Phase::at("started", running.server()?.memory()?)];
 
     let result = async {
+        let mut client = Client::new(running.server()?.url())?;
         agree(&client, &floor, &fixture).await?;
-        println!("Groundswell and the floor return the same data for scenarios 1 to 3.");
+        println!(
+            "Groundswell and the floor return the same data for scenarios 1 to 3 and the anonymous gathering page."
+        );
         let mut runs = Vec::new();
-        for read in [Read::GatheringPage, Read::PledgeWall, Read::FiveChanges] {
+        let peer = start_peer(args, url, &client, &fixture).await?;
+        let peer_client = match &peer {
+            Some((peer, _)) => Some(Client::new(peer.url())?),
+            None => None,
+        };
+        for read in READS {
             if !args.runs(read.scenario()) {
                 continue;
             }
             for &clients in &args.clients {
                 let groundswell = drive_groundswell(args, read, clients, &client, &fixture).await;
                 let raw = drive_floor(args, read, clients, &floor, &fixture).await;
-                let run = ScenarioRun::new(read.name(), clients, &groundswell, &raw);
+                let theirs = match &peer_client {
+                    Some(peer) => Some(drive_peer(args, read, clients, peer, &fixture).await),
+                    None => None,
+                };
+                let run = ScenarioRun::new(read.name(), clients, &groundswell, &raw, theirs.as_ref());
                 report::print_run(&run);
                 runs.push(run);
             }
-            phases.push(Phase::at(read.name(), server.memory()?));
+            phases.push(Phase::at(read.name(), running.server()?.memory()?));
+        }
+        let peer_info = match peer {
+            Some((peer, info)) => {
+                peer.stop().await;
+                Some(info)
+            }
+            None => None,
+        };
+        let mut mixed = Vec::new();
+        if args.runs(Scenario::Mixed) {
+            if floor.is_postgres() {
+                mixed = mixed_scenario(args, &mut running, &mut client, &floor, &fixture).await?;
+                phases.push(Phase::at("mixed scenario", running.server()?.memory()?));
+                wait_for_mail(&floor).await?;
+            } else {
+                println!("The mixed scenario runs on PostgreSQL only; left out on SQLite.");
+            }
+        }
+        if !running.response_cache && (args.runs(Scenario::Rush) || args.runs(Scenario::Digests)) {
+            running.restart(true).await?;
+            client = Client::new(running.server()?.url())?;
         }
         let mut rush_run = None;
         if args.runs(Scenario::Rush) {
             rush_run = Some(rush(&client, &fixture).await?);
-            phases.push(Phase::at("registration rush", server.memory()?));
+            phases.push(Phase::at("registration rush", running.server()?.memory()?));
             wait_for_mail(&floor).await?;
         }
         let mut digest = None;
         if args.runs(Scenario::Digests) {
             digest = Some(digest_run(binary, url, &floor, &fixture).await?);
-            phases.push(Phase::at("digest run", server.memory()?));
+            phases.push(Phase::at("digest run", running.server()?.memory()?));
             wait_for_mail(&floor).await?;
-            phases.push(Phase::at("digests delivered", server.memory()?));
+            phases.push(Phase::at("digests delivered", running.server()?.memory()?));
         }
         let rush = rush_run;
-        anyhow::Ok((runs, rush, digest))
+        anyhow::Ok((runs, peer_info, mixed, rush, digest))
     }
     .await;
     floor.close().await;
-    let peak = server.memory().map(|m| m.peak_mib).unwrap_or(f64::NAN);
-    let stopped = server.stop().await;
-    let (runs, rush, digest) = result?;
+    let (stopped, peak) = running.stop().await;
+    let (runs, peer, mixed, rush, digest) = result?;
     stopped?;
     let mut report = Report {
         machine: Machine::read(&floor_version(url).await),
@@ -225,6 +302,9 @@ async fn measure(
         seconds_per_run: args.seconds,
         warmup_seconds: args.warmup,
         runs,
+        peer,
+        mixed,
+        write_rate: args.write_rate,
         rush,
         digest,
         memory: phases,
@@ -321,6 +401,226 @@ async fn drive_floor(
     .await
 }
 
+/// Drives PostGraphile's query for `read` with `clients` concurrent clients.
+async fn drive_peer(
+    args: &RunArgs,
+    read: Read,
+    clients: usize,
+    peer: &Client,
+    fixture: &Fixture,
+) -> Measured {
+    let requests: Arc<Vec<Prepared>> = Arc::new(match read {
+        Read::GatheringPage => fixture
+            .page_callers
+            .iter()
+            .map(|token| {
+                Prepared::new(
+                    peer::GATHERING_PAGE,
+                    json!({ "slug": fixture.page_gathering_slug }),
+                    Some(token),
+                )
+            })
+            .collect(),
+        Read::PledgeWall => vec![Prepared::new(
+            peer::PLEDGE_WALL,
+            json!({ "change": fixture.wall_change }),
+            None,
+        )],
+        Read::FiveChanges => vec![Prepared::new(peer::FIVE_CHANGES, json!({}), None)],
+    });
+    let client = peer.clone();
+    load::closed_loop(
+        clients,
+        Duration::from_secs(args.warmup),
+        Duration::from_secs(args.seconds),
+        move |index, iteration| {
+            let client = client.clone();
+            let requests = requests.clone();
+            async move {
+                let request = &requests[caller(index, iteration, requests.len())];
+                client.send(request).await
+            }
+        },
+    )
+    .await
+}
+
+/// Starts PostGraphile when a read scenario runs on PostgreSQL and `--no-peer` is not given,
+/// and checks that it answers with Groundswell's data.
+async fn start_peer(
+    args: &RunArgs,
+    url: &str,
+    client: &Client,
+    fixture: &Fixture,
+) -> anyhow::Result<Option<(Peer, report::PeerInfo)>> {
+    if args.no_peer || !args.runs_reads() {
+        return Ok(None);
+    }
+    if !url.starts_with("postgres") {
+        println!("PostGraphile serves PostgreSQL only; the peer is left out on SQLite.");
+        return Ok(None);
+    }
+    let workers = args
+        .peer_workers
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
+    let dir = args.peer_dir.clone().unwrap_or_else(peer::default_dir);
+    // The same connections in all as Groundswell's pool, shared among the processes.
+    let per_worker = args
+        .pool
+        .div_ceil(u32::try_from(workers.max(1)).unwrap_or(1))
+        .max(1);
+    let started = Peer::start(&dir, url, per_worker, workers).await?;
+    let checked = async { peer::agree(client, &Client::new(started.url())?, fixture).await }.await;
+    if let Err(err) = checked {
+        started.stop().await;
+        return Err(err.context("PostGraphile and Groundswell disagree; nothing was measured"));
+    }
+    let info = report::PeerInfo {
+        version: peer::version(&dir),
+        workers,
+        connections_per_worker: per_worker,
+    };
+    println!(
+        "{} ({workers} Node.js processes, {per_worker} database connections each) returns the same data as Groundswell for scenarios 1 to 3.",
+        info.version
+    );
+    Ok(Some((started, info)))
+}
+
+/// The mixed scenario: each page at each concurrency with the response cache off (and the
+/// floor beside it, under the same writes), then the server restarted with the cache on and
+/// each again.
+async fn mixed_scenario(
+    args: &RunArgs,
+    running: &mut Running<'_>,
+    client: &mut Client,
+    floor: &Floor,
+    fixture: &Fixture,
+) -> anyhow::Result<Vec<MixedRun>> {
+    let setup = Arc::new(mixed::Setup::prepare(client, floor, fixture).await?);
+    println!(
+        "Mixed scenario: readers while a writer posts {} writes a second …",
+        args.write_rate
+    );
+    let plan = |clients| mixed::Plan {
+        clients,
+        warmup: Duration::from_secs(args.warmup),
+        measure: Duration::from_secs(args.seconds),
+        write_rate: args.write_rate,
+    };
+    let mut runs: Vec<MixedRun> = Vec::new();
+    for response_cache in [false, true] {
+        if running.response_cache != response_cache {
+            running.restart(response_cache).await?;
+            *client = Client::new(running.server()?.url())?;
+        }
+        for page in [mixed::Page::Wall, mixed::Page::Gathering] {
+            for &clients in &args.mixed_clients {
+                let plan = plan(clients);
+                let groundswell = mixed::run(
+                    page,
+                    mixed::Reader::Groundswell(client),
+                    client,
+                    floor,
+                    &setup,
+                    &plan,
+                )
+                .await?;
+                // The floor once, beside the first pass.
+                let raw = if response_cache {
+                    runs.iter()
+                        .find(|r| r.page == page.name() && r.clients == clients)
+                        .and_then(|r| r.floor.clone())
+                } else {
+                    Some(
+                        mixed::run(
+                            page,
+                            mixed::Reader::Floor(floor),
+                            client,
+                            floor,
+                            &setup,
+                            &plan,
+                        )
+                        .await?,
+                    )
+                };
+                let ratio = raw.as_ref().map(|f| {
+                    report::ratio(
+                        groundswell.reads.requests_per_second,
+                        f.reads.requests_per_second,
+                    )
+                });
+                let run = MixedRun {
+                    page: page.name(),
+                    clients,
+                    response_cache,
+                    groundswell,
+                    floor: raw,
+                    ratio,
+                };
+                report::print_mixed(&run);
+                runs.push(run);
+            }
+        }
+    }
+    Ok(runs)
+}
+
+/// The server the benchmark is driving, restarted to turn the response cache on or off, and
+/// the highest peak memory of the servers it has run.
+struct Running<'a> {
+    server: Option<Server>,
+    binary: &'a std::path::Path,
+    url: &'a str,
+    mail: PathBuf,
+    pool: u32,
+    response_cache: bool,
+    peak_mib: f64,
+}
+
+impl Running<'_> {
+    fn server(&self) -> anyhow::Result<&Server> {
+        self.server.as_ref().context("the server is not running")
+    }
+
+    fn note_peak(&mut self) {
+        if let Some(Ok(memory)) = self.server.as_ref().map(Server::memory) {
+            self.peak_mib = self.peak_mib.max(memory.peak_mib);
+        }
+    }
+
+    async fn restart(&mut self, response_cache: bool) -> anyhow::Result<()> {
+        self.note_peak();
+        if let Some(server) = self.server.take() {
+            server.stop().await?;
+        }
+        println!(
+            "Restarting the server with the response cache {} …",
+            if response_cache { "on" } else { "off" }
+        );
+        self.server = Some(
+            Server::start(self.binary, self.url, &self.mail, self.pool, response_cache).await?,
+        );
+        self.response_cache = response_cache;
+        Ok(())
+    }
+
+    /// Stops the server; says how that went, and the highest peak memory of all of them.
+    async fn stop(mut self) -> (anyhow::Result<()>, f64) {
+        self.note_peak();
+        let stopped = match self.server.take() {
+            Some(server) => server.stop().await,
+            None => Ok(()),
+        };
+        let peak = if self.peak_mib > 0.0 {
+            self.peak_mib
+        } else {
+            f64::NAN
+        };
+        (stopped, peak)
+    }
+}
+
 /// Which of `callers` client `index` plays on its `iteration`th request: each client walks
 /// through them from its own starting point.
 fn caller(index: usize, iteration: u64, callers: usize) -> usize {
@@ -374,6 +674,38 @@ async fn agree(client: &Client, floor: &Floor, fixture: &Fixture) -> anyhow::Res
     ensure!(
         got == expected,
         "the gathering page differs: Groundswell {got}, floor {expected}"
+    );
+
+    let data = client
+        .data(
+            ANONYMOUS_GATHERING_PAGE,
+            json!({ "slug": fixture.page_gathering_slug }),
+            None,
+        )
+        .await?;
+    let page = &data["gathering"];
+    let raw = floor
+        .anonymous_gathering_page(&fixture.page_gathering_slug)
+        .await?;
+    let expected = json!({
+        "id": raw.id,
+        "title": raw.title,
+        "placesLeft": raw.places_left,
+        "confirmedCount": raw.confirmed_count,
+        "confirmedPlaces": raw.confirmed_places,
+        "waitlistedCount": raw.waitlisted_count,
+    });
+    let got = json!({
+        "id": page["id"],
+        "title": page["title"],
+        "placesLeft": page["placesLeft"],
+        "confirmedCount": page["confirmedCount"],
+        "confirmedPlaces": page["confirmedPlaces"],
+        "waitlistedCount": page["waitlistedCount"],
+    });
+    ensure!(
+        got == expected,
+        "the anonymous gathering page differs: Groundswell {got}, floor {expected}"
     );
 
     let data = client

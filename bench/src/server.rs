@@ -34,12 +34,15 @@ pub fn default_binary() -> anyhow::Result<PathBuf> {
 }
 
 impl Server {
-    /// Starts `binary serve` on a free loopback port and waits until it is ready.
+    /// Starts `binary serve` on a free loopback port and waits until it is ready; with
+    /// `response_cache` false, the response cache is turned off (`RESPONSE_CACHE_BYTES=0`),
+    /// otherwise it has its default.
     pub async fn start(
         binary: &Path,
         database_url: &str,
         mail_dir: &Path,
         pool: u32,
+        response_cache: bool,
     ) -> anyhow::Result<Server> {
         let address = free_port()?;
         let mut command = Command::new(binary);
@@ -63,6 +66,9 @@ impl Server {
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .kill_on_drop(true);
+        if !response_cache {
+            command.env("RESPONSE_CACHE_BYTES", "0");
+        }
         let child = command
             .spawn()
             .with_context(|| format!("starting {}", binary.display()))?;
