@@ -14,6 +14,7 @@ on_both_databases!(
     the_movement_summary_counts_a_period_by_change_and_region,
     every_mutation_refuses_the_wrong_actors_and_changes_nothing,
     each_mutation_in_one_operation_answers_with_what_it_wrote,
+    concurrent_updates_and_pledges_on_overlapping_changes_all_land,
 );
 
 const HOME: &str = "LIVING_IN_THE_PLACE_WE_CALL_HOME";
@@ -946,5 +947,65 @@ async fn run_cases(
             "{name} by {who} changed nothing"
         );
     }
+    Ok(())
+}
+
+async fn concurrent_updates_and_pledges_on_overlapping_changes_all_land(
+    db: Backend,
+) -> anyhow::Result<()> {
+    let app = spawn_app(db).await?;
+    const ALL: [&str; 5] = [
+        BELONG,
+        HOME,
+        "LEADING_THE_LIVES_WE_WANT_TO_LIVE",
+        "MORE_RESOURCES_BETTER_USED",
+        POWER,
+    ];
+    // Pledges on overlapping pairs of changes, in both orders, across organisations.
+    let mut pledges = Vec::new();
+    let mut owners = Vec::new();
+    for n in 0..5 {
+        let owner = app.sign_in(&format!("owner{n}@example.org")).await?;
+        let org = app
+            .create_organisation(&owner, &format!("Organisation {n}"))
+            .await?;
+        let changes = [ALL[n], ALL[(n + 1) % 5], ALL[(n + 3) % 5]];
+        let pledge = app
+            .pledge_id(&owner, &org, json!({ "changes": changes }))
+            .await?;
+        pledges.push((owner.clone(), pledge));
+        owners.push((owner, org));
+    }
+    let mut calls = Vec::new();
+    for round in 0..8 {
+        for (owner, pledge) in &pledges {
+            calls.push(futures::future::Either::Left(app.post_update(
+                Some(owner),
+                json!({ "pledgeId": pledge, "body": format!("Round {round}."), "signal": "ON_TRACK" }),
+            )));
+        }
+        for (n, (owner, org)) in owners.iter().enumerate() {
+            let changes = [ALL[(n + 4) % 5], ALL[(n + 2) % 5]];
+            calls.push(futures::future::Either::Right(app.make_pledge(
+                Some(owner),
+                org,
+                json!({ "changes": changes, "title": format!("Round {round}") }),
+            )));
+        }
+    }
+    let replies = futures::future::join_all(calls).await;
+    for reply in replies {
+        reply?.ok()?;
+    }
+    let figures = app.change_figures().await?;
+    let updates: i64 = figures
+        .values()
+        .filter_map(|f| f["progressUpdateCount"].as_i64())
+        .sum();
+    assert_eq!(
+        updates,
+        8 * 5 * 3,
+        "every update counted on each of its changes"
+    );
     Ok(())
 }
