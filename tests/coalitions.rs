@@ -13,6 +13,7 @@ on_both_databases!(
     a_concluded_coalition_takes_no_members_pledges_or_updates,
     a_coalition_shows_its_members_pledges_and_updates,
     a_page_of_coalitions_costs_the_same_statements_whatever_its_size,
+    a_coalitions_members_cost_the_same_statements_however_many,
 );
 
 const FORM: &str = "mutation($input: FormCoalitionInput!) { formCoalition(input: $input) { id slug name purpose area status changes lead { name } members { status organisation { name } } } }";
@@ -515,5 +516,70 @@ async fn a_page_of_coalitions_costs_the_same_statements_whatever_its_size(
         "the statement count grows with the page"
     );
     assert!(two_count <= 6, "{two_count} statements");
+    Ok(())
+}
+
+async fn a_coalitions_members_cost_the_same_statements_however_many(
+    db: Backend,
+) -> anyhow::Result<()> {
+    let app = spawn_app(db).await?;
+    let owner = app.sign_in("owner@example.org").await?;
+    let mut organisations = Vec::new();
+    for n in 0..8 {
+        organisations.push(
+            app.create_organisation(&owner, &format!("Member {n}"))
+                .await?,
+        );
+    }
+    let coalition = app
+        .form_coalition(
+            &owner,
+            &organisations[0],
+            "Many hands",
+            json!(["SHARING_POWER_AS_EQUALS"]),
+        )
+        .await?;
+    let listed = app
+        .gql(
+            None,
+            "{ coalitions(first: 10) { edges { node { id slug } } } }",
+            json!({}),
+        )
+        .await?
+        .ok()?;
+    let slug = listed["coalitions"]["edges"]
+        .as_array()
+        .and_then(|edges| edges.iter().find(|e| e["node"]["id"] == coalition.as_str()))
+        .map(|e| e["node"]["slug"].clone())
+        .ok_or_else(|| anyhow::anyhow!("the coalition is not listed"))?;
+    // Signed in, so no answer comes from a cache.
+    let query = "query($slug: String!) { coalition(slug: $slug) { name lead { name } members { status organisation { name kind region } coalition { slug } } } }";
+    let mut counts = Vec::new();
+    let mut joined = 1;
+    for members in [2, 8] {
+        for organisation in &organisations[joined..members] {
+            app.join_coalition(&owner, &owner, &coalition, organisation)
+                .await?;
+        }
+        joined = members;
+        let (reply, count) = app
+            .gql_counting(Some(&owner), query, json!({ "slug": slug }))
+            .await?;
+        let reply = reply.ok()?;
+        assert_eq!(
+            reply["coalition"]["members"].as_array().map(Vec::len),
+            Some(members),
+            "{reply}"
+        );
+        counts.push(count);
+    }
+    println!(
+        "statements: 2 members = {}, 8 members = {}",
+        counts[0], counts[1]
+    );
+    assert_eq!(
+        counts[0], counts[1],
+        "the statement count grows with the members"
+    );
     Ok(())
 }

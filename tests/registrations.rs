@@ -23,6 +23,7 @@ on_both_databases!(
     places_changes_reach_a_websocket_subscriber,
     registering_someone_else_reveals_nothing_of_their_own_registration,
     admins_who_do_not_convene_see_no_access_needs,
+    registration_pages_cost_the_same_statements_whatever_their_size,
 );
 
 async fn registering_someone_else_reveals_nothing_of_their_own_registration(
@@ -1019,5 +1020,104 @@ async fn places_changes_reach_a_websocket_subscriber(db: Backend) -> anyhow::Res
         "{next}"
     );
     drop(person);
+    Ok(())
+}
+
+async fn registration_pages_cost_the_same_statements_whatever_their_size(
+    db: Backend,
+) -> anyhow::Result<()> {
+    let app = spawn_app(db).await?;
+    let convenor = app.convenor("convenor@example.org").await?;
+    let online = json!({ "format": "HYBRID", "joiningUrl": "https://meet.example.org/room", "onlineCapacity": 50, "inPersonCapacity": 6 });
+    let gathering = app.gathering(&convenor, online.clone()).await?;
+    for n in 0..12 {
+        let attendee = app.sign_in(&format!("attendee{n}@example.org")).await?;
+        app.register(
+            &attendee,
+            &gathering["id"],
+            json!({ "mode": "IN_PERSON", "accessRequirements": ["STEP_FREE_ACCESS"], "accessNotes": format!("needs {n}"), "accessConsent": true }),
+        )
+        .await?
+        .ok()?;
+    }
+    // The convenor's page of registrations, access needs and contact details on every row;
+    // both pages hold someone waiting (six places), so both ask for waitlist positions.
+    let page = "query($s: String!, $first: Int) { gathering(slug: $s) { title registrations(first: $first) { nodes { status waitlistPosition accessRequirements accessNotes registeredOnBehalf person { email displayName } gathering { title joiningUrl } } } } }";
+    let (small, small_count) = app
+        .gql_counting(
+            Some(&convenor),
+            page,
+            json!({ "s": gathering["slug"], "first": 7 }),
+        )
+        .await?;
+    let small = small.ok()?;
+    assert!(
+        small["gathering"]["registrations"]["nodes"][6]["waitlistPosition"].is_i64(),
+        "{small}"
+    );
+    let (large, large_count) = app
+        .gql_counting(
+            Some(&convenor),
+            page,
+            json!({ "s": gathering["slug"], "first": 12 }),
+        )
+        .await?;
+    let large = large.ok()?;
+    let nodes = large["gathering"]["registrations"]["nodes"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(nodes.len(), 12);
+    assert!(nodes.iter().all(|n| {
+        n["accessNotes"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("needs"))
+    }));
+    assert!(
+        nodes
+            .iter()
+            .any(|n| n["status"] == "WAITLISTED" && n["waitlistPosition"].is_i64())
+    );
+    println!("statements: a convenor's 7 registrations = {small_count}, 12 = {large_count}");
+    assert_eq!(
+        small_count, large_count,
+        "the statement count grows with the page"
+    );
+
+    // A person's own registrations, with each gathering and its joining link.
+    let person = app.sign_in("regular@example.org").await?;
+    let mine = "{ me { registrations { status accessNotes gathering { title joiningUrl confirmedCount } } } }";
+    let mut counts = Vec::new();
+    for gatherings in [2, 6] {
+        while app.gql(Some(&person), mine, json!({})).await?.ok()?["me"]["registrations"]
+            .as_array()
+            .map_or(0, Vec::len)
+            < gatherings
+        {
+            let g = app.gathering(&convenor, online.clone()).await?;
+            app.register(&person, &g["id"], json!({ "mode": "ONLINE" }))
+                .await?
+                .ok()?;
+        }
+        let (reply, count) = app.gql_counting(Some(&person), mine, json!({})).await?;
+        let reply = reply.ok()?;
+        assert!(
+            reply["me"]["registrations"]
+                .as_array()
+                .is_some_and(|r| r.len() == gatherings
+                    && r.iter()
+                        .all(|r| r["gathering"]["joiningUrl"] == "https://meet.example.org/room")),
+            "{reply}"
+        );
+        counts.push(count);
+    }
+    println!(
+        "statements: a person's 2 registrations = {}, 6 = {}",
+        counts[0], counts[1]
+    );
+    assert_eq!(
+        counts[0], counts[1],
+        "the statement count grows with the list"
+    );
     Ok(())
 }

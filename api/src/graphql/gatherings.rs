@@ -125,7 +125,7 @@ impl Gathering {
             return Ok(None);
         }
         let actor = actor(ctx)?;
-        if gatherings::convenes(app(ctx)?.db.conn(), actor, self.0.id).await? {
+        if super::loaders::convenes(ctx, actor, self.0.id).await? {
             return Ok(self.0.joining_url.clone());
         }
         let mine = viewer_registration(ctx, self.0.id).await?;
@@ -222,6 +222,13 @@ impl Gathering {
             self.0.id,
             &filter,
             page_request(ctx, first, after)?,
+        )
+        .await?;
+        let look = ctx.look_ahead();
+        super::registrations::prime(
+            ctx,
+            &page.items,
+            &[look.field("edges").field("node"), look.field("nodes")],
         )
         .await?;
         Ok(connection(page, had_cursor, |r| r.id, Registration::from))

@@ -273,6 +273,64 @@ impl Loader<ViewerRegistration> for DbLoader {
     }
 }
 
+/// Whether a person is one of a gathering's own convenors (not merely an admin): asked for each
+/// registration and gathering on a page, answered in one statement per person.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Convenes {
+    pub gathering_id: Uuid,
+    pub person_id: Uuid,
+}
+
+impl Loader<Convenes> for DbLoader {
+    type Value = ();
+    type Error = Arc<sea_orm::DbErr>;
+
+    async fn load(&self, keys: &[Convenes]) -> Result<HashMap<Convenes, ()>, Self::Error> {
+        let mut by_person: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
+        for key in keys {
+            by_person
+                .entry(key.person_id)
+                .or_default()
+                .push(key.gathering_id);
+        }
+        let mut found = HashMap::new();
+        for (person_id, gathering_ids) in by_person {
+            for gathering_id in
+                gatherings::convened_by(self.db.conn(), person_id, &gathering_ids).await?
+            {
+                found.insert(
+                    Convenes {
+                        gathering_id,
+                        person_id,
+                    },
+                    (),
+                );
+            }
+        }
+        Ok(found)
+    }
+}
+
+/// Whether `actor` is one of the gathering's own convenors, through the request's loader.
+pub(crate) async fn convenes(
+    ctx: &async_graphql::Context<'_>,
+    actor: &groundswell_domain::Actor,
+    gathering_id: Uuid,
+) -> super::ApiResult<bool> {
+    let groundswell_domain::Actor::Person { person_id, .. } = actor else {
+        return Ok(false);
+    };
+    Ok(ctx
+        .data::<RequestLoader>()?
+        .load_one(Convenes {
+            gathering_id,
+            person_id: *person_id,
+        })
+        .await
+        .map_err(super::ApiError::internal)?
+        .is_some())
+}
+
 /// Forgets every row this operation's loader has cached. Mutations call it after their write,
 /// so what they return (and what later fields of the same operation read) is read afresh.
 pub(crate) fn forget_cached(ctx: &async_graphql::Context<'_>) -> super::ApiResult<()> {
@@ -288,5 +346,6 @@ pub(crate) fn forget_cached(ctx: &async_graphql::Context<'_>) -> super::ApiResul
     loader.clear::<GatheringId>();
     loader.clear::<GatheringCounts>();
     loader.clear::<ViewerRegistration>();
+    loader.clear::<Convenes>();
     Ok(())
 }

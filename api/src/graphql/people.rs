@@ -191,6 +191,7 @@ impl Person {
             ));
         }
         let found = groundswell_domain::registrations::for_person(&app(ctx)?.db, self.0.id).await?;
+        super::registrations::prime(ctx, &found, &[ctx.look_ahead()]).await?;
         Ok(found.into_iter().map(Registration::from).collect())
     }
 

@@ -1,9 +1,9 @@
 //! Registering for gatherings, cancelling, checking in.
 
-use async_graphql::{Context, Enum, ID, InputObject, Object};
+use async_graphql::{Context, Enum, ID, InputObject, Lookahead, Object};
 use chrono::{DateTime, Utc};
 use groundswell_domain::{
-    Actor, gatherings,
+    Actor,
     people::{DisplayName, EmailAddress},
     registrations::{
         self, AccessNeeds, Companions, NewRegistration, OnBehalfOf,
@@ -15,7 +15,10 @@ use super::{
     ApiError, ApiResult, actor, app,
     error::FieldContext,
     gatherings::Gathering,
-    loaders::{GatheringId, PersonId, RequestLoader, forget_cached},
+    loaders::{
+        Convenes, GatheringCounts, GatheringId, PersonId, RequestLoader, ViewerRegistration,
+        forget_cached,
+    },
     parse_id,
     people::Person,
 };
@@ -71,8 +74,7 @@ impl Registration {
             .get_or_try_init(|| async {
                 Ok::<_, ApiError>(
                     self.0.is_persons_own(actor)
-                        || gatherings::convenes(app(ctx)?.db.conn(), actor, self.0.gathering_id)
-                            .await?,
+                        || super::loaders::convenes(ctx, actor, self.0.gathering_id).await?,
                 )
             })
             .await?;
@@ -406,4 +408,96 @@ impl RegistrationsMutation {
         forget_cached(ctx)?;
         Ok(Registration::from(registration))
     }
+}
+
+/// Loads what a list of registrations' selected fields will ask for, one statement per kind, so
+/// the page's statement count does not depend on its size or on the loader's timing. `nodes`
+/// are the selections of one registration (a connection's `edges.node` and `nodes`).
+pub(crate) async fn prime(
+    ctx: &Context<'_>,
+    page: &[DomainRegistration],
+    nodes: &[Lookahead<'_>],
+) -> ApiResult<()> {
+    if page.is_empty() {
+        return Ok(());
+    }
+    let wants = |path: &[&str]| {
+        nodes.iter().any(|node| {
+            let Some((first, rest)) = path.split_first() else {
+                return false;
+            };
+            let mut at = node.field(first);
+            for name in rest {
+                at = at.field(name);
+            }
+            at.exists()
+        })
+    };
+    let loader = ctx.data::<RequestLoader>()?;
+    let mut gathering_ids: Vec<uuid::Uuid> = page.iter().map(|r| r.gathering_id).collect();
+    gathering_ids.sort();
+    gathering_ids.dedup();
+    let person = match actor(ctx)? {
+        Actor::Person { person_id, .. } => Some(*person_id),
+        _ => None,
+    };
+    let convenes = async {
+        let needed = wants(&["accessRequirements"])
+            || wants(&["accessNotes"])
+            || wants(&["person"])
+            || wants(&["gathering", "joiningUrl"]);
+        if let (true, Some(person_id)) = (needed, person) {
+            loader
+                .load_many(gathering_ids.iter().map(|&gathering_id| Convenes {
+                    gathering_id,
+                    person_id,
+                }))
+                .await?;
+        }
+        Ok::<_, std::sync::Arc<sea_orm::DbErr>>(())
+    };
+    let people = async {
+        if wants(&["person"]) {
+            loader
+                .load_many(page.iter().map(|r| PersonId(r.person_id)))
+                .await?;
+        }
+        Ok(())
+    };
+    let gatherings = async {
+        if wants(&["gathering"]) {
+            loader
+                .load_many(gathering_ids.iter().copied().map(GatheringId))
+                .await?;
+        }
+        Ok(())
+    };
+    let counts = async {
+        let counted = ["confirmedCount", "waitlistedCount"];
+        if counted.iter().any(|f| wants(&["gathering", f])) {
+            loader
+                .load_many(gathering_ids.iter().copied().map(GatheringCounts))
+                .await?;
+        }
+        Ok(())
+    };
+    let viewer = async {
+        let needed =
+            wants(&["gathering", "joiningUrl"]) || wants(&["gathering", "viewerRegistration"]);
+        if let (true, Some(person_id)) = (needed, person) {
+            loader
+                .load_many(
+                    gathering_ids
+                        .iter()
+                        .map(|&gathering_id| ViewerRegistration {
+                            gathering_id,
+                            person_id,
+                        }),
+                )
+                .await?;
+        }
+        Ok(())
+    };
+    futures::try_join!(convenes, people, gatherings, counts, viewer).map_err(ApiError::internal)?;
+    Ok(())
 }

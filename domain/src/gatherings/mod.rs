@@ -330,6 +330,26 @@ pub async fn convenes(
     }
 }
 
+/// Which of `gathering_ids` the person convenes, in one statement: [`convenes`] for a page of
+/// rows at once.
+pub async fn convened_by(
+    conn: &impl ConnectionTrait,
+    person_id: Uuid,
+    gathering_ids: &[Uuid],
+) -> Result<std::collections::HashSet<Uuid>, DbErr> {
+    if gathering_ids.is_empty() {
+        return Ok(std::collections::HashSet::new());
+    }
+    Ok(gathering_convenor::Entity::find()
+        .filter(gathering_convenor::Column::PersonId.eq(person_id))
+        .filter(gathering_convenor::Column::GatheringId.is_in(gathering_ids.iter().copied()))
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(|row| row.gathering_id)
+        .collect())
+}
+
 fn may_see_drafts(actor: &Actor) -> bool {
     matches!(
         actor,
