@@ -132,13 +132,13 @@ async fn deliver(db: &Database, subscribers: &broadcast::Sender<Loaded>, event: 
         return;
     }
     let loaded = match event {
-        Event::PlacesChanged { gathering_id } => gatherings::by_id(db.conn(), gathering_id)
-            .await
-            .map(|found| {
+        Event::PlacesChanged { gathering_id } => {
+            gatherings::by_id(db, gathering_id).await.map(|found| {
                 found.map(|g| Loaded::PlacesChanged {
                     gathering: Arc::new(g),
                 })
-            }),
+            })
+        }
         Event::ProgressPosted { update_id } => match progress::by_ids(db, &[update_id]).await {
             Ok(mut found) if !found.is_empty() => {
                 let update = found.remove(0);

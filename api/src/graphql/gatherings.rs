@@ -6,8 +6,9 @@ use chrono::{DateTime, Utc};
 use groundswell_domain::{
     Actor,
     gatherings::{
-        self, Capacity, Gathering as DomainGathering, GatheringFilter as DomainFilter,
-        GatheringUpdate, NewGathering, Times, When, Window,
+        self, CancelReason, Capacity, Gathering as DomainGathering, GatheringDescription,
+        GatheringFilter as DomainFilter, GatheringTitle, GatheringUpdate, NewGathering, Times,
+        Venue, When, Window,
     },
     people::TimeZone,
     registrations::{self, AttendanceMode as DomainMode, RegistrationFilter as DomainRegFilter},
@@ -342,11 +343,11 @@ fn capacity(field: &str, value: Option<i32>) -> ApiResult<Option<Capacity>> {
     value.map(Capacity::parse).transpose().field(field)
 }
 
-fn optional_text(
+fn optional_text<T>(
     field: &str,
     value: Option<&str>,
-    parse: fn(&str) -> Result<String, groundswell_domain::InvalidInput>,
-) -> ApiResult<Option<String>> {
+    parse: fn(&str) -> Result<T, groundswell_domain::InvalidInput>,
+) -> ApiResult<Option<T>> {
     value
         .filter(|v| !v.trim().is_empty())
         .map(parse)
@@ -358,14 +359,14 @@ impl TryFrom<CreateGatheringInput> for NewGathering {
     type Error = ApiError;
 
     fn try_from(input: CreateGatheringInput) -> ApiResult<Self> {
-        let title = gatherings::title(&input.title).field("title")?;
+        let title = GatheringTitle::parse(&input.title).field("title")?;
         let slug = match input.slug.as_deref() {
             Some(slug) => Slug::parse(slug).field("slug")?,
-            None => Slug::from_name(&title).field("title")?,
+            None => Slug::from_name(title.as_str()).field("title")?,
         };
         Ok(Self {
             slug,
-            description: gatherings::description(input.description.as_deref().unwrap_or(""))
+            description: GatheringDescription::parse(input.description.as_deref().unwrap_or(""))
                 .field("description")?,
             times: Times::new(
                 moment("startsAt", input.starts_at)?,
@@ -378,7 +379,7 @@ impl TryFrom<CreateGatheringInput> for NewGathering {
             },
             format: input.format.into(),
             area: input.area.map(Into::into),
-            venue: optional_text("venue", input.venue.as_deref(), gatherings::venue)?,
+            venue: optional_text("venue", input.venue.as_deref(), Venue::parse)?,
             joining_url: input
                 .joining_url
                 .as_deref()
@@ -465,13 +466,13 @@ fn update_from(
         title: input
             .title
             .as_deref()
-            .map(gatherings::title)
+            .map(GatheringTitle::parse)
             .transpose()
             .field("title")?,
         description: input
             .description
             .as_deref()
-            .map(gatherings::description)
+            .map(GatheringDescription::parse)
             .transpose()
             .field("description")?,
         times,
@@ -482,7 +483,7 @@ fn update_from(
             .transpose()
             .field("timeZone")?,
         area: maybe(input.area, |a| Ok(a.into()))?,
-        venue: maybe(input.venue, |v| gatherings::venue(&v).field("venue"))?,
+        venue: maybe(input.venue, |v| Venue::parse(&v).field("venue"))?,
         joining_url: maybe(input.joining_url, |u| WebUrl::parse(&u).field("joiningUrl"))?,
         in_person_capacity: maybe(input.in_person_capacity, |c| {
             Capacity::parse(c).field("inPersonCapacity")
@@ -604,7 +605,7 @@ impl GatheringsMutation {
     ) -> ApiResult<Gathering> {
         let id = parse_id("id", &id)?;
         let app = app(ctx)?;
-        let current = gatherings::by_id(app.db.conn(), id)
+        let current = gatherings::by_id(&app.db, id)
             .await?
             .ok_or_else(|| ApiError::NotFound("No gathering has that id.".to_owned()))?;
         let update = update_from(input, &current)?;
@@ -633,7 +634,7 @@ impl GatheringsMutation {
         reason: String,
     ) -> ApiResult<Gathering> {
         let id = parse_id("id", &id)?;
-        let reason = groundswell_domain::text::bounded(&reason, 1, 1000).field("reason")?;
+        let reason = CancelReason::parse(&reason).field("reason")?;
         let app = app(ctx)?;
         let gathering =
             gatherings::cancel(&app.db, actor(ctx)?, id, reason, groundswell_domain::now()).await?;

@@ -295,8 +295,7 @@ impl Loader<Convenes> for DbLoader {
         }
         let mut found = HashMap::new();
         for (person_id, gathering_ids) in by_person {
-            for gathering_id in
-                gatherings::convened_by(self.db.conn(), person_id, &gathering_ids).await?
+            for gathering_id in gatherings::convened_by(&self.db, person_id, &gathering_ids).await?
             {
                 found.insert(
                     Convenes {

@@ -97,7 +97,7 @@ impl Organisation {
         let Actor::Person { person_id, .. } = actor(ctx)? else {
             return Ok(None);
         };
-        let role = organisations::role_of(app(ctx)?.db.conn(), self.0.id, *person_id).await?;
+        let role = organisations::role(&app(ctx)?.db, self.0.id, *person_id).await?;
         Ok(role.map(Into::into))
     }
 

@@ -99,7 +99,7 @@ impl SubscriptionRoot {
     ) -> Result<impl Stream<Item = Result<Gathering, ApiError>> + use<>, ApiError> {
         let id = parse_id("gatheringId", &gathering_id)?;
         let app = app(ctx)?;
-        let visible = match gatherings::by_id(app.db.conn(), id).await? {
+        let visible = match gatherings::by_id(&app.db, id).await? {
             Some(g) => gatherings::by_slug(&app.db, actor(ctx)?, &g.slug)
                 .await?
                 .is_some(),

@@ -230,7 +230,7 @@ async fn membership(
 }
 
 /// The status of `organisation_id`'s membership of `coalition_id`, if it has one.
-pub async fn membership_status(
+pub(crate) async fn membership_status(
     conn: &impl ConnectionTrait,
     coalition_id: Uuid,
     organisation_id: Uuid,

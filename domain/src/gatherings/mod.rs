@@ -84,19 +84,48 @@ impl Capacity {
     }
 }
 
-/// A gathering's title: 1 to 200 characters.
-pub fn title(value: &str) -> Result<String, InvalidInput> {
-    text::bounded(value, 1, 200)
+/// A gathering's title: 1 to 200 characters on one line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GatheringTitle(String);
+
+impl GatheringTitle {
+    pub fn parse(value: &str) -> Result<Self, InvalidInput> {
+        text::bounded(value, 1, 200).map(Self)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
 }
 
-/// A description: up to 10,000 characters.
-pub fn description(value: &str) -> Result<String, InvalidInput> {
-    text::bounded_multiline(value, 0, 10_000)
+/// What a gathering is about: up to 10,000 characters, lines kept.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct GatheringDescription(String);
+
+impl GatheringDescription {
+    pub fn parse(value: &str) -> Result<Self, InvalidInput> {
+        text::bounded_multiline(value, 0, 10_000).map(Self)
+    }
 }
 
-/// A venue: its name and address, up to 500 characters.
-pub fn venue(value: &str) -> Result<String, InvalidInput> {
-    text::bounded_multiline(value, 1, 500)
+/// Where a gathering happens: its name and address, 1 to 500 characters, lines kept.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Venue(String);
+
+impl Venue {
+    pub fn parse(value: &str) -> Result<Self, InvalidInput> {
+        text::bounded_multiline(value, 1, 500).map(Self)
+    }
+}
+
+/// Why a gathering was cancelled, told to everyone registered: 1 to 1,000 characters.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CancelReason(String);
+
+impl CancelReason {
+    pub fn parse(value: &str) -> Result<Self, InvalidInput> {
+        text::bounded(value, 1, 1000).map(Self)
+    }
 }
 
 /// The longest a gathering may last: its calendar file describes every time zone change in it.
@@ -150,14 +179,14 @@ impl Window {
 /// A validated request to create a gathering.
 #[derive(Clone, Debug)]
 pub struct NewGathering {
-    pub title: String,
+    pub title: GatheringTitle,
     pub slug: Slug,
-    pub description: String,
+    pub description: GatheringDescription,
     pub times: Times,
     pub time_zone: TimeZone,
     pub format: GatheringFormat,
     pub area: Option<Region>,
-    pub venue: Option<String>,
+    pub venue: Option<Venue>,
     pub joining_url: Option<WebUrl>,
     pub in_person_capacity: Option<Capacity>,
     pub online_capacity: Option<Capacity>,
@@ -167,12 +196,12 @@ pub struct NewGathering {
 /// A change to a gathering; `None` leaves a field as it is, `Some(None)` clears it.
 #[derive(Clone, Debug, Default)]
 pub struct GatheringUpdate {
-    pub title: Option<String>,
-    pub description: Option<String>,
+    pub title: Option<GatheringTitle>,
+    pub description: Option<GatheringDescription>,
     pub times: Option<Times>,
     pub time_zone: Option<TimeZone>,
     pub area: Option<Option<Region>>,
-    pub venue: Option<Option<String>>,
+    pub venue: Option<Option<Venue>>,
     pub joining_url: Option<Option<WebUrl>>,
     pub in_person_capacity: Option<Option<Capacity>>,
     pub online_capacity: Option<Option<Capacity>>,
@@ -275,7 +304,7 @@ pub enum GatheringError {
 }
 
 /// Whether the actor may run `gathering_id`: one of its convenors, or an admin.
-pub async fn is_convenor(
+pub(crate) async fn is_convenor(
     conn: &impl ConnectionTrait,
     actor: &Actor,
     gathering_id: Uuid,
@@ -313,7 +342,7 @@ where
 
 /// Whether the actor is one of the gathering's own convenors. Unlike [`is_convenor`], being an
 /// admin is not enough: access needs and the joining link are for the people who run the day.
-pub async fn convenes(
+pub(crate) async fn convenes(
     conn: &impl ConnectionTrait,
     actor: &Actor,
     gathering_id: Uuid,
@@ -333,7 +362,7 @@ pub async fn convenes(
 /// Which of `gathering_ids` the person convenes, in one statement: [`convenes`] for a page of
 /// rows at once.
 pub async fn convened_by(
-    conn: &impl ConnectionTrait,
+    db: &Database,
     person_id: Uuid,
     gathering_ids: &[Uuid],
 ) -> Result<std::collections::HashSet<Uuid>, DbErr> {
@@ -343,7 +372,7 @@ pub async fn convened_by(
     Ok(gathering_convenor::Entity::find()
         .filter(gathering_convenor::Column::PersonId.eq(person_id))
         .filter(gathering_convenor::Column::GatheringId.is_in(gathering_ids.iter().copied()))
-        .all(conn)
+        .all(db.conn())
         .await?
         .into_iter()
         .map(|row| row.gathering_id)
@@ -390,15 +419,15 @@ pub async fn create(
     }
     let row = gathering::Model {
         id: Uuid::now_v7(),
-        title: new.title,
+        title: new.title.0,
         slug: new.slug.as_str().to_owned(),
-        description: new.description,
+        description: new.description.0,
         starts_at: new.times.starts_at,
         ends_at: new.times.ends_at,
         time_zone: new.time_zone.name().to_owned(),
         format: new.format,
         area: new.area,
-        venue: new.venue,
+        venue: new.venue.map(|v| v.0),
         joining_url: new.joining_url.map(|url| url.as_str().to_owned()),
         in_person_capacity: new.in_person_capacity.map(|c| c.0),
         online_capacity: new.online_capacity.map(|c| c.0),
@@ -455,10 +484,10 @@ pub async fn update(
     }
     let mut next = row.clone();
     if let Some(title) = update.title {
-        next.title = title;
+        next.title = title.0;
     }
     if let Some(description) = update.description {
-        next.description = description;
+        next.description = description.0;
     }
     if let Some(times) = update.times {
         next.starts_at = times.starts_at;
@@ -471,7 +500,7 @@ pub async fn update(
         next.area = area;
     }
     if let Some(venue) = update.venue {
-        next.venue = venue;
+        next.venue = venue.map(|v| v.0);
     }
     if let Some(url) = update.joining_url {
         next.joining_url = url.map(|u| u.as_str().to_owned());
@@ -554,7 +583,7 @@ pub async fn cancel(
     db: &Database,
     actor: &Actor,
     id: Uuid,
-    reason: String,
+    reason: CancelReason,
     now: DateTime<Utc>,
 ) -> Result<Gathering, GatheringError> {
     actor.person()?;
@@ -567,7 +596,7 @@ pub async fn cancel(
     }
     let mut active: gathering::ActiveModel = row.into();
     active.status = Set(GatheringStatus::Cancelled);
-    active.cancel_reason = Set(Some(reason));
+    active.cancel_reason = Set(Some(reason.0));
     active.in_person_taken = Set(0);
     active.online_taken = Set(0);
     active.sequence = Set(active.sequence.as_ref() + 1);
@@ -590,9 +619,9 @@ pub async fn by_slug(db: &Database, actor: &Actor, slug: &str) -> Result<Option<
 }
 
 /// A gathering by id, whatever its status (callers decide what to show).
-pub async fn by_id(conn: &impl ConnectionTrait, id: Uuid) -> Result<Option<Gathering>, DbErr> {
+pub async fn by_id(db: &Database, id: Uuid) -> Result<Option<Gathering>, DbErr> {
     Ok(gathering::Entity::find_by_id(id)
-        .one(conn)
+        .one(db.conn())
         .await?
         .map(Gathering::from))
 }

@@ -72,7 +72,7 @@ pub struct Mail {
 }
 
 /// Queues `mail` on `conn`, which should be the transaction of the change that causes it.
-pub async fn enqueue(
+pub(crate) async fn enqueue(
     conn: &impl ConnectionTrait,
     mail: Mail,
     now: DateTime<Utc>,
@@ -90,7 +90,7 @@ const ENQUEUED_AT_ONCE: usize = 500;
 
 /// Queues many messages on `conn` with a few multi-row inserts, each under the id given with
 /// it, so a batch of changes can point at their messages without a round trip per message.
-pub async fn enqueue_many(
+pub(crate) async fn enqueue_many(
     conn: &impl ConnectionTrait,
     mails: Vec<(Uuid, Mail)>,
     now: DateTime<Utc>,

@@ -229,7 +229,16 @@ async fn insert_member(
 }
 
 /// The role `person_id` holds in `organisation_id`, if any.
-pub async fn role_of(
+pub async fn role(
+    db: &Database,
+    organisation_id: Uuid,
+    person_id: Uuid,
+) -> Result<Option<OrganisationRole>, DbErr> {
+    role_of(db.conn(), organisation_id, person_id).await
+}
+
+/// [`role`], inside a transaction.
+pub(crate) async fn role_of(
     conn: &impl ConnectionTrait,
     organisation_id: Uuid,
     person_id: Uuid,

@@ -165,7 +165,7 @@ pub async fn pending_gathering(
     else {
         return Ok(None);
     };
-    Ok(crate::gatherings::by_id(db.conn(), request.gathering_id).await?)
+    Ok(crate::gatherings::by_id(db, request.gathering_id).await?)
 }
 
 /// A confirmed request: the registration made, and the session that signs its person in.

@@ -423,15 +423,14 @@ pub async fn confirm_submit(
         .app
         .events
         .places_changed(confirmed.registration.gathering_id);
-    let gathering =
-        match gatherings::by_id(state.db.conn(), confirmed.registration.gathering_id).await {
-            Ok(Some(gathering)) => gathering,
-            Ok(None) => return visitor.failed(&state),
-            Err(err) => {
-                tracing::error!(error = %err, "loading a gathering failed");
-                return visitor.failed(&state);
-            }
-        };
+    let gathering = match gatherings::by_id(&state.db, confirmed.registration.gathering_id).await {
+        Ok(Some(gathering)) => gathering,
+        Ok(None) => return visitor.failed(&state),
+        Err(err) => {
+            tracing::error!(error = %err, "loading a gathering failed");
+            return visitor.failed(&state);
+        }
+    };
     let registration = confirmed.registration;
     if let Some(session) = confirmed.session {
         visitor.sign_in_with(session);
