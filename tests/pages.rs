@@ -363,6 +363,12 @@ async fn registering_with_only_an_email_through_graphql_confirms_once(
         .ok()?;
     assert_eq!(confirmed["confirmRegistration"]["status"], "CONFIRMED");
     assert_eq!(confirmed["confirmRegistration"]["mode"], "ONLINE");
+    // The API answers the registration only: no session is made that nobody receives.
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM sessions s JOIN people p ON p.id = s.person_id WHERE p.email = 'grace@example.org'")
+            .await?,
+        0
+    );
     let mail = app
         .smtp
         .wait_for("grace@example.org", 2)

@@ -388,6 +388,7 @@ impl RegistrationsMutation {
         let confirmed = registrations::confirm_registration(
             &app.db,
             &token,
+            false,
             app.limits,
             groundswell_domain::now(),
         )

@@ -179,13 +179,14 @@ pub struct ConfirmedRequest {
 }
 
 /// Uses a confirmation link, once and before it expires: makes the person if new (named as
-/// they gave), signs them in, and registers them with the answers they gave, by the usual
+/// they gave), signs them in when `sign_in` (a page that sets the cookie), and registers them with the answers they gave, by the usual
 /// rules (confirmed or waitlisted, with the usual mail). Any number of concurrent calls with
 /// one token confirm once: the update that marks it used is the only one that finds it unused.
 #[tracing::instrument(skip_all)]
 pub async fn confirm_registration(
     db: &Database,
     token: &str,
+    sign_in: bool,
     limits: crate::Limits,
     now: DateTime<Utc>,
 ) -> Result<ConfirmedRequest, RegistrationError> {
@@ -264,7 +265,8 @@ pub async fn confirm_registration(
         now,
     )
     .await;
-    let keep_session = row.role == crate::people::Role::Attendee;
+    // Only a page, which sets the cookie, signs anyone in; the API answers the registration.
+    let keep_session = sign_in && row.role == crate::people::Role::Attendee;
     let registration = match registered {
         Ok(registration) => registration,
         Err(err) => {

@@ -384,6 +384,7 @@ pub async fn confirm_submit(
     let confirmed = match registrations::confirm_registration(
         &state.db,
         token,
+        true,
         state.app.limits,
         groundswell_domain::now(),
     )
