@@ -214,3 +214,31 @@ impl Maintenance {
         changed
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_clock_as_of_a_later_time_reads_that_time_and_never_runs_behind() {
+        let later = groundswell_domain::now() + TimeDelta::hours(1);
+        let ahead = Clock::as_of(later);
+        assert!(ahead.now() >= later);
+        assert!(ahead.now() < later + TimeDelta::minutes(1));
+        let before = groundswell_domain::now();
+        assert!(Clock::as_of(before - TimeDelta::hours(1)).now() >= before);
+        assert_eq!(Clock::as_of(before - TimeDelta::hours(1)), Clock::REAL);
+    }
+
+    #[test]
+    fn a_pass_names_the_workers_that_did_something() {
+        assert!(Pass::default().did_nothing());
+        let pass = Pass {
+            digests: 2,
+            mail: 1,
+            ..Pass::default()
+        };
+        assert!(!pass.did_nothing());
+        assert_eq!(pass.busy(), ["the digest scheduler", "mail delivery"]);
+    }
+}
