@@ -61,6 +61,13 @@ async fn sigterm_lets_mail_in_flight_finish_before_the_process_exits(
         async || Ok(server.logged("shutting down") > 0),
     )
     .await?;
+    // It stops taking requests, but not before the mail it is sending has gone.
+    wait_until(
+        "the server no longer answering",
+        Duration::from_secs(30),
+        async || Ok(client.get(server.url("/healthz")).send().await.is_err()),
+    )
+    .await?;
     assert!(
         server.child.try_wait()?.is_none(),
         "it waits for the mail it is sending"
