@@ -7,17 +7,20 @@
 //! would take minutes): daily digests at 08:00 in London, joined three days ago, so each has a
 //! slot due the moment the servers' schedulers next look.
 
-use std::{collections::HashMap, process::Stdio, sync::atomic::Ordering, time::Duration};
+use std::{collections::HashMap, sync::atomic::Ordering, time::Duration};
 
 use sea_orm::{ConnectionTrait, Database as SeaDatabase};
-use tokio::process::{Child, Command};
 
 use crate::helpers::*;
 
-/// A `groundswell serve` process.
+/// A `groundswell serve` process sending digests and mail, looking for due digests every second
+/// and saying (at debug level) each time it has looked.
 struct Server {
-    child: Child,
+    process: ServerProcess,
 }
+
+/// The scheduler's line after each look for due digests.
+const LOOKED: &str = "looked for due digests";
 
 impl Server {
     async fn start(
@@ -26,43 +29,42 @@ impl Server {
         secret_key: &str,
         lease_seconds: u64,
     ) -> anyhow::Result<Self> {
-        let port = free_port()?.local_addr()?.port();
-        let child = Command::new(env!("CARGO_BIN_EXE_groundswell"))
-            .arg("serve")
-            .env("DATABASE_URL", database_url)
-            .env("BIND_ADDR", format!("127.0.0.1:{port}"))
-            .env("PUBLIC_URL", "http://groundswell.test")
-            .env("SMTP_URL", smtp_url)
-            .env("SECRET_KEY", secret_key)
-            .env("MAIL_POLL_INTERVAL_MS", "50")
-            .env("MAIL_RETRY_BASE_MS", "100")
+        let lease = lease_seconds.to_string();
+        let process = ServerProcess::start(&[
+            ("DATABASE_URL", database_url),
+            ("PUBLIC_URL", "http://groundswell.test"),
+            ("SMTP_URL", smtp_url),
+            ("SECRET_KEY", secret_key),
+            ("MAIL_POLL_INTERVAL_MS", "50"),
+            ("MAIL_RETRY_BASE_MS", "100"),
             // Enough attempts that nothing is given up on while a test holds SMTP down.
-            .env("MAIL_MAX_ATTEMPTS", "30")
-            .env("MAIL_LEASE_SECONDS", lease_seconds.to_string())
-            .env("DIGEST_INTERVAL_SECONDS", "1")
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()?;
-        let server = Server { child };
-        let health = format!("http://127.0.0.1:{port}/healthz");
-        for _ in 0..600 {
-            if let Ok(response) = reqwest::get(&health).await
-                && response.status().is_success()
-            {
-                return Ok(server);
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        anyhow::bail!("the server did not come up on port {port}")
+            ("MAIL_MAX_ATTEMPTS", "30"),
+            ("MAIL_LEASE_SECONDS", &lease),
+            ("DIGEST_INTERVAL_SECONDS", "1"),
+            (
+                "RUST_LOG",
+                "warn,groundswell_api::startup=info,groundswell_api::digests=debug",
+            ),
+        ])
+        .await?;
+        Ok(Server { process })
+    }
+
+    /// Waits until the scheduler has looked for due digests twice more, so at least one look
+    /// began after this call: a second claim would have been made by then.
+    async fn looks_again(&self) -> anyhow::Result<()> {
+        let before = self.process.logged(LOOKED);
+        wait_until(
+            "the digest scheduler looking again",
+            Duration::from_secs(30),
+            async || Ok(self.process.logged(LOOKED) >= before + 2),
+        )
+        .await
     }
 
     /// `kill -9`: the process gets no chance to finish anything.
-    async fn kill(mut self) -> anyhow::Result<()> {
-        self.child.start_kill()?;
-        self.child.wait().await?;
-        Ok(())
+    async fn kill(self) -> anyhow::Result<()> {
+        self.process.kill().await
     }
 }
 
@@ -85,18 +87,39 @@ async fn insert_due_recipients(database_url: &str, prefix: &str, count: u32) -> 
 
 /// Waits (up to `seconds`) until `count` digests have arrived.
 async fn wait_for_digests(smtp: &SmtpServer, count: usize, seconds: u64) -> anyhow::Result<()> {
-    for _ in 0..seconds * 10 {
-        let arrived = smtp
-            .messages()
+    let arrived = || {
+        smtp.messages()
             .iter()
             .filter(|m| m.subject.contains("digest"))
-            .count();
-        if arrived >= count {
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    anyhow::bail!("{count} digests did not arrive in {seconds} s")
+            .count()
+    };
+    wait_until(
+        &format!("{count} digests arriving"),
+        Duration::from_secs(seconds),
+        async || Ok(arrived() >= count),
+    )
+    .await
+}
+
+/// Waits until no digest is left in the outbox to send (or being sent): after it, and after
+/// the schedulers have looked again, no further digest is coming.
+async fn wait_for_an_empty_outbox(database_url: &str) -> anyhow::Result<()> {
+    let conn = SeaDatabase::connect(database_url).await?;
+    wait_until("the outbox emptying", Duration::from_secs(60), async || {
+        let row = conn
+            .query_one_raw(sea_orm::Statement::from_string(
+                sea_orm::DbBackend::Postgres,
+                "SELECT COUNT(*) FROM outbox WHERE template = 'digest' \
+                     AND status IN ('PENDING', 'SENDING')"
+                    .to_owned(),
+            ))
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("no count"))?;
+        Ok(row.try_get_by_index::<i64>(0)? == 0)
+    })
+    .await?;
+    conn.close().await?;
+    Ok(())
 }
 
 /// Every recipient got exactly one digest.
@@ -125,7 +148,9 @@ async fn two_servers_on_one_postgres_database_send_each_of_500_due_digests_once(
 
     wait_for_digests(&smtp, 500, 120).await?;
     // Both schedulers keep looking every second; give a second claim the chance to happen.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    first.looks_again().await?;
+    second.looks_again().await?;
+    wait_for_an_empty_outbox(&database_url).await?;
     assert_one_each(&smtp, "many", 500);
     let conn = SeaDatabase::connect(&database_url).await?;
     let row = conn
@@ -146,25 +171,25 @@ async fn two_servers_on_one_postgres_database_send_each_of_500_due_digests_once(
 async fn a_server_killed_with_sigkill_mid_delivery_leaves_every_digest_delivered_once()
 -> anyhow::Result<()> {
     let smtp = SmtpServer::start()?;
-    smtp.stalled.store(true, Ordering::SeqCst);
+    smtp.stalled.hold();
     let secret = groundswell_domain::secrets::SecretKey::generate().encode();
     let database_url = fresh_database(Backend::Postgres).await?;
     let first = Server::start(&database_url, &smtp.url(), &secret, 1).await?;
     insert_due_recipients(&database_url, "inflight", 20).await?;
     // The first server has queued the digests and is mid-conversation with the SMTP server.
-    for _ in 0..300 {
-        if smtp.sessions_started.load(Ordering::SeqCst) >= 1 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(smtp.sessions_started.load(Ordering::SeqCst) >= 1);
+    wait_until(
+        "the first server starting an SMTP conversation",
+        Duration::from_secs(15),
+        async || Ok(smtp.sessions_started.load(Ordering::SeqCst) >= 1),
+    )
+    .await?;
     first.kill().await?;
-    smtp.stalled.store(false, Ordering::SeqCst);
+    smtp.stalled.release();
 
     let second = Server::start(&database_url, &smtp.url(), &secret, 1).await?;
     wait_for_digests(&smtp, 20, 60).await?;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    second.looks_again().await?;
+    wait_for_an_empty_outbox(&database_url).await?;
     assert_one_each(&smtp, "inflight", 20);
     second.kill().await?;
     Ok(())
@@ -174,9 +199,8 @@ async fn a_server_killed_with_sigkill_mid_delivery_leaves_every_digest_delivered
 async fn digests_queued_while_smtp_is_down_are_delivered_once_when_it_comes_back()
 -> anyhow::Result<()> {
     // Nothing listens on this port until the SMTP server is started on it.
-    let reserved = free_port()?;
-    let port = reserved.local_addr()?.port();
-    drop(reserved);
+    let closed = ClosedPort::new()?;
+    let port = closed.port;
     let secret = groundswell_domain::secrets::SecretKey::generate().encode();
     let database_url = fresh_database(Backend::Postgres).await?;
     let server = Server::start(
@@ -200,21 +224,22 @@ async fn digests_queued_while_smtp_is_down_are_delivered_once_when_it_comes_back
             .ok_or_else(|| anyhow::anyhow!("no count"))?;
         Ok(row.try_get_by_index::<i64>(0)?)
     };
-    for _ in 0..300 {
-        if failed_attempts().await? == 10 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_until(
+        "every digest being tried and failing",
+        Duration::from_secs(15),
+        async || Ok(failed_attempts().await? == 10),
+    )
+    .await?;
     assert_eq!(
         failed_attempts().await?,
         10,
         "every digest was tried and failed"
     );
 
-    let smtp = SmtpServer::start_on(std::net::TcpListener::bind(("127.0.0.1", port))?)?;
+    let smtp = SmtpServer::start_on(closed.listen()?)?;
     wait_for_digests(&smtp, 10, 60).await?;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    server.looks_again().await?;
+    wait_for_an_empty_outbox(&database_url).await?;
     assert_one_each(&smtp, "patient", 10);
     conn.close().await?;
     server.kill().await?;
@@ -226,39 +251,41 @@ async fn an_smtp_server_failing_mid_run_and_recovering_leaves_every_digest_deliv
 -> anyhow::Result<()> {
     let smtp = SmtpServer::start()?;
     // Held at first, so the run is certainly under way when the server starts failing.
-    smtp.stalled.store(true, Ordering::SeqCst);
+    smtp.stalled.hold();
     let secret = groundswell_domain::secrets::SecretKey::generate().encode();
     let database_url = fresh_database(Backend::Postgres).await?;
-    let _server = Server::start(&database_url, &smtp.url(), &secret, 300).await?;
+    let server = Server::start(&database_url, &smtp.url(), &secret, 300).await?;
     insert_due_recipients(&database_url, "midrun", 300).await?;
-    for _ in 0..600 {
-        if smtp.sessions_started.load(Ordering::SeqCst) >= 1 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    smtp.stalled.store(false, Ordering::SeqCst);
+    wait_until(
+        "the server starting an SMTP conversation",
+        Duration::from_secs(15),
+        async || Ok(smtp.sessions_started.load(Ordering::SeqCst) >= 1),
+    )
+    .await?;
     let delivered = || {
         smtp.messages()
             .iter()
             .filter(|m| m.subject.contains("digest") && m.to.starts_with("midrun"))
             .count()
     };
-    for _ in 0..1000 {
-        if delivered() >= 5 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    // Mid-run, the mail server fails every message for a while.
-    smtp.refusing.store(true, Ordering::SeqCst);
+    // Mid-run, the mail server fails every message for a while: from the moment some have
+    // arrived until it has refused some.
+    let refused = smtp.refused.clone();
+    smtp.refuse_after(5);
+    smtp.stalled.release();
+    wait_until(
+        "the mail server refusing a message",
+        Duration::from_secs(30),
+        async || Ok(refused.load(Ordering::SeqCst) >= 1),
+    )
+    .await?;
     let during = delivered();
     assert!(during < 300, "the run was over before the server failed");
-    tokio::time::sleep(Duration::from_secs(1)).await;
     smtp.refusing.store(false, Ordering::SeqCst);
 
     wait_for_digests(&smtp, 300, 120).await?;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    server.looks_again().await?;
+    wait_for_an_empty_outbox(&database_url).await?;
     assert_one_each(&smtp, "midrun", 300);
     let conn = SeaDatabase::connect(&database_url).await?;
     let retried = conn

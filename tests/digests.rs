@@ -1,8 +1,6 @@
 //! Digests: due on each person's own schedule, built from what changed, delivered once with
 //! both parts and a one-click unsubscribe, and never twice for one period.
 
-use std::time::Duration;
-
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
@@ -38,14 +36,8 @@ async fn convenors_unsubscribe_path(app: &TestApp) -> anyhow::Result<(String, St
     app.gathering(&convenor, json!({ "title": "Hull gathering" }))
         .await?;
     send_due(app, &admin, Utc::now() + chrono::Duration::days(8)).await?;
-    let mut found = Vec::new();
-    for _ in 0..100 {
-        found = digests_to(app, "quiet@example.org");
-        if !found.is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    app.drain().await?;
+    let mut found = digests_to(app, "quiet@example.org");
     let digest = found.pop().ok_or_else(|| anyhow::anyhow!("no digest"))?;
     let header = digest.list_unsubscribe.unwrap_or_default();
     let path = header
@@ -158,7 +150,7 @@ async fn owners_of_a_quiet_pledge_are_reminded_once_each_quiet_period_until_they
     };
 
     send_due(&app, &admin, Utc::now()).await?;
-    let first = app.smtp.wait_for("owner@example.org", 2).await?;
+    let first = app.mail_to("owner@example.org", 2).await?;
     let reminder = first
         .iter()
         .find(|m| m.subject == "How is \"Homes for all\" going?")
@@ -169,17 +161,12 @@ async fn owners_of_a_quiet_pledge_are_reminded_once_each_quiet_period_until_they
 
     // Asked again within the same quiet period: no second reminder.
     send_due(&app, &admin, Utc::now()).await?;
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    app.drain().await?;
     assert_eq!(reminders(&app).len(), 1);
 
     // Another quiet period later, a second reminder.
     send_due(&app, &admin, Utc::now() + chrono::Duration::days(60)).await?;
-    for _ in 0..100 {
-        if reminders(&app).len() >= 2 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    app.drain().await?;
     assert_eq!(reminders(&app).len(), 2);
 
     // News ends the quiet spell: no more reminders for it.
@@ -190,7 +177,7 @@ async fn owners_of_a_quiet_pledge_are_reminded_once_each_quiet_period_until_they
     .await?
     .ok()?;
     send_due(&app, &admin, Utc::now() + chrono::Duration::days(30)).await?;
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    app.drain().await?;
     assert_eq!(reminders(&app).len(), 2);
     Ok(())
 }
@@ -265,7 +252,7 @@ async fn a_due_digest_arrives_once_with_gatherings_and_a_working_one_click_unsub
         "a second claim is a no-op"
     );
 
-    let mails = app.smtp.wait_for("convenor@example.org", 2).await?;
+    let mails = app.mail_to("convenor@example.org", 2).await?;
     let mut digest: Vec<Mail> = mails
         .into_iter()
         .filter(|m| m.subject.contains("digest"))
@@ -345,8 +332,7 @@ async fn a_due_digest_arrives_once_with_gatherings_and_a_working_one_click_unsub
         send_due(&app, &admin, as_of + chrono::Duration::days(7)).await?,
         1
     );
-    app.smtp.wait_for("admin@example.org", 3).await?;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    app.mail_to("admin@example.org", 3).await?;
     assert_eq!(digests_to(&app, "convenor@example.org").len(), 1);
     assert_eq!(digests_to(&app, "admin@example.org").len(), 2);
     Ok(())
@@ -570,7 +556,7 @@ async fn a_period_with_nothing_to_tell_is_claimed_but_sent_only_to_those_who_ask
         send_due(&app, &admin, as_of + chrono::Duration::days(7)).await?,
         1
     );
-    let mails = app.smtp.wait_for("quiet@example.org", 2).await?;
+    let mails = app.mail_to("quiet@example.org", 2).await?;
     let digest = mails
         .iter()
         .find(|m| m.subject.contains("digest"))
@@ -621,11 +607,10 @@ async fn a_run_that_finds_one_digest_already_claimed_still_queues_the_others_onc
     assert_eq!(send_due(&app, &admin, as_of).await?, 3);
     assert_eq!(app.count("SELECT COUNT(*) FROM digests").await?, 4);
     for email in &others {
-        app.smtp.wait_for(email, 2).await?;
+        app.mail_to(email, 2).await?;
     }
-    app.smtp.wait_for("claimed@example.org", 2).await?;
-    // Time for a second copy to arrive, if one had been queued.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Drained: a second copy, had one been queued, would have arrived with the first.
+    app.mail_to("claimed@example.org", 2).await?;
     for email in others
         .iter()
         .map(String::as_str)
@@ -662,7 +647,7 @@ async fn the_command_line_queues_due_digests_filtered_to_the_changes_of_interest
         String::from_utf8_lossy(&output.stderr)
     );
     assert!(String::from_utf8_lossy(&output.stdout).starts_with("1 digests queued"));
-    let mails = app.smtp.wait_for("focused@example.org", 2).await?;
+    let mails = app.mail_to("focused@example.org", 2).await?;
     let digest = mails
         .iter()
         .find(|m| m.subject.contains("digest"))
@@ -698,14 +683,8 @@ async fn a_digest_the_mail_server_rejects_for_good_is_marked_failed_and_shown_to
         1
     );
     let query = "{ failedMail { recipient template attempts lastError } }";
-    let mut failed = Value::Null;
-    for _ in 0..300 {
-        failed = app.gql(Some(&admin), query, json!({})).await?.ok()?["failedMail"].clone();
-        if failed.as_array().is_some_and(|f| !f.is_empty()) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    app.drain().await?;
+    let failed = app.gql(Some(&admin), query, json!({})).await?.ok()?["failedMail"].clone();
     assert_eq!(failed[0]["recipient"], "bounced@example.org");
     assert_eq!(failed[0]["template"], "digest");
     assert!(
@@ -822,7 +801,7 @@ async fn a_digest_holds_the_pledges_updates_and_coalitions_of_the_changes_of_int
         send_due(&app, &admin, Utc::now() + chrono::Duration::hours(3)).await?,
         1
     );
-    let mails = app.smtp.wait_for("home@example.org", 2).await?;
+    let mails = app.mail_to("home@example.org", 2).await?;
     let digest = mails
         .iter()
         .find(|m| m.subject.contains("digest"))

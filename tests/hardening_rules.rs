@@ -7,7 +7,8 @@ use chrono::{Timelike, Utc};
 use serde_json::{Value, json};
 
 use crate::helpers::{
-    Backend, Options, SmtpServer, TestApp, fresh_database, spawn_app, start, ws_connect, ws_next,
+    Backend, Options, SmtpServer, TestApp, fresh_database, spawn_app, start, wait_until,
+    ws_connect, ws_next,
 };
 
 crate::on_both_databases!(
@@ -426,7 +427,7 @@ async fn erasing_my_data_gives_my_places_to_the_waitlist_and_forgets_my_mail(
         assert_eq!(second["register"]["status"], "WAITLISTED");
     }
     // Their mail has gone out: sign-in and two confirmations.
-    app.smtp.wait_for("leaving@example.org", 3).await?;
+    app.mail_to("leaving@example.org", 3).await?;
 
     let erased = app
         .gql(Some(&leaving), "mutation { eraseMyData }", json!({}))
@@ -450,7 +451,7 @@ async fn erasing_my_data_gives_my_places_to_the_waitlist_and_forgets_my_mail(
         );
     }
     // The usual promotion mail, once for each gathering.
-    let mails = app.smtp.wait_for("waiting@example.org", 5).await?;
+    let mails = app.mail_to("waiting@example.org", 5).await?;
     let promoted = mails
         .iter()
         .filter(|m| m.text.to_lowercase().contains("place"))
@@ -472,7 +473,7 @@ async fn erasing_my_data_gives_my_places_to_the_waitlist_and_forgets_my_mail(
         0
     );
     // No more mail goes to them.
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    app.drain().await?;
     assert_eq!(
         app.smtp
             .messages()
@@ -594,37 +595,26 @@ async fn delivered_mail_loses_its_address_and_content_after_the_retention_time(
     let app = spawn_app(db).await?;
     app.sign_in("old@example.org").await?;
     app.sign_in("new@example.org").await?;
-    for _ in 0..100 {
-        if app
-            .count("SELECT COUNT(*) FROM outbox WHERE status = 'SENT'")
-            .await?
-            == 2
-        {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM outbox WHERE status = 'SENT'")
+            .await?,
+        2
+    );
     let long_ago = (Utc::now() - chrono::Duration::days(31)).to_rfc3339();
     app.execute(&format!(
         "UPDATE outbox SET sent_at = '{long_ago}' WHERE recipient = 'old@example.org'"
     ))
     .await?;
-    // A server's housekeeping runs as it starts.
+    // A server's housekeeping runs as it starts (here, as the test drives it).
     let smtp = SmtpServer::start()?;
     let mut options = Options::new(&smtp);
     options.secret_key = app.options.secret_key.clone();
     options.mail_retention_days = 30;
     let second = start(app.database_url.clone(), smtp, options).await?;
-    let mut purged = 0;
-    for _ in 0..100 {
-        purged = app
-            .count("SELECT COUNT(*) FROM outbox WHERE recipient = 'purged@purged.invalid'")
-            .await?;
-        if purged > 0 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    second.drain().await?;
+    let purged = app
+        .count("SELECT COUNT(*) FROM outbox WHERE recipient = 'purged@purged.invalid'")
+        .await?;
     assert_eq!(purged, 1);
     assert_eq!(
         app.count("SELECT COUNT(*) FROM outbox WHERE recipient = 'old@example.org'")
@@ -982,7 +972,7 @@ async fn a_digest_run_ahead_of_time_leaves_later_news_to_the_next_digest(
     app.pledge_id(&owner, &org, json!({ "title": "After the first digest" }))
         .await?;
     send(Utc::now() + chrono::Duration::hours(27)).await?.ok()?;
-    let mails = app.smtp.wait_for("reader@example.org", 3).await?;
+    let mails = app.mail_to("reader@example.org", 3).await?;
     let digests: Vec<_> = mails
         .iter()
         .filter(|m| m.subject.contains("digest"))
@@ -1027,7 +1017,7 @@ async fn a_digest_run_ahead_of_time_leaves_later_news_to_the_next_digest(
     assert!(queued["sendDueDigests"].as_i64() >= Some(1), "{queued}");
     let again = send(Utc::now() + chrono::Duration::hours(75)).await?.ok()?;
     assert_eq!(again["sendDueDigests"], 0, "a period is sent once");
-    let mails = app.smtp.wait_for("reader@example.org", 4).await?;
+    let mails = app.mail_to("reader@example.org", 4).await?;
     let third = mails
         .iter()
         .filter(|m| m.subject.contains("digest"))
@@ -1074,14 +1064,17 @@ async fn a_client_address_holds_only_so_many_websocket_connections(
     // A connection closed gives its place back.
     drop(first);
     let mut reopened = None;
-    for _ in 0..50 {
-        if let Ok(socket) = ws_connect(&app, None).await {
-            reopened = Some(socket);
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    anyhow::ensure!(reopened.is_some(), "the place was never given back");
+    wait_until(
+        "the closed connection's place being given back",
+        std::time::Duration::from_secs(5),
+        async || {
+            if let Ok(socket) = ws_connect(&app, None).await {
+                reopened = Some(socket);
+            }
+            Ok(reopened.is_some())
+        },
+    )
+    .await?;
     still_up(&app).await
 }
 
@@ -1118,9 +1111,9 @@ async fn a_websocket_connection_runs_only_so_many_subscriptions(db: Backend) -> 
             json!({ "id": holding[0], "type": "complete" }).to_string(),
         ))
         .await?;
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    app.wait_for_subscribers(1).await?;
     socket.send(subscribe("4")).await?;
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    app.wait_for_subscribers(2).await?;
     app.post_update(
         Some(&owner),
         json!({ "pledgeId": pledge, "body": "Heard twice", "signal": "ON_TRACK" }),
@@ -1147,6 +1140,8 @@ async fn statements_for_one_update(
 ) -> anyhow::Result<u64> {
     use futures::SinkExt;
     use tokio_tungstenite::tungstenite::Message;
+    // Those of an earlier call are gone.
+    app.wait_for_subscribers(0).await?;
     let mut sockets = Vec::new();
     for _ in 0..subscribers {
         let mut socket = ws_connect(app, None).await?;
@@ -1159,7 +1154,7 @@ async fn statements_for_one_update(
             .await?;
         sockets.push(socket);
     }
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    app.wait_for_subscribers(subscribers).await?;
     let before = app.statements_so_far();
     app.post_update(
         Some(owner),
@@ -1174,7 +1169,7 @@ async fn statements_for_one_update(
             "Once for all"
         );
     }
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    // Every subscriber has heard it, so it has been loaded and sent: nothing more is coming.
     Ok(app.statements_so_far() - before)
 }
 

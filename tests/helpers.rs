@@ -5,14 +5,14 @@ use std::{
     net::{SocketAddr, TcpListener},
     path::PathBuf,
     sync::{
-        Arc, Mutex, OnceLock,
+        Arc, Condvar, Mutex, OnceLock,
         atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
     },
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use anyhow::{Context, bail};
-use groundswell_api::{Application, Config, config::Settings};
+use groundswell_api::{Application, Config, background::Background, config::Settings};
 use mail_parser::{MessageParser, MimeHeaders};
 use sea_orm::{ConnectionTrait, Database as SeaDatabase, DatabaseConnection, Statement};
 use serde_json::{Value, json};
@@ -45,6 +45,39 @@ macro_rules! on_both_databases {
 pub enum Backend {
     Sqlite,
     Postgres,
+}
+
+/// Polls `check` until it holds, failing with "`what` did not happen within …" if `within`
+/// passes first. The one place the tests wait on the clock: for what another process or thread
+/// brings about (a port answering, a log line, a row appearing). Work this process's servers do
+/// in the background is driven with [`TestApp::drain`] instead.
+pub async fn wait_until(
+    what: &str,
+    within: Duration,
+    mut check: impl AsyncFnMut() -> anyhow::Result<bool>,
+) -> anyhow::Result<()> {
+    let deadline = Instant::now() + within;
+    loop {
+        if check().await? {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            bail!("{what} did not happen within {} s", within.as_secs_f32());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Waits until the clock reads clearly past `mark` (by more than the databases' timestamp
+/// precision), so whatever happens next is stamped after it.
+pub async fn clock_passes(mark: chrono::DateTime<chrono::Utc>) -> anyhow::Result<()> {
+    let past = mark + chrono::Duration::milliseconds(2);
+    wait_until(
+        "the clock passing the mark",
+        Duration::from_secs(1),
+        async || Ok(chrono::Utc::now() > past),
+    )
+    .await
 }
 
 /// Where the test PostgreSQL server is; CI and the README's test command start it.
@@ -118,6 +151,36 @@ fn init_logs() {
     });
 }
 
+/// A gate a server thread waits at while it is held: a test holds it, sees the server waiting
+/// (an event), and releases it.
+#[derive(Clone, Default)]
+pub struct Gate {
+    held: Arc<(Mutex<bool>, Condvar)>,
+}
+
+impl Gate {
+    pub fn hold(&self) {
+        if let Ok(mut held) = self.held.0.lock() {
+            *held = true;
+        }
+    }
+
+    pub fn release(&self) {
+        if let Ok(mut held) = self.held.0.lock() {
+            *held = false;
+        }
+        self.held.1.notify_all();
+    }
+
+    /// Blocks this thread until the gate is open.
+    fn pass(&self) {
+        let (lock, opened) = &*self.held;
+        if let Ok(held) = lock.lock() {
+            let _open = opened.wait_while(held, |held| *held);
+        }
+    }
+}
+
 /// A real SMTP server (mailin-embedded) on a random port, keeping what it receives.
 #[derive(Clone)]
 pub struct SmtpServer {
@@ -125,11 +188,15 @@ pub struct SmtpServer {
     received: Arc<Mutex<Vec<Vec<u8>>>>,
     /// While set, every message is refused with 451 (a temporary failure) at DATA.
     pub refusing: Arc<AtomicBool>,
-    /// While set, the server holds each session at DATA, as a slow server would.
-    pub stalled: Arc<AtomicBool>,
+    /// While held, the server holds each session at DATA, as a slow server would.
+    pub stalled: Gate,
     /// While set, every message is refused with 554 (a permanent failure) at DATA.
     pub rejecting: Arc<AtomicBool>,
     pub sessions_started: Arc<AtomicUsize>,
+    /// Messages refused with 451 so far.
+    pub refused: Arc<AtomicUsize>,
+    /// Once this many messages have been received, `refusing` is set (once).
+    refuse_after: Arc<AtomicUsize>,
 }
 
 #[derive(Clone)]
@@ -137,19 +204,30 @@ struct Handler {
     buffer: Vec<u8>,
     received: Arc<Mutex<Vec<Vec<u8>>>>,
     refusing: Arc<AtomicBool>,
-    stalled: Arc<AtomicBool>,
+    stalled: Gate,
     rejecting: Arc<AtomicBool>,
     sessions_started: Arc<AtomicUsize>,
+    refused: Arc<AtomicUsize>,
+    refuse_after: Arc<AtomicUsize>,
 }
 
 impl mailin_embedded::Handler for Handler {
     fn data_start(&mut self, _: &str, _: &str, _: bool, _: &[String]) -> mailin_embedded::Response {
         self.sessions_started.fetch_add(1, Ordering::SeqCst);
-        while self.stalled.load(Ordering::SeqCst) {
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        self.stalled.pass();
         self.buffer.clear();
+        let received = self.received.lock().map(|r| r.len()).unwrap_or_default();
+        let after = self.refuse_after.load(Ordering::SeqCst);
+        if received >= after
+            && self
+                .refuse_after
+                .compare_exchange(after, usize::MAX, Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok()
+        {
+            self.refusing.store(true, Ordering::SeqCst);
+        }
         if self.refusing.load(Ordering::SeqCst) {
+            self.refused.fetch_add(1, Ordering::SeqCst);
             return mailin_embedded::response::INTERNAL_ERROR;
         }
         if self.rejecting.load(Ordering::SeqCst) {
@@ -177,16 +255,18 @@ impl SmtpServer {
         Self::start_on(listener)
     }
 
-    /// Starts a server on a port reserved earlier with [`free_port`].
+    /// Starts a server on a listener made earlier (see [`ClosedPort`]).
     pub fn start_on(listener: TcpListener) -> anyhow::Result<Self> {
         let port = listener.local_addr()?.port();
         let server = SmtpServer {
             port,
             received: Arc::default(),
             refusing: Arc::default(),
-            stalled: Arc::default(),
+            stalled: Gate::default(),
             rejecting: Arc::default(),
             sessions_started: Arc::default(),
+            refused: Arc::default(),
+            refuse_after: Arc::new(AtomicUsize::new(usize::MAX)),
         };
         let handler = Handler {
             buffer: Vec::new(),
@@ -195,6 +275,8 @@ impl SmtpServer {
             stalled: server.stalled.clone(),
             rejecting: server.rejecting.clone(),
             sessions_started: server.sessions_started.clone(),
+            refused: server.refused.clone(),
+            refuse_after: server.refuse_after.clone(),
         };
         let mut smtp = mailin_embedded::Server::new(handler);
         smtp.with_name("smtp.groundswell.test")
@@ -210,6 +292,12 @@ impl SmtpServer {
         format!("smtp://127.0.0.1:{}", self.port)
     }
 
+    /// Sets `refusing` as soon as `count` messages have been received, as a server failing
+    /// mid-run would.
+    pub fn refuse_after(&self, count: usize) {
+        self.refuse_after.store(count, Ordering::SeqCst);
+    }
+
     pub fn messages(&self) -> Vec<Mail> {
         self.received
             .lock()
@@ -217,22 +305,50 @@ impl SmtpServer {
             .unwrap_or_default()
     }
 
-    /// Waits (up to 15 s) until `count` messages to `to` have arrived, and returns them.
+    /// The messages received for `to`.
+    pub fn messages_to(&self, to: &str) -> Vec<Mail> {
+        self.messages().into_iter().filter(|m| m.to == to).collect()
+    }
+
+    /// Waits (up to 30 s) until `count` messages to `to` have arrived, and returns them: for
+    /// mail sent by a server in another process. Mail from a [`TestApp`] is driven with
+    /// [`TestApp::mail_to`].
     pub async fn wait_for(&self, to: &str, count: usize) -> anyhow::Result<Vec<Mail>> {
-        for _ in 0..300 {
-            let found: Vec<Mail> = self.messages().into_iter().filter(|m| m.to == to).collect();
-            if found.len() >= count {
-                return Ok(found);
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        bail!("{count} message(s) to {to} did not arrive")
+        wait_until(
+            &format!("{count} message(s) to {to} arriving"),
+            Duration::from_secs(30),
+            async || Ok(self.messages_to(to).len() >= count),
+        )
+        .await?;
+        Ok(self.messages_to(to))
     }
 }
 
-/// A port nobody listens on yet, kept reserved until the listener is handed over.
-pub fn free_port() -> anyhow::Result<TcpListener> {
-    Ok(TcpListener::bind("127.0.0.1:0")?)
+/// A port held by this process but not listened on: a connection to it is refused (as to a
+/// mail server that is down) until [`listen`](ClosedPort::listen) opens it. No other process
+/// can take the port in between.
+pub struct ClosedPort {
+    socket: socket2::Socket,
+    pub port: u16,
+}
+
+impl ClosedPort {
+    pub fn new() -> anyhow::Result<Self> {
+        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
+        socket.bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())?;
+        let port = socket
+            .local_addr()?
+            .as_socket()
+            .context("not an IP socket")?
+            .port();
+        Ok(Self { socket, port })
+    }
+
+    /// Starts listening: from now on connections are accepted.
+    pub fn listen(self) -> anyhow::Result<TcpListener> {
+        self.socket.listen(128)?;
+        Ok(self.socket.into())
+    }
 }
 
 /// A received message, parsed back from MIME.
@@ -316,6 +432,11 @@ pub struct Options {
     pub smtp_url: Option<String>,
     pub sign_in_requests_per_minute: u32,
     pub mail_lease_seconds: u64,
+    /// Whether the server runs its background workers' loops, as in production. Off, the
+    /// test drives them with [`TestApp::drain`], so nothing happens behind its back; on, for
+    /// the tests of what happens while they run (a server killed mid-delivery, several
+    /// servers claiming side by side).
+    pub background_loops: bool,
     pub secret_key: String,
     pub mail_dir: PathBuf,
     /// Webhook settings; tests reach receivers on 127.0.0.1, so private targets are allowed
@@ -335,6 +456,7 @@ impl Options {
             smtp_url: Some(smtp.url()),
             sign_in_requests_per_minute: 100_000,
             mail_lease_seconds: 300,
+            background_loops: false,
             secret_key: groundswell_domain::secrets::SecretKey::generate().encode(),
             mail_dir: std::env::temp_dir()
                 .join("groundswell-tests")
@@ -343,7 +465,9 @@ impl Options {
                 webhook_allow_private_targets: true,
                 webhook_timeout_seconds: 5,
                 webhook_poll_interval_ms: 50,
-                webhook_retry_base_ms: 100,
+                // A minute, like mail's: a failed attempt comes due again when a test drains
+                // as of a later time, never on its own in the middle of a drain.
+                webhook_retry_base_ms: 60_000,
                 webhook_lease_seconds: 120,
                 webhook_deactivate_after_hours: 24,
             },
@@ -368,6 +492,8 @@ pub struct TestApp {
     pub http: reqwest::Client,
     /// SQL statements the server has run for requests.
     statements: Arc<AtomicU64>,
+    background: Background,
+    events: groundswell_api::events::Events,
     shutdown: CancellationToken,
     handle: Option<JoinHandle<anyhow::Result<()>>>,
 }
@@ -402,7 +528,9 @@ pub async fn start(
         // behaviour under concurrency, not speed (the benchmark measures that).
         request_timeout_seconds: 120,
         mail_max_attempts: 8,
-        mail_retry_base_ms: 100,
+        // A minute: a failed attempt comes due again when a test drains as of a later time
+        // (`drain_as_of`), never on its own in the middle of a drain.
+        mail_retry_base_ms: 60_000,
         mail_lease_seconds: options.mail_lease_seconds,
         mail_poll_interval_ms: 50,
         access_notes_retention_days: 30,
@@ -420,6 +548,13 @@ pub async fn start(
         registration_request_ttl_hours: 24,
     };
     let app = Application::build(Config::from_settings(settings)?).await?;
+    let background = app.background();
+    let events = app.events();
+    let app = if options.background_loops {
+        app
+    } else {
+        app.without_background_loops()
+    };
     let address = app.address();
     let statements = app.statement_counter();
     let shutdown = app.shutdown_token();
@@ -431,6 +566,8 @@ pub async fn start(
         options,
         http: reqwest::Client::new(),
         statements,
+        background,
+        events,
         shutdown,
         handle: Some(handle),
     })
@@ -471,6 +608,51 @@ impl Reply {
 impl TestApp {
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.address)
+    }
+
+    /// Runs the server's background work (mail, webhooks, due digests, housekeeping) until
+    /// nothing is due, like crates.io's `run_pending_background_jobs`: after it, whatever was
+    /// going to be sent has been, and a test asserting that nothing more arrives can.
+    pub async fn drain(&self) -> anyhow::Result<()> {
+        self.background.drain().await
+    }
+
+    /// [`drain`](Self::drain) with the mail and webhook outboxes' clock reading `at`: retries
+    /// whose back-off ends by then, and claims whose lease has run out by then, are done too.
+    pub async fn drain_as_of(&self, at: chrono::DateTime<chrono::Utc>) -> anyhow::Result<()> {
+        self.background.drain_as_of(at).await
+    }
+
+    /// Waits until exactly `count` subscriptions on this server listen for events: after it, an
+    /// event reaches each of them.
+    pub async fn wait_for_subscribers(&self, count: usize) -> anyhow::Result<()> {
+        wait_until(
+            &format!("{count} subscriptions listening"),
+            Duration::from_secs(30),
+            async || Ok(self.events.subscriber_count() == count),
+        )
+        .await
+    }
+
+    /// The server's background workers, to drive from a task of the test's own.
+    pub fn background(&self) -> Background {
+        self.background.clone()
+    }
+
+    /// Drains the background work and returns the messages to `to`, failing unless at least
+    /// `count` have arrived. (With the workers' loops running, it waits for them instead.)
+    pub async fn mail_to(&self, to: &str, count: usize) -> anyhow::Result<Vec<Mail>> {
+        self.drain().await?;
+        if self.options.background_loops {
+            return self.smtp.wait_for(to, count).await;
+        }
+        let found = self.smtp.messages_to(to);
+        anyhow::ensure!(
+            found.len() >= count,
+            "{count} message(s) to {to} expected, {} arrived",
+            found.len()
+        );
+        Ok(found)
     }
 
     /// Posts one GraphQL operation, with a bearer token when given.
@@ -515,13 +697,19 @@ impl TestApp {
         };
         let before = links().len();
         self.request_sign_in(email).await?.ok()?;
-        for _ in 0..300 {
-            if let Some(mail) = links().get(before) {
-                return mail.sign_in_token();
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+        self.drain().await?;
+        if self.options.background_loops {
+            wait_until(
+                &format!("a sign-in link reaching {email}"),
+                Duration::from_secs(30),
+                async || Ok(links().len() > before),
+            )
+            .await?;
         }
-        bail!("no sign-in link reached {email}")
+        match links().get(before) {
+            Some(mail) => mail.sign_in_token(),
+            None => bail!("no sign-in link reached {email}"),
+        }
     }
 
     /// Signs `email` in through the mail, returning the session token.
@@ -983,4 +1171,95 @@ pub async fn node(script: &str, args: &[&str], env: &[(&str, &str)]) -> anyhow::
         );
     }
     Ok(stdout)
+}
+
+/// A `groundswell serve` process, as an operator runs it. It binds a port of its own choosing
+/// (`BIND_ADDR=127.0.0.1:0`) and says where in its log (JSON lines on stdout), which the test
+/// reads for that and for other events.
+pub struct ServerProcess {
+    pub child: tokio::process::Child,
+    pub address: SocketAddr,
+    log: Arc<Mutex<Vec<Value>>>,
+}
+
+impl ServerProcess {
+    /// Starts `groundswell serve` with `env` added (a `RUST_LOG` given there must keep
+    /// `groundswell_api::startup=info`), and waits until it says where it serves.
+    pub async fn start(env: &[(&str, &str)]) -> anyhow::Result<Self> {
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_groundswell"));
+        command
+            .arg("serve")
+            .env("BIND_ADDR", "127.0.0.1:0")
+            .env("LOG_FORMAT", "json")
+            .env("RUST_LOG", "warn,groundswell_api::startup=info")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true);
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let mut child = command.spawn()?;
+        let stdout = child.stdout.take().context("no stdout")?;
+        let log: Arc<Mutex<Vec<Value>>> = Arc::default();
+        let lines = log.clone();
+        tokio::spawn(async move {
+            use tokio::io::AsyncBufReadExt;
+            let mut reader = tokio::io::BufReader::new(stdout).lines();
+            while let Ok(Some(line)) = reader.next_line().await {
+                let value = serde_json::from_str(&line).unwrap_or(Value::String(line));
+                if let Ok(mut log) = lines.lock() {
+                    log.push(value);
+                }
+            }
+        });
+        let serving = |log: &Arc<Mutex<Vec<Value>>>| {
+            log.lock().ok().and_then(|log| {
+                log.iter().find_map(|line| {
+                    (line["fields"]["message"] == "serving")
+                        .then(|| line["fields"]["address"].as_str()?.parse().ok())
+                        .flatten()
+                })
+            })
+        };
+        wait_until(
+            "the server saying where it serves",
+            Duration::from_secs(60),
+            async || {
+                if let Some(status) = child.try_wait()? {
+                    bail!("the server exited before serving: {status}");
+                }
+                Ok(serving(&log).is_some())
+            },
+        )
+        .await?;
+        let address = serving(&log).context("no address")?;
+        Ok(Self {
+            child,
+            address,
+            log,
+        })
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.address)
+    }
+
+    /// How many log lines so far carry `message`.
+    pub fn logged(&self, message: &str) -> usize {
+        self.log
+            .lock()
+            .map(|log| {
+                log.iter()
+                    .filter(|line| line["fields"]["message"] == message)
+                    .count()
+            })
+            .unwrap_or_default()
+    }
+
+    /// `kill -9`: the process gets no chance to finish anything.
+    pub async fn kill(mut self) -> anyhow::Result<()> {
+        self.child.start_kill()?;
+        self.child.wait().await?;
+        Ok(())
+    }
 }

@@ -3,6 +3,8 @@
 
 use std::{collections::HashSet, sync::atomic::Ordering, time::Duration};
 
+use chrono::Utc;
+
 use crate::{helpers::*, on_both_databases};
 
 on_both_databases!(
@@ -17,16 +19,6 @@ fn assert_each_once(mails: &[Mail], expected: usize) {
     assert_eq!(ids.len(), expected, "distinct Message-IDs");
 }
 
-async fn wait_until(mut check: impl AsyncFnMut() -> anyhow::Result<bool>) -> anyhow::Result<()> {
-    for _ in 0..300 {
-        if check().await? {
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    anyhow::bail!("condition not met in 15 s")
-}
-
 async fn mail_refused_by_the_smtp_server_for_a_while_is_delivered_once_it_recovers(
     db: Backend,
 ) -> anyhow::Result<()> {
@@ -37,14 +29,20 @@ async fn mail_refused_by_the_smtp_server_for_a_while_is_delivered_once_it_recove
             .await?
             .ok()?;
     }
-    // Every message is tried and refused at least once, and twice for some.
-    wait_until(async || {
-        Ok(app
-            .count("SELECT COUNT(*) FROM outbox WHERE attempts >= 2")
-            .await?
-            == 5)
-    })
-    .await?;
+    // Every message is tried and refused, and tried again once its back-off is over.
+    app.drain().await?;
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM outbox WHERE attempts = 1")
+            .await?,
+        5
+    );
+    app.drain_as_of(Utc::now() + chrono::Duration::minutes(1))
+        .await?;
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM outbox WHERE attempts >= 2")
+            .await?,
+        5
+    );
     assert!(app.smtp.messages().is_empty());
     assert_eq!(
         app.count("SELECT COUNT(*) FROM outbox WHERE status = 'SENT'")
@@ -53,14 +51,13 @@ async fn mail_refused_by_the_smtp_server_for_a_while_is_delivered_once_it_recove
     );
 
     app.smtp.refusing.store(false, Ordering::SeqCst);
-    wait_until(async || {
-        Ok(app
-            .count("SELECT COUNT(*) FROM outbox WHERE status = 'SENT'")
-            .await?
-            == 5)
-    })
-    .await?;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    app.drain_as_of(Utc::now() + chrono::Duration::minutes(10))
+        .await?;
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM outbox WHERE status = 'SENT'")
+            .await?,
+        5
+    );
     assert_each_once(&app.smtp.messages(), 5);
     Ok(())
 }
@@ -69,14 +66,10 @@ async fn mail_queued_while_smtp_is_down_is_delivered_by_the_restarted_server(
     db: Backend,
 ) -> anyhow::Result<()> {
     // Nothing listens on this port yet: every connection is refused.
-    let reserved = free_port()?;
-    let port = reserved.local_addr()?.port();
-    drop(reserved);
+    let closed = ClosedPort::new()?;
     let placeholder = SmtpServer::start()?;
     let mut options = Options::new(&placeholder);
-    options.smtp_url = Some(format!("smtp://127.0.0.1:{port}"));
-    // The kill may land mid-attempt; what the dead server held is taken over after its lease.
-    options.mail_lease_seconds = 1;
+    options.smtp_url = Some(format!("smtp://127.0.0.1:{}", closed.port));
     let database_url = fresh_database(db).await?;
     let first = start(database_url.clone(), placeholder.clone(), options.clone()).await?;
     for n in 0..5 {
@@ -85,22 +78,25 @@ async fn mail_queued_while_smtp_is_down_is_delivered_by_the_restarted_server(
             .await?
             .ok()?;
     }
-    wait_until(async || {
-        Ok(first
+    first.drain().await?;
+    assert_eq!(
+        first
             .count("SELECT COUNT(*) FROM outbox WHERE attempts >= 1 AND status = 'PENDING'")
-            .await?
-            == 5)
-    })
-    .await?;
+            .await?,
+        5
+    );
     first.kill();
 
-    let smtp = SmtpServer::start_on(std::net::TcpListener::bind(("127.0.0.1", port))?)?;
+    let smtp = SmtpServer::start_on(closed.listen()?)?;
     let second = start(database_url, smtp.clone(), options).await?;
+    // Their back-off over, the restarted server sends them.
+    second
+        .drain_as_of(Utc::now() + chrono::Duration::minutes(1))
+        .await?;
     let mut mails = Vec::new();
     for n in 0..5 {
-        mails.extend(smtp.wait_for(&format!("queued{n}@example.org"), 1).await?);
+        mails.extend(smtp.messages_to(&format!("queued{n}@example.org")));
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
     assert_each_once(&smtp.messages(), 5);
     // The restarted server derives the same working links.
     let token = mails[0].sign_in_token()?;
@@ -119,9 +115,11 @@ async fn a_server_killed_mid_delivery_loses_nothing_and_repeats_nothing(
     db: Backend,
 ) -> anyhow::Result<()> {
     let smtp = SmtpServer::start()?;
-    smtp.stalled.store(true, Ordering::SeqCst);
+    smtp.stalled.hold();
     let mut options = Options::new(&smtp);
     options.mail_lease_seconds = 1;
+    // The first server's own worker loop is mid-send when the process dies.
+    options.background_loops = true;
     let database_url = fresh_database(db).await?;
     let first = start(database_url.clone(), smtp.clone(), options.clone()).await?;
     for n in 0..5 {
@@ -131,7 +129,12 @@ async fn a_server_killed_mid_delivery_loses_nothing_and_repeats_nothing(
             .ok()?;
     }
     // The worker is in the middle of SMTP conversations when the process dies.
-    wait_until(async || Ok(smtp.sessions_started.load(Ordering::SeqCst) >= 1)).await?;
+    wait_until(
+        "the worker starting an SMTP conversation",
+        Duration::from_secs(15),
+        async || Ok(smtp.sessions_started.load(Ordering::SeqCst) >= 1),
+    )
+    .await?;
     assert!(
         first
             .count("SELECT COUNT(*) FROM outbox WHERE status = 'SENDING'")
@@ -139,14 +142,20 @@ async fn a_server_killed_mid_delivery_loses_nothing_and_repeats_nothing(
             >= 1
     );
     first.kill();
-    smtp.stalled.store(false, Ordering::SeqCst);
+    smtp.stalled.release();
 
-    let _second = start(database_url, smtp.clone(), options).await?;
+    // Once the dead server's lease has run out, what it held is taken over.
+    options.background_loops = false;
+    let second = start(database_url, smtp.clone(), options).await?;
+    second
+        .drain_as_of(Utc::now() + chrono::Duration::seconds(2))
+        .await?;
     for n in 0..5 {
-        smtp.wait_for(&format!("inflight{n}@example.org"), 1)
-            .await?;
+        assert_eq!(
+            smtp.messages_to(&format!("inflight{n}@example.org")).len(),
+            1
+        );
     }
-    tokio::time::sleep(Duration::from_millis(500)).await;
     assert_each_once(&smtp.messages(), 5);
     Ok(())
 }

@@ -89,7 +89,7 @@ async fn only_owners_add_members_and_the_new_member_is_told(db: Backend) -> anyh
         added["addOrganisationMember"]["organisation"]["name"],
         "Wigan Community Circles"
     );
-    let told = app.smtp.wait_for("new.member@example.org", 1).await?;
+    let told = app.mail_to("new.member@example.org", 1).await?;
     assert!(
         told[0].subject.contains("Wigan Community Circles"),
         "{}",

@@ -137,25 +137,23 @@ async fn registration_link_token(
     email: &str,
     count: usize,
 ) -> anyhow::Result<String> {
-    for _ in 0..300 {
-        let links: Vec<Mail> = app
-            .smtp
-            .messages()
-            .into_iter()
-            .filter(|m| m.to == email && m.subject.starts_with("Confirm your place"))
-            .collect();
-        if links.len() >= count {
-            let text = &links[count - 1].text;
-            let marker = "/registrations/confirm?token=";
-            let start = text.find(marker).context("no link in the mail")? + marker.len();
-            return Ok(text[start..]
-                .chars()
-                .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
-                .collect());
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    anyhow::bail!("no registration link reached {email}")
+    app.drain().await?;
+    let links: Vec<Mail> = app
+        .smtp
+        .messages()
+        .into_iter()
+        .filter(|m| m.to == email && m.subject.starts_with("Confirm your place"))
+        .collect();
+    let Some(link) = links.get(count.wrapping_sub(1)) else {
+        anyhow::bail!("no registration link reached {email}")
+    };
+    let text = &link.text;
+    let marker = "/registrations/confirm?token=";
+    let start = text.find(marker).context("no link in the mail")? + marker.len();
+    Ok(text[start..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+        .collect())
 }
 
 async fn convenor_and_gathering(app: &TestApp, fields: Value) -> anyhow::Result<(String, Value)> {
@@ -293,8 +291,7 @@ async fn registering_with_only_an_email_through_the_page_confirms_with_the_calen
     );
     assert!(clicker.cookies.contains_key("groundswell_session"));
     let confirmation = app
-        .smtp
-        .wait_for("ada@example.org", 2)
+        .mail_to("ada@example.org", 2)
         .await?
         .into_iter()
         .find(|m| m.subject.contains("is confirmed"))
@@ -370,8 +367,7 @@ async fn registering_with_only_an_email_through_graphql_confirms_once(
         0
     );
     let mail = app
-        .smtp
-        .wait_for("grace@example.org", 2)
+        .mail_to("grace@example.org", 2)
         .await?
         .into_iter()
         .find(|m| m.subject.contains("is confirmed"))
@@ -694,7 +690,7 @@ async fn the_sign_in_page_without_a_token_mails_the_usual_link(db: Backend) -> a
         )
         .await?;
     assert!(sent.body.contains("Check your email"));
-    let mail = app.smtp.wait_for("walker@example.org", 1).await?;
+    let mail = app.mail_to("walker@example.org", 1).await?;
     let token = mail[0].sign_in_token()?;
     // The link's own page is as it was: one button, the token kept for the POST.
     let page = visitor.get(&format!("/sign-in?token={token}")).await?;
@@ -746,8 +742,7 @@ async fn people_who_prefer_easy_read_get_easy_read_pages_and_mail_in_both_parts(
         .await?
         .ok()?;
     let mail = app
-        .smtp
-        .wait_for("reader@example.org", 2)
+        .mail_to("reader@example.org", 2)
         .await?
         .into_iter()
         .find(|m| m.subject.starts_with("You have a place"))
@@ -810,7 +805,7 @@ async fn people_who_prefer_easy_read_get_easy_read_pages_and_mail_in_both_parts(
             ],
         )
         .await?;
-    let link = app.smtp.wait_for("sam@example.org", 1).await?;
+    let link = app.mail_to("sam@example.org", 1).await?;
     assert!(
         link[0].subject.starts_with("Get your place"),
         "{}",
@@ -823,22 +818,20 @@ async fn people_who_prefer_easy_read_get_easy_read_pages_and_mail_in_both_parts(
 
 /// The unsubscribe address (path only) in the digest mailed to `to`.
 async fn unsubscribe_path(app: &TestApp, to: &str) -> anyhow::Result<String> {
-    for _ in 0..100 {
-        let digest = app
-            .smtp
-            .messages()
-            .into_iter()
-            .find(|m| m.to == to && m.subject.contains("digest"));
-        if let Some(header) = digest.and_then(|m| m.list_unsubscribe) {
-            return header
-                .strip_prefix("<http://groundswell.test")
-                .and_then(|rest| rest.strip_suffix('>'))
-                .map(str::to_owned)
-                .with_context(|| format!("List-Unsubscribe is {header:?}"));
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    anyhow::bail!("no digest for {to}")
+    app.drain().await?;
+    let digest = app
+        .smtp
+        .messages()
+        .into_iter()
+        .find(|m| m.to == to && m.subject.contains("digest"));
+    let header = digest
+        .and_then(|m| m.list_unsubscribe)
+        .with_context(|| format!("no digest for {to}"))?;
+    header
+        .strip_prefix("<http://groundswell.test")
+        .and_then(|rest| rest.strip_suffix('>'))
+        .map(str::to_owned)
+        .with_context(|| format!("List-Unsubscribe is {header:?}"))
 }
 
 /// Browser tests, on SQLite only (what they check is the HTML, not the database): axe on every

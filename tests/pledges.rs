@@ -337,7 +337,7 @@ async fn pledges_filter_and_page_in_a_stable_order(db: Backend) -> anyhow::Resul
     )
     .await?;
     let before_g1 = chrono::Utc::now();
-    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    clock_passes(before_g1).await?;
     let g1 = app.pledge_id(&owner, &group, json!({ "title": "g1", "changes": ["COMMUNITIES_WHERE_EVERYONE_BELONGS", "SHARING_POWER_AS_EQUALS"] })).await?;
     app.pledge_id(
         &owner,

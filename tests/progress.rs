@@ -307,7 +307,7 @@ async fn progress_updates_filter_across_the_movement(db: Backend) -> anyhow::Res
     )
     .await?;
     let since = chrono::Utc::now();
-    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    clock_passes(since).await?;
     post(
         &one,
         json!({ "coalitionId": coalition, "body": "c", "signal": "OFF_TRACK" }),

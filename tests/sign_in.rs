@@ -184,7 +184,7 @@ async fn sign_in_link_arrives_by_smtp_and_gives_a_session(db: Backend) -> anyhow
         .await?
         .ok()?;
 
-    let mails = app.smtp.wait_for("ada.lovelace@example.org", 1).await?;
+    let mails = app.mail_to("ada.lovelace@example.org", 1).await?;
     let mail = &mails[0];
     assert_eq!(mail.from, "noreply@groundswell.test");
     assert_eq!(mail.subject, "Your link to sign in to Groundswell");

@@ -13,6 +13,7 @@ use std::{
 
 use anyhow::Context;
 use axum::{extract::State, http::HeaderMap, http::StatusCode, routing::post};
+use chrono::Utc;
 use futures::StreamExt;
 use serde_json::{Value, json};
 
@@ -60,8 +61,10 @@ enum Answer {
     Status(u16),
     /// A 307 to the receiver's other path, which records what reaches it.
     Redirect,
-    /// Holds the request far longer than any timeout.
+    /// Never answers.
     Hang,
+    /// Holds the request until the test releases the receiver, then answers 200.
+    Held,
     /// A status with a body of raw bytes.
     Body(u16, &'static [u8]),
     /// Waits this many milliseconds, then answers 200.
@@ -97,6 +100,7 @@ struct Receiver {
     received: Arc<Mutex<Vec<Received>>>,
     script: Arc<Mutex<VecDeque<Answer>>>,
     default: Arc<Mutex<Answer>>,
+    released: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 impl Receiver {
@@ -107,6 +111,7 @@ impl Receiver {
             received: Arc::default(),
             script: Arc::default(),
             default: Arc::new(Mutex::new(Answer::Status(200))),
+            released: Arc::new(tokio::sync::watch::Sender::new(false)),
         };
         let app = axum::Router::new()
             .route("/hook", post(receive))
@@ -132,6 +137,11 @@ impl Receiver {
         if let Ok(mut default) = self.default.lock() {
             *default = answer;
         }
+    }
+
+    /// Lets every request held by [`Answer::Held`] be answered.
+    fn release(&self) {
+        self.released.send_replace(true);
     }
 
     /// Forgets every request received so far.
@@ -161,35 +171,31 @@ impl Receiver {
             .collect()
     }
 
-    /// Waits (up to 30 s) until `count` requests have been accepted.
-    async fn wait_for_accepted(&self, count: usize) -> anyhow::Result<Vec<Received>> {
-        for _ in 0..600 {
-            let accepted = self.accepted();
-            if accepted.len() >= count {
-                return Ok(accepted);
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        anyhow::bail!(
-            "{count} deliveries were not accepted in 30 s (got {}: {:?})",
-            self.accepted().len(),
+    /// The accepted requests, failing unless there are at least `count` (after a drain).
+    fn accepted_at_least(&self, count: usize) -> anyhow::Result<Vec<Received>> {
+        let accepted = self.accepted();
+        anyhow::ensure!(
+            accepted.len() >= count,
+            "{count} deliveries were not accepted (got {}: {:?})",
+            accepted.len(),
             self.all()
                 .iter()
                 .map(Received::event_type)
                 .collect::<Vec<_>>()
-        )
+        );
+        Ok(accepted)
     }
 
-    /// Waits (up to 30 s) until `count` requests have arrived, answered or not.
+    /// Waits (up to 30 s) until `count` requests have arrived, answered or not: for requests
+    /// a worker sends from a task of its own (a server's loop, or a drain the test spawned).
     async fn wait_for_requests(&self, count: usize) -> anyhow::Result<Vec<Received>> {
-        for _ in 0..600 {
-            let all = self.all();
-            if all.len() >= count {
-                return Ok(all);
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        anyhow::bail!("{count} requests did not arrive in 30 s")
+        wait_until(
+            &format!("{count} webhook requests arriving"),
+            Duration::from_secs(30),
+            async || Ok(self.all().len() >= count),
+        )
+        .await?;
+        Ok(self.all())
     }
 }
 
@@ -236,8 +242,10 @@ async fn receive(
             [(axum::http::header::LOCATION, "/elsewhere")],
         )
             .into_response(),
-        Answer::Hang => {
-            tokio::time::sleep(Duration::from_secs(120)).await;
+        Answer::Hang => std::future::pending().await,
+        Answer::Held => {
+            let mut released = receiver.released.subscribe();
+            let _ = released.wait_for(|released| *released).await;
             StatusCode::OK.into_response()
         }
         Answer::Body(code, bytes) => (
@@ -246,6 +254,8 @@ async fn receive(
         )
             .into_response(),
         Answer::Slow(ms) => {
+            // The receiver's own latency, which the lease test is about, not a wait of the
+            // test's.
             tokio::time::sleep(Duration::from_millis(ms)).await;
             StatusCode::OK.into_response()
         }
@@ -341,14 +351,10 @@ async fn organisation(app: &TestApp, email: &str, name: &str) -> anyhow::Result<
     Ok((owner, id))
 }
 
-async fn wait_until(mut check: impl AsyncFnMut() -> anyhow::Result<bool>) -> anyhow::Result<()> {
-    for _ in 0..600 {
-        if check().await? {
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    anyhow::bail!("condition not met in 30 s")
+/// A time by which every retry the tests cause is due (back-offs start at a minute there) and
+/// every lease has run out.
+fn later() -> chrono::DateTime<Utc> {
+    Utc::now() + chrono::Duration::minutes(10)
 }
 
 fn count_by_type(received: &[Received]) -> HashMap<String, usize> {
@@ -422,10 +428,10 @@ async fn each_event_arrives_once_signed_so_an_independent_verifier_accepts_it(
     .map(|(k, v)| (k.to_owned(), v))
     .collect();
     let total: usize = expected.values().sum();
-    let received = all.wait_for_accepted(total).await?;
-    pledges_only.wait_for_accepted(2).await?;
-    // Give a repeat the chance to show up.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    app.drain().await?;
+    let received = all.accepted_at_least(total)?;
+    pledges_only.accepted_at_least(2)?;
+    // Everything due has been sent: a repeat would be here by now.
     let received_again = all.all();
     assert_eq!(received_again.len(), total, "requests received");
     assert_eq!(count_by_type(&received), expected);
@@ -484,8 +490,10 @@ async fn a_receiver_answering_500_then_200_gets_the_event_twice_with_the_same_we
         webhook(&app, &owner, &org, &receiver.url(), &["PLEDGE_MADE"]).await?;
     app.pledge_id(&owner, &org, json!({})).await?;
 
-    let accepted = receiver.wait_for_accepted(1).await?;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    app.drain().await?;
+    assert_eq!(receiver.all().len(), 1, "the retry waits for its back-off");
+    app.drain_as_of(later()).await?;
+    let accepted = receiver.accepted_at_least(1)?;
     let all = receiver.all();
     assert_eq!(all.len(), 2, "one refused attempt and one accepted");
     assert_eq!(all[0].answer, Answer::Status(500));
@@ -534,7 +542,9 @@ async fn a_receiver_that_never_answers_within_the_timeout_is_retried(
     webhook(&app, &owner, &org, &receiver.url(), &["PLEDGE_MADE"]).await?;
     app.pledge_id(&owner, &org, json!({})).await?;
 
-    receiver.wait_for_accepted(1).await?;
+    app.drain().await?;
+    app.drain_as_of(later()).await?;
+    receiver.accepted_at_least(1)?;
     let all = receiver.all();
     assert_eq!(all.len(), 2);
     assert_eq!(all[0].answer, Answer::Hang);
@@ -557,6 +567,8 @@ async fn a_server_killed_mid_delivery_resumes_on_restart_without_a_duplicate(
     // is long enough that the deliveries are still in flight when the server is killed.
     options.webhooks.webhook_timeout_seconds = 3;
     options.webhooks.webhook_lease_seconds = 1;
+    // The first server's own worker loop is mid-delivery when the process dies.
+    options.background_loops = true;
     let database_url = fresh_database(db).await?;
     let first = start(database_url.clone(), smtp.clone(), options.clone()).await?;
     let receiver = Receiver::start().await?;
@@ -579,9 +591,11 @@ async fn a_server_killed_mid_delivery_resumes_on_restart_without_a_duplicate(
     first.kill();
     receiver.answer_always(Answer::Status(200));
 
-    let _second = start(database_url, smtp, options).await?;
-    let accepted = receiver.wait_for_accepted(5).await?;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Once the dead server's leases have run out, what it held is taken over.
+    options.background_loops = false;
+    let second = start(database_url, smtp, options).await?;
+    second.drain_as_of(later()).await?;
+    let accepted = receiver.accepted_at_least(5)?;
     let accepted_after = receiver.accepted();
     assert_eq!(accepted_after.len(), 5, "each event accepted once");
     let ids: HashSet<&str> = accepted.iter().map(|r| r.id.as_str()).collect();
@@ -619,7 +633,8 @@ async fn a_rotated_secret_keeps_signing_beside_the_new_one(db: Backend) -> anyho
     assert_ne!(new, old);
     assert!(new.starts_with("whsec_"));
     app.pledge_id(&owner, &org, json!({})).await?;
-    let received = receiver.wait_for_accepted(1).await?;
+    app.drain().await?;
+    let received = receiver.accepted_at_least(1)?;
     assert_eq!(received[0].signature.split(' ').count(), 2);
     verify_with_node(&new, &received).await?;
     verify_with_node(&old, &received).await?;
@@ -631,7 +646,8 @@ async fn a_rotated_secret_keeps_signing_beside_the_new_one(db: Backend) -> anyho
     .await?;
     app.pledge_id(&owner, &org, json!({ "title": "After the overlap" }))
         .await?;
-    let received = receiver.wait_for_accepted(2).await?;
+    app.drain().await?;
+    let received = receiver.accepted_at_least(2)?;
     assert_eq!(received[1].signature.split(' ').count(), 1);
     verify_with_node(&new, &received[1..]).await?;
     assert!(verify_with_node(&old, &received[1..]).await.is_err());
@@ -653,7 +669,8 @@ async fn an_endpoint_failing_every_delivery_for_a_day_is_switched_off_and_its_ow
     let (owner, org) = organisation(&app, "owner@failing.example", "Failing Systems").await?;
     let (id, _) = webhook(&app, &owner, &org, &receiver.url(), &["PLEDGE_MADE"]).await?;
     app.pledge_id(&owner, &org, json!({})).await?;
-    receiver.wait_for_requests(1).await?;
+    app.drain().await?;
+    assert_eq!(receiver.all().len(), 1);
     assert_eq!(
         app.count("SELECT COUNT(*) FROM webhook_endpoints WHERE active")
             .await?,
@@ -663,14 +680,15 @@ async fn an_endpoint_failing_every_delivery_for_a_day_is_switched_off_and_its_ow
     // It has been failing since long ago: the next failure switches it off.
     app.execute("UPDATE webhook_endpoints SET failing_since = '2020-01-01 00:00:00+00:00'")
         .await?;
-    wait_until(async || {
-        Ok(app
-            .count("SELECT COUNT(*) FROM webhook_endpoints WHERE NOT active AND deactivated_at IS NOT NULL")
-            .await?
-            == 1)
-    })
-    .await?;
-    let mails = app.smtp.wait_for("owner@failing.example", 2).await?;
+    app.drain_as_of(later()).await?;
+    assert_eq!(
+        app.count(
+            "SELECT COUNT(*) FROM webhook_endpoints WHERE NOT active AND deactivated_at IS NOT NULL"
+        )
+        .await?,
+        1
+    );
+    let mails = app.mail_to("owner@failing.example", 2).await?;
     let told = mails
         .iter()
         .find(|m| m.subject.contains("switched off"))
@@ -701,7 +719,8 @@ async fn an_endpoint_failing_every_delivery_for_a_day_is_switched_off_and_its_ow
     );
     app.pledge_id(&owner, &org, json!({ "title": "Back on" }))
         .await?;
-    let accepted = receiver.wait_for_accepted(1).await?;
+    app.drain().await?;
+    let accepted = receiver.accepted_at_least(1)?;
     assert_eq!(
         accepted[0].json()["data"]["pledge"]["title"],
         json!("Back on")
@@ -784,13 +803,14 @@ async fn a_name_resolving_to_loopback_is_refused_at_delivery(db: Backend) -> any
     let url = format!("https://localhost:{}/hook", receiver.address.port());
     webhook(&app, &owner, &org, &url, &["PLEDGE_MADE"]).await?;
     app.pledge_id(&owner, &org, json!({})).await?;
-    wait_until(async || {
-        Ok(app
-            .count("SELECT COUNT(*) FROM webhook_attempts WHERE error LIKE '%resolves only to loopback%'")
-            .await?
-            >= 1)
-    })
-    .await?;
+    app.drain().await?;
+    assert!(
+        app.count(
+            "SELECT COUNT(*) FROM webhook_attempts WHERE error LIKE '%resolves only to loopback%'"
+        )
+        .await?
+            >= 1
+    );
     assert_eq!(
         app.count("SELECT COUNT(*) FROM webhook_attempts WHERE status_code IS NOT NULL")
             .await?,
@@ -814,13 +834,12 @@ async fn a_private_address_saved_while_allowed_is_refused_at_delivery_once_the_s
 
     let app = start(database_url, smtp.clone(), strict(&smtp)).await?;
     app.pledge_id(&owner, &org, json!({})).await?;
-    wait_until(async || {
-        Ok(app
-            .count("SELECT COUNT(*) FROM webhook_attempts WHERE error LIKE 'the URL must%'")
+    app.drain().await?;
+    assert!(
+        app.count("SELECT COUNT(*) FROM webhook_attempts WHERE error LIKE 'the URL must%'")
             .await?
-            >= 1)
-    })
-    .await?;
+            >= 1
+    );
     assert!(
         receiver.all().is_empty(),
         "the receiver on 127.0.0.1 was reached"
@@ -836,7 +855,9 @@ async fn a_redirect_is_never_followed(db: Backend) -> anyhow::Result<()> {
     webhook(&app, &owner, &org, &receiver.url(), &["PLEDGE_MADE"]).await?;
     app.pledge_id(&owner, &org, json!({})).await?;
     // The 307 is a failed attempt, retried at the same URL.
-    let accepted = receiver.wait_for_accepted(1).await?;
+    app.drain().await?;
+    app.drain_as_of(later()).await?;
+    let accepted = receiver.accepted_at_least(1)?;
     let all = receiver.all();
     assert_eq!(
         all.len(),
@@ -888,7 +909,8 @@ async fn webhooks_are_managed_only_by_the_organisations_owners_and_its_own_token
         .context("no slug")?
         .to_owned();
     app.pledge_id(&owner, &org, json!({})).await?;
-    receiver.wait_for_accepted(1).await?;
+    app.drain().await?;
+    receiver.accepted_at_least(1)?;
     let list = "query($slug: String!) { organisation(slug: $slug) { webhooks { id url events active description deliveries { edges { node { id status attemptCount } } } } } }";
     let before = app
         .gql(Some(&owner), list, json!({ "slug": slug }))
@@ -980,7 +1002,7 @@ async fn webhooks_are_managed_only_by_the_organisations_owners_and_its_own_token
         1,
         "the delivery was not sent again"
     );
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    app.drain().await?;
     assert_eq!(receiver.all().len(), 1);
 
     // The owner may do each of them.
@@ -993,7 +1015,8 @@ async fn webhooks_are_managed_only_by_the_organisations_owners_and_its_own_token
         .await?
         .ok()?;
     assert_eq!(redelivered["redeliverWebhook"]["status"], json!("PENDING"));
-    let again = receiver.wait_for_accepted(2).await?;
+    app.drain().await?;
+    let again = receiver.accepted_at_least(2)?;
     assert_eq!(
         again[0].id, again[1].id,
         "a redelivery keeps its webhook-id"
@@ -1026,21 +1049,20 @@ async fn a_receiver_answering_binary_is_recorded_and_not_sent_again(
     let (owner, org) = organisation(&app, "owner@binary.example", "Binary Answers").await?;
     webhook(&app, &owner, &org, &receiver.url(), &["PLEDGE_MADE"]).await?;
     app.pledge_id(&owner, &org, json!({})).await?;
-    receiver.wait_for_accepted(1).await?;
-    wait_until(async || {
-        Ok(app
-            .count("SELECT COUNT(*) FROM webhook_deliveries WHERE status = 'DELIVERED'")
-            .await?
-            == 1)
-    })
-    .await?;
+    app.drain().await?;
+    receiver.accepted_at_least(1)?;
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM webhook_deliveries WHERE status = 'DELIVERED'")
+            .await?,
+        1
+    );
     assert_eq!(
         app.count("SELECT COUNT(*) FROM webhook_attempts WHERE status_code = 200 AND response_excerpt LIKE 'ok%binary'")
             .await?,
         1,
         "the attempt is recorded with a readable excerpt"
     );
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    app.drain_as_of(later()).await?;
     assert_eq!(receiver.all().len(), 1, "sent once");
     Ok(())
 }
@@ -1058,10 +1080,10 @@ async fn a_2xx_whose_body_never_ends_is_a_delivery_not_a_timeout(
     let (owner, org) = organisation(&app, "owner@endless.example", "Endless Answers").await?;
     webhook(&app, &owner, &org, &receiver.url(), &["PLEDGE_MADE"]).await?;
     app.pledge_id(&owner, &org, json!({})).await?;
-    receiver.wait_for_requests(1).await?;
-    wait_until(async || Ok(app.count("SELECT COUNT(*) FROM webhook_attempts").await? >= 1)).await?;
-    // Long enough for a retry (100 ms back-off) to have come.
-    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    app.drain().await?;
+    assert!(app.count("SELECT COUNT(*) FROM webhook_attempts").await? >= 1);
+    // Late enough for any retry to have come.
+    app.drain_as_of(later()).await?;
     assert_eq!(receiver.all().len(), 1, "the accepted event was sent again");
     assert_eq!(
         app.count("SELECT COUNT(*) FROM webhook_deliveries WHERE status = 'DELIVERED' AND last_status_code = 200")
@@ -1214,10 +1236,12 @@ async fn a_webhook_deleted_while_a_delivery_is_in_flight_ends_it_quietly(
 ) -> anyhow::Result<()> {
     let app = spawn_app(db).await?;
     let receiver = Receiver::start().await?;
-    receiver.answer_always(Answer::Slow(1_500));
+    receiver.answer_always(Answer::Held);
     let (owner, org) = organisation(&app, "owner@deleted.example", "Deleted Midway").await?;
     let (id, _) = webhook(&app, &owner, &org, &receiver.url(), &["PLEDGE_MADE"]).await?;
     app.pledge_id(&owner, &org, json!({})).await?;
+    let background = app.background();
+    let draining = tokio::spawn(async move { background.drain().await });
     let sent = receiver.wait_for_requests(1).await?;
     app.gql(
         Some(&owner),
@@ -1227,7 +1251,8 @@ async fn a_webhook_deleted_while_a_delivery_is_in_flight_ends_it_quietly(
     .await?
     .ok()?;
     // The receiver answers after the webhook and its deliveries are gone.
-    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    receiver.release();
+    draining.await??;
     let delivery = uuid::Uuid::parse_str(sent[0].id.trim_start_matches("msg_"))?.to_string();
     let logs = captured_logs();
     let errors: Vec<&str> = logs
@@ -1255,6 +1280,8 @@ async fn a_claimed_delivery_is_sent_within_its_lease_so_a_second_server_never_se
     let first = start(database_url.clone(), smtp.clone(), options.clone()).await?;
     let second = start(database_url, smtp, options).await?;
     let receiver = Receiver::start().await?;
+    // Both servers' workers claim side by side.
+    let both_drain = async || tokio::try_join!(first.drain(), second.drain()).map(|_| ());
     let (owner, org) = organisation(&first, "owner@lease.example", "Leased Trust").await?;
     webhook(&first, &owner, &org, &receiver.url(), &["PLEDGE_MADE"]).await?;
     const EVENTS: i64 = 32;
@@ -1264,7 +1291,8 @@ async fn a_claimed_delivery_is_sent_within_its_lease_so_a_second_server_never_se
             .await?;
     }
     let delivered = "SELECT COUNT(*) FROM webhook_deliveries WHERE status = 'DELIVERED'";
-    wait_until(async || Ok(first.count(delivered).await? == EVENTS)).await?;
+    both_drain().await?;
+    assert_eq!(first.count(delivered).await?, EVENTS);
 
     // All of them due again at once (as after an outage), to a receiver that takes most of the
     // timeout to answer each.
@@ -1273,9 +1301,9 @@ async fn a_claimed_delivery_is_sent_within_its_lease_so_a_second_server_never_se
     second
         .execute("UPDATE webhook_deliveries SET status = 'PENDING', next_attempt_at = created_at")
         .await?;
-    let accepted = receiver.wait_for_accepted(EVENTS as usize).await?;
-    wait_until(async || Ok(first.count(delivered).await? == EVENTS)).await?;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    both_drain().await?;
+    let accepted = receiver.accepted_at_least(EVENTS as usize)?;
+    assert_eq!(first.count(delivered).await?, EVENTS);
     let all = receiver.all();
     let ids: HashSet<&str> = all.iter().map(|r| r.id.as_str()).collect();
     assert_eq!(ids.len(), EVENTS as usize);
@@ -1313,9 +1341,9 @@ async fn two_servers_on_one_postgres_database_deliver_each_of_200_events_once() 
     for pledge in made {
         pledge?;
     }
-    let accepted = receiver.wait_for_accepted(200).await?;
-    // Both workers keep polling; give a second delivery the chance to happen.
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // Both servers' workers claim side by side until nothing is due.
+    tokio::try_join!(first.drain(), second.drain())?;
+    let accepted = receiver.accepted_at_least(200)?;
     assert_eq!(receiver.all().len(), 200, "requests received");
     let ids: HashSet<&str> = accepted.iter().map(|r| r.id.as_str()).collect();
     assert_eq!(ids.len(), 200);

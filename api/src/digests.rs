@@ -5,6 +5,7 @@
 use std::{sync::Arc, time::Duration};
 
 use groundswell_domain::{Database, digests};
+use sea_orm::DbErr;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -21,7 +22,7 @@ pub struct DigestScheduler {
 
 impl DigestScheduler {
     /// Runs until `shutdown`; a run under way finishes first.
-    pub async fn run(self, shutdown: CancellationToken) {
+    pub async fn run(&self, shutdown: CancellationToken) {
         let Some(interval) = self.interval else {
             tracing::info!("digest scheduler off (DIGEST_INTERVAL_SECONDS=0)");
             return;
@@ -34,24 +35,30 @@ impl DigestScheduler {
                 () = shutdown.cancelled() => break,
                 _ = every.tick() => {}
             }
-            let now = groundswell_domain::now();
-            match digests::send_due(&self.db, now, now, self.quiet_after).await {
-                Ok(outcome) => {
-                    if outcome.queued > 0 {
-                        self.mail_queued.notify_one();
-                    }
-                    if outcome.queued + outcome.skipped_empty + outcome.already_claimed > 0 {
-                        tracing::info!(
-                            digests.queued = outcome.queued,
-                            digests.skipped_empty = outcome.skipped_empty,
-                            digests.already_claimed = outcome.already_claimed,
-                            "digests due"
-                        );
-                    }
-                }
-                Err(err) => tracing::error!(error = %err, "queuing due digests failed"),
+            if let Err(err) = self.run_once().await {
+                tracing::error!(error = %err, "queuing due digests failed");
             }
+            tracing::debug!("looked for due digests");
         }
         tracing::info!("digest scheduler stopped");
+    }
+
+    /// Queues the digests due now (nudging the owners of quiet pledges first); returns how
+    /// many periods this run claimed, sent or not.
+    pub async fn run_once(&self) -> Result<u64, DbErr> {
+        let now = groundswell_domain::now();
+        let outcome = digests::send_due(&self.db, now, now, self.quiet_after).await?;
+        if outcome.queued > 0 {
+            self.mail_queued.notify_one();
+        }
+        if outcome.queued + outcome.skipped_empty + outcome.already_claimed > 0 {
+            tracing::info!(
+                digests.queued = outcome.queued,
+                digests.skipped_empty = outcome.skipped_empty,
+                digests.already_claimed = outcome.already_claimed,
+                "digests due"
+            );
+        }
+        Ok(outcome.queued + outcome.skipped_empty)
     }
 }

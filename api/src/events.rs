@@ -88,6 +88,11 @@ impl Events {
         self.local.subscribe()
     }
 
+    /// How many subscriptions on this server are listening for events now.
+    pub fn subscriber_count(&self) -> usize {
+        self.local.receiver_count()
+    }
+
     /// On PostgreSQL, relays every server's events to this server's subscribers until
     /// `shutdown`. Returns at once on SQLite.
     pub async fn relay(self, database_url: String, shutdown: CancellationToken) {

@@ -2,6 +2,7 @@
 //! and the command line. Resolvers authenticate, call a domain service and map the result; no
 //! SQL is built here.
 
+pub mod background;
 pub mod calendar;
 pub mod cli;
 pub mod config;

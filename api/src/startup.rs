@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     Config,
+    background::{Background, Maintenance},
     cli::connect,
     digests::DigestScheduler,
     events::Events,
@@ -31,12 +32,11 @@ pub struct Application {
     listener: TcpListener,
     events: Events,
     database_url: String,
-    maintenance: Maintenance,
     address: SocketAddr,
     router: axum::Router,
-    worker: DeliveryWorker,
-    webhooks: WebhookWorker,
-    scheduler: DigestScheduler,
+    background: Background,
+    /// Whether `run_until_stopped` runs the background workers' loops (tests drive them).
+    background_loops: bool,
     shutdown: CancellationToken,
     statements: Arc<AtomicU64>,
 }
@@ -136,12 +136,10 @@ impl Application {
             listener,
             events,
             database_url: config.database_url.clone(),
-            maintenance,
             address,
             router,
-            worker,
-            webhooks,
-            scheduler,
+            background: Background::new(maintenance, scheduler, webhooks, worker),
+            background_loops: true,
             shutdown: CancellationToken::new(),
             statements,
         })
@@ -156,6 +154,24 @@ impl Application {
     /// Where the server listens (the real port when BIND_ADDR asked for port 0).
     pub fn address(&self) -> SocketAddr {
         self.address
+    }
+
+    /// The background workers, for a caller (a test) to run with [`Background::drain`].
+    pub fn background(&self) -> Background {
+        self.background.clone()
+    }
+
+    /// The events this server relays to its subscribers (a test waits on their number).
+    pub fn events(&self) -> Events {
+        self.events.clone()
+    }
+
+    /// Leaves the background work to whoever holds [`background`](Self::background):
+    /// `run_until_stopped` then serves HTTP and relays events, and runs no worker loop, so
+    /// nothing happens behind a test's back.
+    pub fn without_background_loops(mut self) -> Self {
+        self.background_loops = false;
+        self
     }
 
     /// Cancelling this token stops the server gracefully, as SIGTERM does.
@@ -181,13 +197,15 @@ impl Application {
                 .into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(shutdown.clone().cancelled_owned());
-        let (served, (), (), (), (), ()) = tokio::join!(
+        let background = async {
+            if self.background_loops {
+                self.background.run(shutdown.clone()).await;
+            }
+        };
+        let (served, (), ()) = tokio::join!(
             server,
-            self.worker.run(shutdown.clone()),
-            self.webhooks.run(shutdown.clone()),
-            self.scheduler.run(shutdown.clone()),
+            background,
             self.events.relay(self.database_url, shutdown.clone()),
-            self.maintenance.run(shutdown),
         );
         served.context("serving HTTP")
     }
@@ -213,50 +231,5 @@ async fn wait_for_signal() {
     tokio::select! {
         () = ctrl_c => {}
         () = terminate => {}
-    }
-}
-
-/// Housekeeping on a timer: erasing access needs, and the address and content of delivered
-/// mail, once their retention times have passed, and registration links (with the answers
-/// waiting for them) once they expire.
-struct Maintenance {
-    db: groundswell_domain::Database,
-    access_retention: chrono::Duration,
-    mail_retention: chrono::Duration,
-}
-
-impl Maintenance {
-    async fn run(self, shutdown: CancellationToken) {
-        let mut every = tokio::time::interval(std::time::Duration::from_secs(3600));
-        loop {
-            tokio::select! {
-                () = shutdown.cancelled() => return,
-                _ = every.tick() => {}
-            }
-            let cutoff =
-                groundswell_domain::time::before(groundswell_domain::now(), self.access_retention);
-            if let Err(err) =
-                groundswell_domain::registrations::erase_expired_access_data(&self.db, cutoff).await
-            {
-                tracing::error!(error = %err, "erasing expired access needs failed");
-            }
-            let cutoff =
-                groundswell_domain::time::before(groundswell_domain::now(), self.mail_retention);
-            match groundswell_domain::mail::purge_delivered(&self.db, cutoff).await {
-                Ok(purged) if purged > 0 => {
-                    tracing::info!(mail.purged = purged, "purged delivered mail")
-                }
-                Ok(_) => {}
-                Err(err) => tracing::error!(error = %err, "purging delivered mail failed"),
-            }
-            if let Err(err) = groundswell_domain::registrations::delete_expired_requests(
-                &self.db,
-                groundswell_domain::now(),
-            )
-            .await
-            {
-                tracing::error!(error = %err, "deleting expired registration links failed");
-            }
-        }
     }
 }

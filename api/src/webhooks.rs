@@ -31,7 +31,7 @@ use reqwest::{
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::WebhookSettings;
+use crate::{background::Clock, config::WebhookSettings};
 
 /// Deliveries in flight at once.
 const CONCURRENCY: usize = 8;
@@ -135,7 +135,7 @@ impl WebhookWorker {
     }
 
     /// Delivers until `shutdown`; a batch under way is finished first.
-    pub async fn run(self, shutdown: CancellationToken) {
+    pub async fn run(&self, shutdown: CancellationToken) {
         tracing::info!("webhook delivery started");
         while !shutdown.is_cancelled() {
             match self.deliver_due().await {
@@ -158,18 +158,21 @@ impl WebhookWorker {
 
     /// Claims and delivers one batch of due deliveries; returns how many were claimed.
     pub async fn deliver_due(&self) -> anyhow::Result<usize> {
-        let batch = delivery::claim(
-            &self.db,
-            BATCH,
-            self.settings.lease,
-            groundswell_domain::now(),
-        )
-        .await
-        .context("claiming webhook deliveries")?;
+        self.deliver_due_as_of(Clock::REAL).await
+    }
+
+    /// [`deliver_due`](Self::deliver_due) with `clock` deciding what is due (retries after
+    /// their back-off, claims after their lease), when a failure is retried and how long an
+    /// endpoint has been failing. Requests are signed with the real time, which receivers
+    /// check.
+    pub async fn deliver_due_as_of(&self, clock: Clock) -> anyhow::Result<usize> {
+        let batch = delivery::claim(&self.db, BATCH, self.settings.lease, clock.now())
+            .await
+            .context("claiming webhook deliveries")?;
         let claimed = batch.len();
         futures::stream::iter(batch)
             .for_each_concurrent(CONCURRENCY, |claim| async move {
-                if let Err(err) = self.deliver(&claim).await {
+                if let Err(err) = self.deliver(&claim, clock).await {
                     tracing::error!(delivery.id = %claim.id, error = format!("{err:#}"), "recording a webhook delivery failed");
                 }
             })
@@ -178,13 +181,13 @@ impl WebhookWorker {
     }
 
     #[tracing::instrument(skip_all, fields(delivery.id = %claim.id, webhook.id = %claim.endpoint_id, delivery.attempt = claim.attempts))]
-    async fn deliver(&self, claim: &Claimed) -> anyhow::Result<()> {
+    async fn deliver(&self, claim: &Claimed, clock: Clock) -> anyhow::Result<()> {
         if !claim.endpoint_active {
             tracing::info!("webhook switched off; delivery dropped");
             return Ok(delivery::skip(&self.db, claim, "the webhook was switched off").await?);
         }
         let outcome = self.attempt(claim).await;
-        let now = groundswell_domain::now();
+        let now = clock.now();
         let attempts = u32::try_from(claim.attempts).unwrap_or(u32::MAX);
         let retry_at = outcome.error.as_ref().and_then(|_| {
             delivery::next_attempt(self.settings.retry_base, attempts, claim.retry_until, now)

@@ -21,7 +21,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::{Renderer, Transport};
-use crate::config::MailSettings;
+use crate::{background::Clock, config::MailSettings};
 
 /// Messages claimed at a time.
 const BATCH: u64 = 32;
@@ -65,7 +65,7 @@ impl DeliveryWorker {
     }
 
     /// Delivers until `shutdown`; a batch under way is finished first.
-    pub async fn run(self, shutdown: CancellationToken) {
+    pub async fn run(&self, shutdown: CancellationToken) {
         tracing::info!("mail delivery started");
         while !shutdown.is_cancelled() {
             match self.deliver_due().await {
@@ -84,18 +84,19 @@ impl DeliveryWorker {
 
     /// Claims and delivers one batch of due messages; returns how many were claimed.
     pub async fn deliver_due(&self) -> anyhow::Result<usize> {
-        let batch = mail::claim(
-            &self.db,
-            BATCH,
-            self.settings.lease,
-            groundswell_domain::now(),
-        )
-        .await
-        .context("claiming from the outbox")?;
+        self.deliver_due_as_of(Clock::REAL).await
+    }
+
+    /// [`deliver_due`](Self::deliver_due) with `clock` deciding what is due (retries after
+    /// their back-off, claims after their lease) and when a failed message is retried.
+    pub async fn deliver_due_as_of(&self, clock: Clock) -> anyhow::Result<usize> {
+        let batch = mail::claim(&self.db, BATCH, self.settings.lease, clock.now())
+            .await
+            .context("claiming from the outbox")?;
         let claimed = batch.len();
         futures::stream::iter(batch)
             .for_each_concurrent(CONCURRENCY, |queued| async move {
-                if let Err(err) = self.deliver(&queued).await {
+                if let Err(err) = self.deliver(&queued, clock).await {
                     tracing::error!(mail.id = %queued.id, error = format!("{err:#}"), "recording a delivery failed");
                 }
             })
@@ -104,7 +105,7 @@ impl DeliveryWorker {
     }
 
     #[tracing::instrument(skip_all, fields(mail.id = %queued.id, mail.template = %queued.template, mail.attempt = queued.attempts))]
-    async fn deliver(&self, queued: &QueuedMail) -> anyhow::Result<()> {
+    async fn deliver(&self, queued: &QueuedMail, clock: Clock) -> anyhow::Result<()> {
         // A template or calendar that panics on one message's data must not take the worker (or
         // the process) down, nor come back after every lease: it is that message's failure.
         let composed =
@@ -138,7 +139,7 @@ impl DeliveryWorker {
                 let retry_at =
                     (!err.permanent && attempts < self.settings.max_attempts).then(|| {
                         groundswell_domain::time::after(
-                            groundswell_domain::now(),
+                            clock.now(),
                             chrono::Duration::from_std(backoff(self.settings.retry_base, attempts))
                                 .unwrap_or(chrono::Duration::hours(1)),
                         )
