@@ -1275,14 +1275,22 @@ async fn news_committed_after_a_digest_was_built_goes_to_the_next_digest() -> an
     // The update takes its time, then waits for the organisation's row…
     tokio::select! {
         _ = &mut post => anyhow::bail!("the update did not wait for the row held"),
-        waited = wait_until(|| async { Ok(waiting_on_locks().await? >= 1) }) => waited?,
+        waited = wait_until(
+            "the update waiting for the organisation's row",
+            std::time::Duration::from_secs(20),
+            async || Ok(waiting_on_locks().await? >= 1),
+        ) => waited?,
     }
     // …while a digest run goes ahead: it finishes, or waits for the update to commit.
     let mut sent = None;
     tokio::select! {
         reply = &mut digest => sent = Some(reply),
         _ = &mut post => anyhow::bail!("the update did not wait for the row held"),
-        waited = wait_until(|| async { Ok(waiting_on_locks().await? >= 2) }) => waited?,
+        waited = wait_until(
+            "the digest run waiting for the update",
+            std::time::Duration::from_secs(20),
+            async || Ok(waiting_on_locks().await? >= 2),
+        ) => waited?,
     }
     hold.commit().await?;
     post.await?.ok()?;
@@ -1292,7 +1300,7 @@ async fn news_committed_after_a_digest_was_built_goes_to_the_next_digest() -> an
     };
     // The next day's digest.
     send(Utc::now() + chrono::Duration::hours(27)).await?.ok()?;
-    let mails = app.smtp.wait_for("reader@example.org", 3).await?;
+    let mails = app.mail_to("reader@example.org", 3).await?;
     let holding: Vec<_> = mails
         .iter()
         .filter(|m| m.subject.contains("digest") && m.text.contains("Posted while the digest ran."))
@@ -1304,19 +1312,4 @@ async fn news_committed_after_a_digest_was_built_goes_to_the_next_digest() -> an
         mails.iter().map(|m| &m.text).collect::<Vec<_>>()
     );
     still_up(&app).await
-}
-
-/// Polls `check` until it holds (at most 20 s).
-async fn wait_until<F, Fut>(check: F) -> anyhow::Result<()>
-where
-    F: Fn() -> Fut,
-    Fut: std::future::Future<Output = anyhow::Result<bool>>,
-{
-    for _ in 0..1000 {
-        if check().await? {
-            return Ok(());
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    anyhow::bail!("waited 20 s for a condition that never held")
 }

@@ -323,9 +323,12 @@ impl CoalitionsQuery {
         if slug.len() > Slug::MAX {
             return Ok(None);
         }
-        Ok(coalitions::by_slug(&app(ctx)?.db, &slug)
-            .await?
-            .map(Coalition))
+        let Some(found) = coalitions::by_slug(&app(ctx)?.db, &slug).await? else {
+            return Ok(None);
+        };
+        // Its lead, members and their organisations in one statement each, however timed.
+        prime(ctx, std::slice::from_ref(&found), ctx.look_ahead()).await?;
+        Ok(Some(Coalition(found)))
     }
 
     /// Coalitions in the order they formed.
