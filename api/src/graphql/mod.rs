@@ -5,6 +5,8 @@ mod changes;
 mod coalitions;
 mod connection;
 pub mod cost;
+#[cfg(test)]
+mod descriptions;
 mod digests;
 pub mod error;
 mod gatherings;
