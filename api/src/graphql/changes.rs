@@ -28,6 +28,7 @@ pub enum Change {
 /// A change with its figures across the movement.
 #[derive(SimpleObject)]
 pub struct ChangeSummary {
+    /// The change.
     pub change: Change,
     /// The change in the words of the people who named it.
     pub title: String,

@@ -28,6 +28,7 @@ use super::{
     progress::ProgressUpdate,
 };
 
+/// Where a coalition is in its life.
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
 #[graphql(remote = "groundswell_domain::coalitions::CoalitionStatus")]
 pub enum CoalitionStatus {
@@ -39,6 +40,7 @@ pub enum CoalitionStatus {
     Concluded,
 }
 
+/// Where an organisation's membership of a coalition stands.
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
 #[graphql(remote = "groundswell_domain::coalitions::MembershipStatus")]
 pub enum MembershipStatus {
@@ -52,9 +54,9 @@ pub enum MembershipStatus {
     Left,
 }
 
-/// Organisations acting together on a focused action.
 pub struct Coalition(pub DomainCoalition);
 
+/// Organisations acting together on a focused action.
 #[Object]
 impl Coalition {
     /// The coalition's id.
@@ -230,9 +232,9 @@ pub(crate) async fn load_coalition(ctx: &Context<'_>, id: Uuid) -> ApiResult<Coa
         .ok_or_else(|| ApiError::internal(anyhow::anyhow!("coalition {id} vanished")))
 }
 
-/// An organisation's place in a coalition.
 pub struct CoalitionMembership(pub Membership);
 
+/// An organisation's place in a coalition.
 #[Object]
 impl CoalitionMembership {
     /// The membership's id, for `acceptCoalitionMembership`.
@@ -266,6 +268,7 @@ impl CoalitionMembership {
     }
 }
 
+/// A new coalition, led by the organisation that forms it.
 #[derive(InputObject)]
 pub struct FormCoalitionInput {
     /// The organisation forming and leading it; the caller must act for it.

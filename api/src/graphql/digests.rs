@@ -32,6 +32,7 @@ pub struct DigestPreview {
 /// A message given up on after its last delivery attempt.
 #[derive(SimpleObject)]
 pub struct FailedMail {
+    /// The message's id.
     pub id: async_graphql::ID,
     /// Who it was for.
     pub recipient: String,
@@ -41,6 +42,7 @@ pub struct FailedMail {
     pub attempts: i32,
     /// What the last attempt answered.
     pub last_error: Option<String>,
+    /// When the message was queued.
     pub created_at: DateTime<Utc>,
 }
 

@@ -26,15 +26,19 @@ use super::{
     scalars::{moment, moment_opt},
 };
 
+/// How people take part in a gathering.
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
 #[graphql(remote = "groundswell_domain::gatherings::GatheringFormat")]
 pub enum GatheringFormat {
+    /// In person, at a venue.
     InPerson,
+    /// Online only.
     Online,
     /// In person and online at once, with a capacity for each.
     Hybrid,
 }
 
+/// Where a gathering is in its life.
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
 #[graphql(remote = "groundswell_domain::gatherings::GatheringStatus")]
 pub enum GatheringStatus {
@@ -42,9 +46,11 @@ pub enum GatheringStatus {
     Draft,
     /// Open to see and, within its window, to register.
     Published,
+    /// Called off, with a reason; its registrations are cancelled too.
     Cancelled,
 }
 
+/// Which gatherings to list, by whether they have ended.
 #[derive(Enum, Clone, Copy, PartialEq, Eq, Default)]
 pub enum GatheringWhen {
     /// Not yet ended, soonest first.
@@ -54,23 +60,27 @@ pub enum GatheringWhen {
     Past,
 }
 
-/// A gathering of the movement: in person, online, or both.
 pub struct Gathering(pub DomainGathering);
 
+/// A gathering of the movement: in person, online, or both.
 #[Object]
 impl Gathering {
+    /// The gathering's id.
     async fn id(&self) -> ID {
         ID(self.0.id.to_string())
     }
 
+    /// Its title.
     async fn title(&self) -> &str {
         &self.0.title
     }
 
+    /// Its short name in web addresses: lowercase letters, digits and hyphens.
     async fn slug(&self) -> &str {
         &self.0.slug
     }
 
+    /// What it is about; may be empty.
     async fn description(&self) -> &str {
         &self.0.description
     }
@@ -106,6 +116,7 @@ impl Gathering {
             .to_rfc3339()
     }
 
+    /// In person, online or hybrid.
     async fn format(&self) -> GatheringFormat {
         self.0.format.into()
     }
@@ -115,6 +126,7 @@ impl Gathering {
         self.0.area.map(Into::into)
     }
 
+    /// The venue's name and address, for in-person and hybrid gatherings.
     async fn venue(&self) -> Option<&str> {
         self.0.venue.as_deref()
     }
@@ -167,10 +179,12 @@ impl Gathering {
         Ok(counts(ctx, self.0.id).await?.waitlisted as i32)
     }
 
+    /// When registration opens (UTC); null when it is open from publication.
     async fn registration_opens_at(&self) -> Option<DateTime<Utc>> {
         self.0.registration_opens_at
     }
 
+    /// When registration closes (UTC); null when it stays open until the gathering ends.
     async fn registration_closes_at(&self) -> Option<DateTime<Utc>> {
         self.0.registration_closes_at
     }
@@ -180,6 +194,7 @@ impl Gathering {
         self.0.registration_open(groundswell_domain::now())
     }
 
+    /// Draft, published or cancelled.
     async fn status(&self) -> GatheringStatus {
         self.0.status.into()
     }
@@ -282,13 +297,18 @@ async fn viewer_registration(
 /// How many live registrations need one access requirement.
 #[derive(SimpleObject)]
 pub struct AccessRequirementTotal {
+    /// The access requirement.
     pub requirement: AccessRequirement,
+    /// How many live registrations need it.
     pub count: i32,
 }
 
+/// Which registrations to list.
 #[derive(InputObject, Default)]
 pub struct RegistrationFilter {
+    /// Only registrations with this status.
     pub status: Option<RegistrationStatus>,
+    /// Only people attending this way.
     pub mode: Option<AttendanceMode>,
     /// Only registrations with (true) or without (false) access needs; the gathering's own
     /// convenors only (not admins).
@@ -305,27 +325,36 @@ impl From<RegistrationFilter> for DomainRegFilter {
     }
 }
 
+/// Which gatherings to list.
 #[derive(InputObject, Default)]
 pub struct GatheringFilter {
     /// Upcoming (the default) or past.
     #[graphql(default)]
     pub when: GatheringWhen,
+    /// Only gatherings of this format.
     pub format: Option<GatheringFormat>,
+    /// Only gatherings held in this region.
     pub area: Option<Region>,
 }
 
+/// A new gathering, made as a draft.
 #[derive(InputObject)]
 pub struct CreateGatheringInput {
     /// 1 to 200 characters.
     pub title: String,
     /// Lowercase letters, digits and hyphens; made from the title when left out.
     pub slug: Option<String>,
+    /// What it is about: up to 10,000 characters; empty when left out.
     pub description: Option<String>,
+    /// When it starts (UTC).
     pub starts_at: DateTime<Utc>,
+    /// When it ends (UTC); after startsAt.
     pub ends_at: DateTime<Utc>,
     /// IANA time zone the gathering is shown in; Europe/London when left out.
     pub time_zone: Option<String>,
+    /// In person, online or hybrid.
     pub format: GatheringFormat,
+    /// The region it is held in, if it belongs to one.
     pub area: Option<Region>,
     /// Name and address, for in-person and hybrid gatherings.
     pub venue: Option<String>,
@@ -335,7 +364,10 @@ pub struct CreateGatheringInput {
     pub in_person_capacity: Option<i32>,
     /// Left out for unlimited.
     pub online_capacity: Option<i32>,
+    /// When registration opens (UTC); left out, it opens when the gathering is published.
     pub registration_opens_at: Option<DateTime<Utc>>,
+    /// When registration closes (UTC), after registrationOpensAt; left out, it stays open until the
+    /// gathering ends.
     pub registration_closes_at: Option<DateTime<Utc>>,
 }
 
@@ -403,24 +435,35 @@ impl TryFrom<CreateGatheringInput> for NewGathering {
 /// cleared (a capacity set to null becomes unlimited).
 #[derive(InputObject)]
 pub struct UpdateGatheringInput {
+    /// A new title: 1 to 200 characters.
     pub title: Option<String>,
+    /// A new description: up to 10,000 characters.
     pub description: Option<String>,
     /// Give with endsAt.
     pub starts_at: Option<DateTime<Utc>>,
+    /// A new end (UTC), after the start.
     pub ends_at: Option<DateTime<Utc>>,
+    /// A new IANA time zone to show it in, such as Europe/London.
     pub time_zone: Option<String>,
+    /// The region it is held in; null for none.
     #[graphql(default)]
     pub area: MaybeUndefined<Region>,
+    /// The venue's name and address, up to 500 characters; null for none.
     #[graphql(default)]
     pub venue: MaybeUndefined<String>,
+    /// An http(s) link to join online, shown only to confirmed attendees; null for none.
     #[graphql(default)]
     pub joining_url: MaybeUndefined<String>,
+    /// In-person places in all, from 0 to 100,000; null for unlimited.
     #[graphql(default)]
     pub in_person_capacity: MaybeUndefined<i32>,
+    /// Online places in all, from 0 to 100,000; null for unlimited.
     #[graphql(default)]
     pub online_capacity: MaybeUndefined<i32>,
     /// Give with registrationClosesAt; both replace the window.
     pub registration_opens_at: Option<DateTime<Utc>>,
+    /// When registration closes (UTC). Give with registrationOpensAt: together they replace the
+    /// window, and one left out is cleared.
     pub registration_closes_at: Option<DateTime<Utc>>,
 }
 

@@ -5,6 +5,8 @@ mod changes;
 mod coalitions;
 mod connection;
 pub mod cost;
+#[cfg(test)]
+mod descriptions;
 mod digests;
 pub mod error;
 mod gatherings;
@@ -34,6 +36,7 @@ pub use loaders::new_loader;
 /// Most operations in one batched request.
 pub const MAX_BATCH: usize = 10;
 
+/// What can be read.
 #[derive(MergedObject, Default)]
 #[graphql(name = "Query")]
 pub struct QueryRoot(
@@ -48,6 +51,7 @@ pub struct QueryRoot(
     digests::DigestsQuery,
 );
 
+/// What can be changed.
 #[derive(MergedObject, Default)]
 #[graphql(name = "Mutation")]
 pub struct MutationRoot(

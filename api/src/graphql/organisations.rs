@@ -21,15 +21,23 @@ use super::{
     people::Person,
 };
 
+/// What sort of body an organisation is.
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
 #[graphql(remote = "groundswell_domain::organisations::OrganisationKind")]
 pub enum OrganisationKind {
+    /// A local council.
     Council,
+    /// A charity working across the country.
     NationalCharity,
+    /// An organisation that provides care or support.
     CareProvider,
+    /// An organisation run by the people who draw on care and support.
     UserLedOrganisation,
+    /// A local community group.
     CommunityGroup,
+    /// A part of the NHS.
     NhsBody,
+    /// Any other kind of organisation.
     Other,
 }
 
@@ -37,18 +45,29 @@ pub enum OrganisationKind {
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
 #[graphql(remote = "groundswell_domain::organisations::Region")]
 pub enum Region {
+    /// The whole of England: for bodies that work nationally.
     National,
+    /// North East England.
     NorthEast,
+    /// North West England.
     NorthWest,
+    /// Yorkshire and the Humber.
     YorkshireAndTheHumber,
+    /// The East Midlands.
     EastMidlands,
+    /// The West Midlands.
     WestMidlands,
+    /// The East of England.
     EastOfEngland,
+    /// London.
     London,
+    /// South East England.
     SouthEast,
+    /// South West England.
     SouthWest,
 }
 
+/// What a member may do for an organisation.
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
 #[graphql(remote = "groundswell_domain::organisations::OrganisationRole")]
 pub enum OrganisationRole {
@@ -58,35 +77,42 @@ pub enum OrganisationRole {
     Member,
 }
 
-/// A council, charity, provider, user-led organisation, community group or NHS body.
 pub struct Organisation(pub DomainOrganisation);
 
+/// A council, charity, provider, user-led organisation, community group or NHS body.
 #[Object]
 impl Organisation {
+    /// The organisation's id.
     async fn id(&self) -> ID {
         ID(self.0.id.to_string())
     }
 
+    /// The organisation's name.
     async fn name(&self) -> &str {
         &self.0.name
     }
 
+    /// Its short name in web addresses: lowercase letters, digits and hyphens.
     async fn slug(&self) -> &str {
         &self.0.slug
     }
 
+    /// What sort of body it is.
     async fn kind(&self) -> OrganisationKind {
         self.0.kind.into()
     }
 
+    /// Where in England it works.
     async fn region(&self) -> Region {
         self.0.region.into()
     }
 
+    /// Its website, if it gave one.
     async fn website(&self) -> Option<&str> {
         self.0.website.as_deref()
     }
 
+    /// When it joined Groundswell.
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }
@@ -124,15 +150,17 @@ impl Organisation {
     }
 }
 
-/// A person's place in an organisation.
 pub struct OrganisationMember(pub Member);
 
+/// A person's place in an organisation.
 #[Object]
 impl OrganisationMember {
+    /// The membership's id.
     async fn id(&self) -> ID {
         ID(self.0.id.to_string())
     }
 
+    /// What the member may do for the organisation.
     async fn role(&self) -> OrganisationRole {
         self.0.role.into()
     }
@@ -149,6 +177,7 @@ impl OrganisationMember {
             .ok_or_else(|| ApiError::internal(anyhow::anyhow!("member without a person")))
     }
 
+    /// The organisation they belong to.
     async fn organisation(&self, ctx: &Context<'_>) -> ApiResult<Organisation> {
         load_organisation(ctx, self.0.organisation_id).await
     }
@@ -172,12 +201,13 @@ pub(crate) async fn load_organisation(
         .ok_or_else(|| ApiError::internal(anyhow::anyhow!("organisation {id} vanished")))
 }
 
-/// A token an integration uses to act for an organisation. The token itself is shown only
-/// once, when it is made.
 pub struct ApiToken(pub DomainToken);
 
+/// A token an integration uses to act for an organisation. The token itself is shown only
+/// once, when it is made.
 #[Object]
 impl ApiToken {
+    /// The token's id (not the token itself).
     async fn id(&self) -> ID {
         ID(self.0.id.to_string())
     }
@@ -187,10 +217,12 @@ impl ApiToken {
         &self.0.name
     }
 
+    /// The organisation the token acts for.
     async fn organisation(&self, ctx: &Context<'_>) -> ApiResult<Organisation> {
         load_organisation(ctx, self.0.organisation_id).await
     }
 
+    /// When it was made.
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }
@@ -200,17 +232,18 @@ impl ApiToken {
         self.0.last_used_at
     }
 
+    /// When it was revoked, if it has been. A revoked token no longer works.
     async fn revoked_at(&self) -> Option<DateTime<Utc>> {
         self.0.revoked_at
     }
 }
 
-/// A token just made.
 pub struct NewApiToken {
     token: String,
     api_token: ApiToken,
 }
 
+/// A token just made.
 #[Object]
 impl NewApiToken {
     /// Send as `Authorization: Bearer <token>`. Shown once: Groundswell keeps only its hash.
@@ -218,18 +251,22 @@ impl NewApiToken {
         &self.token
     }
 
+    /// The token's details, as listed afterwards in `Organisation.apiTokens`.
     async fn api_token(&self) -> &ApiToken {
         &self.api_token
     }
 }
 
+/// A new organisation.
 #[derive(InputObject)]
 pub struct CreateOrganisationInput {
     /// 1 to 200 characters.
     pub name: String,
     /// Lowercase letters, digits and hyphens; made from the name when left out.
     pub slug: Option<String>,
+    /// What sort of body it is.
     pub kind: OrganisationKind,
+    /// Where in England it works.
     pub region: Region,
     /// An http(s) address.
     pub website: Option<String>,
@@ -265,6 +302,7 @@ pub struct OrganisationsQuery;
 
 #[Object]
 impl OrganisationsQuery {
+    /// The organisation with this slug, or null if there is none.
     async fn organisation(
         &self,
         ctx: &Context<'_>,

@@ -19,6 +19,7 @@ use super::{
     request,
 };
 
+/// What a person may do in Groundswell.
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
 #[graphql(remote = "groundswell_domain::people::Role")]
 pub enum Role {
@@ -30,17 +31,21 @@ pub enum Role {
     Admin,
 }
 
+/// How often a person is sent an email digest.
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
 #[graphql(remote = "groundswell_domain::people::DigestFrequency")]
 pub enum DigestFrequency {
+    /// Every day, at their chosen hour.
     Daily,
+    /// Once a week, on their chosen weekday and hour.
     Weekly,
+    /// Once a month, on the first of their chosen weekday (such as the first Monday), at their
+    /// chosen hour.
     Monthly,
+    /// No digests.
     Never,
 }
 
-/// Someone who uses Groundswell. Their email and settings (role, time zone, when they joined)
-/// are shown only to themselves and to admins.
 pub struct Person(pub DomainPerson, Privacy);
 
 /// Whose eyes a person's private fields are loaded for, when that was settled before the
@@ -115,6 +120,8 @@ impl Person {
     }
 }
 
+/// Someone who uses Groundswell. Their email and settings (role, time zone, when they joined)
+/// are shown only to themselves and to admins.
 #[Object]
 impl Person {
     /// Their id. Whoever registered them or shares an organisation with them gets a stable
@@ -224,6 +231,7 @@ pub struct MyPreferencesInput {
 /// When and what a person's email digest holds.
 #[derive(SimpleObject)]
 pub struct DigestPreferences {
+    /// How often the digest is sent.
     pub frequency: DigestFrequency,
     /// Weekday of weekly digests: 1 is Monday, 7 is Sunday.
     pub weekday: i32,
@@ -240,6 +248,7 @@ pub struct DigestPreferences {
 /// Changes to digest preferences; fields left out stay as they are.
 #[derive(InputObject)]
 pub struct DigestPreferencesInput {
+    /// How often to send the digest.
     pub frequency: Option<DigestFrequency>,
     /// 1 (Monday) to 7 (Sunday).
     pub weekday: Option<i32>,
@@ -249,6 +258,7 @@ pub struct DigestPreferencesInput {
     pub time_zone: Option<String>,
     /// The changes of interest (at most five items); an empty list means all five.
     pub changes: Option<Vec<Change>>,
+    /// Whether to send a digest when nothing happened.
     pub send_empty: Option<bool>,
 }
 
@@ -287,12 +297,13 @@ impl TryFrom<DigestPreferencesInput> for DigestPreferencesUpdate {
 pub struct Session {
     /// Shown once; Groundswell keeps only its hash.
     pub token: String,
+    /// The person signed in.
     pub person: Person,
 }
 
-/// Who is calling: a signed-in person, an organisation's API token, or nobody.
 pub struct Viewer;
 
+/// Who is calling: a signed-in person, an organisation's API token, or nobody.
 #[Object]
 impl Viewer {
     /// The signed-in person, when the caller uses a session.

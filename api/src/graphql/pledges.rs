@@ -27,6 +27,7 @@ use super::{
     scalars::Date,
 };
 
+/// Where a pledge stands.
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
 #[graphql(remote = "groundswell_domain::pledges::PledgeStatus")]
 pub enum PledgeStatus {
@@ -38,9 +39,9 @@ pub enum PledgeStatus {
     Withdrawn,
 }
 
-/// An organisation's public commitment to act on one or more of the five changes.
 pub struct Pledge(pub DomainPledge);
 
+/// An organisation's public commitment to act on one or more of the five changes.
 #[Object]
 impl Pledge {
     /// The pledge's id.
@@ -224,6 +225,7 @@ pub(crate) async fn prime(
     Ok(())
 }
 
+/// A new pledge, made by an organisation the caller acts for.
 #[derive(InputObject)]
 pub struct MakePledgeInput {
     /// The pledging organisation; the caller must act for it.

@@ -19,6 +19,7 @@ use super::{
     pledges::Pledge,
 };
 
+/// How the work is going, in one word.
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
 #[graphql(remote = "groundswell_domain::progress::ProgressSignal")]
 pub enum ProgressSignal {
@@ -32,9 +33,9 @@ pub enum ProgressSignal {
     Done,
 }
 
-/// A report of progress on a pledge or by a coalition.
 pub struct ProgressUpdate(pub DomainUpdate);
 
+/// A report of progress on a pledge or by a coalition.
 #[Object]
 impl ProgressUpdate {
     /// The update's id.
@@ -134,6 +135,7 @@ async fn prime(ctx: &Context<'_>, updates: &[DomainUpdate], node: Lookahead<'_>)
     Ok(())
 }
 
+/// A new progress update, on a pledge or on a coalition.
 #[derive(InputObject)]
 pub struct PostProgressUpdateInput {
     /// The pledge it reports on; give this or `coalitionId`.

@@ -23,13 +23,17 @@ use super::{
     people::Person,
 };
 
+/// How a person attends a gathering.
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
 #[graphql(remote = "groundswell_domain::registrations::AttendanceMode")]
 pub enum AttendanceMode {
+    /// In person, at the venue.
     InPerson,
+    /// Online, by the joining link.
     Online,
 }
 
+/// Where a registration stands.
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
 #[graphql(remote = "groundswell_domain::registrations::RegistrationStatus")]
 pub enum RegistrationStatus {
@@ -37,25 +41,35 @@ pub enum RegistrationStatus {
     Confirmed,
     /// Waiting for a place; promoted in order as places free up.
     Waitlisted,
+    /// Cancelled: by the person, whoever registered them or the convenors, or because the
+    /// gathering was cancelled.
     Cancelled,
 }
 
+/// Something a person needs to take part fully.
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
 #[graphql(remote = "groundswell_domain::registrations::AccessRequirement")]
 pub enum AccessRequirement {
+    /// Step-free access (no steps or stairs).
     StepFreeAccess,
+    /// A British Sign Language interpreter.
     BslInterpreter,
+    /// A hearing loop.
     HearingLoop,
+    /// Information in easy read.
     EasyRead,
+    /// Information in large print.
     LargePrint,
+    /// A quiet space to take a break.
     QuietSpace,
+    /// Food that meets a dietary need.
     Dietary,
     /// A personal assistant or carer comes too.
     PersonalAssistant,
+    /// Something else; say what in the access notes.
     Other,
 }
 
-/// One person's registration for one gathering.
 pub struct Registration(pub DomainRegistration, tokio::sync::OnceCell<bool>);
 
 impl From<DomainRegistration> for Registration {
@@ -82,12 +96,15 @@ impl Registration {
     }
 }
 
+/// One person's registration for one gathering.
 #[Object]
 impl Registration {
+    /// The registration's id.
     async fn id(&self) -> ID {
         ID(self.0.id.to_string())
     }
 
+    /// The gathering registered for.
     async fn gathering(&self, ctx: &Context<'_>) -> ApiResult<Gathering> {
         let loader = ctx.data::<RequestLoader>()?;
         loader
@@ -123,10 +140,12 @@ impl Registration {
             .ok_or_else(|| ApiError::internal(anyhow::anyhow!("registration without a person")))
     }
 
+    /// How the person attends.
     async fn mode(&self) -> AttendanceMode {
         self.0.mode.into()
     }
 
+    /// Confirmed, waitlisted or cancelled.
     async fn status(&self) -> RegistrationStatus {
         self.0.status.into()
     }
@@ -176,10 +195,12 @@ impl Registration {
         self.0.registered_by.is_some()
     }
 
+    /// When they were checked in at the gathering, if they were.
     async fn checked_in_at(&self) -> Option<DateTime<Utc>> {
         self.0.checked_in_at
     }
 
+    /// When they registered.
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }
@@ -196,8 +217,10 @@ pub struct OnBehalfOfInput {
     pub agreement_confirmed: bool,
 }
 
+/// A registration for a gathering by the signed-in person, for themselves or someone else.
 #[derive(InputObject)]
 pub struct RegisterInput {
+    /// The gathering to register for.
     pub gathering_id: ID,
     /// How to attend; the gathering's own format when left out (in person for hybrid).
     pub mode: Option<AttendanceMode>,
@@ -261,9 +284,11 @@ impl TryFrom<RegisterInput> for NewRegistration {
 /// are. A link confirming it is mailed to `email`.
 #[derive(InputObject)]
 pub struct RequestRegistrationInput {
+    /// The gathering to register for.
     pub gathering_id: ID,
     /// How to attend; the gathering's own format when left out (in person for hybrid).
     pub mode: Option<AttendanceMode>,
+    /// The access requirements that apply (at most nine items, each once).
     pub access_requirements: Option<Vec<AccessRequirement>>,
     /// Access needs in your own words, up to 2,000 characters.
     pub access_notes: Option<String>,

@@ -25,6 +25,7 @@ pub fn day(field: &str, date: Date) -> ApiResult<Day> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Date(pub NaiveDate);
 
+/// A calendar day, written `YYYY-MM-DD`, such as 2026-03-31.
 #[Scalar(
     name = "Date",
     specified_by_url = "https://www.rfc-editor.org/rfc/rfc3339#section-5.6"

@@ -89,6 +89,7 @@ where
 #[derive(Default)]
 pub struct SubscriptionRoot;
 
+/// Live updates, over WebSocket only.
 #[Subscription(name = "Subscription")]
 impl SubscriptionRoot {
     /// The gathering, each time its places, counts or status change.

@@ -53,10 +53,10 @@ pub enum WebhookDeliveryStatus {
     Failed,
 }
 
-/// An endpoint registered by an organisation. Every delivery is signed as Standard Webhooks
-/// defines, with the secret shown when it was made.
 pub struct Webhook(pub DomainWebhook);
 
+/// An endpoint registered by an organisation. Every delivery is signed as Standard Webhooks
+/// defines, with the secret shown when it was made.
 #[Object]
 impl Webhook {
     /// Its id, for `updateWebhook`, `rotateWebhookSecret` and `deleteWebhook`.
@@ -125,9 +125,9 @@ impl Webhook {
     }
 }
 
-/// One event sent (or to be sent) to one endpoint.
 pub struct WebhookDelivery(pub Delivery);
 
+/// One event sent (or to be sent) to one endpoint.
 #[Object]
 impl WebhookDelivery {
     /// Its id, for `redeliverWebhook`.
@@ -202,9 +202,9 @@ impl WebhookDelivery {
 /// Most attempts a delivery shows (the latest; `attemptCount` says how many there were).
 pub const MAX_ATTEMPTS_SHOWN: usize = 5;
 
-/// One try at a delivery.
 pub struct WebhookAttempt(pub Attempt);
 
+/// One try at a delivery.
 #[Object]
 impl WebhookAttempt {
     /// When it was made.
@@ -233,9 +233,9 @@ impl WebhookAttempt {
     }
 }
 
-/// An endpoint with its signing secret, which is shown only here, once.
 pub struct NewWebhook(WebhookWithSecret);
 
+/// An endpoint with its signing secret, which is shown only here, once.
 #[Object]
 impl NewWebhook {
     /// `whsec_` and the base64 of 32 random bytes: verify each delivery's `webhook-signature`
@@ -250,6 +250,7 @@ impl NewWebhook {
     }
 }
 
+/// A new webhook endpoint for an organisation.
 #[derive(InputObject)]
 pub struct CreateWebhookInput {
     /// The organisation whose events it hears.
@@ -262,6 +263,7 @@ pub struct CreateWebhookInput {
     pub description: Option<String>,
 }
 
+/// Changes to a webhook endpoint; fields left out stay as they are.
 #[derive(InputObject)]
 pub struct UpdateWebhookInput {
     /// A new https URL.
