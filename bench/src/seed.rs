@@ -403,7 +403,8 @@ struct Registration {
     updated: DateTime<Utc>,
 }
 
-/// The capacity counters of one gathering, kept as `registrations::take_places` keeps them.
+/// The capacity counters of one gathering, kept by the domain's own rule
+/// (`groundswell_domain::places`).
 struct Places {
     capacity: [Option<i32>; 2],
     taken: [i32; 2],
@@ -417,7 +418,7 @@ fn mode_index(mode: &str) -> usize {
 impl Places {
     fn take(&mut self, mode: &str, places: i32) -> bool {
         let i = mode_index(mode);
-        if self.capacity[i].is_none_or(|c| self.taken[i] + places <= c) {
+        if groundswell_domain::places::fit(self.capacity[i], self.taken[i], places) {
             self.taken[i] += places;
             true
         } else {
@@ -427,7 +428,7 @@ impl Places {
 
     fn full(&self, mode: &str) -> bool {
         let i = mode_index(mode);
-        self.capacity[i].is_some_and(|c| c - self.taken[i] <= 0)
+        groundswell_domain::places::full(self.capacity[i], self.taken[i])
     }
 }
 

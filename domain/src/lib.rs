@@ -17,6 +17,7 @@ pub mod movement;
 pub mod organisations;
 pub mod page;
 pub mod people;
+pub mod places;
 pub mod pledges;
 pub mod progress;
 pub mod registrations;

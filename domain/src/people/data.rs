@@ -53,7 +53,7 @@ pub async fn my_data(db: &Database, actor: &Actor) -> Result<Value, PeopleError>
             "id": person.id,
             "email": person.email,
             "displayName": person.display_name,
-            "role": format!("{:?}", person.role).to_uppercase(),
+            "role": sea_orm::ActiveEnum::to_value(&person.role),
             "timeZone": person.time_zone,
             "emailConsent": person.email_consent,
             "prefersEasyRead": person.prefers_easy_read,
@@ -61,7 +61,7 @@ pub async fn my_data(db: &Database, actor: &Actor) -> Result<Value, PeopleError>
             "updatedAt": person.updated_at,
         },
         "digestPreferences": {
-            "frequency": format!("{:?}", person.digest_frequency).to_uppercase(),
+            "frequency": sea_orm::ActiveEnum::to_value(&person.digest_frequency),
             "weekday": person.digest_weekday,
             "hour": person.digest_hour,
             "changes": person.digest_changes,
@@ -79,7 +79,7 @@ pub async fn my_data(db: &Database, actor: &Actor) -> Result<Value, PeopleError>
         })).collect::<Vec<_>>(),
         "organisationMemberships": memberships.iter().map(|m| json!({
             "organisation": organisations.iter().find(|o| o.id == m.organisation_id).map(|o| o.name.clone()),
-            "role": format!("{:?}", m.role).to_uppercase(),
+            "role": sea_orm::ActiveEnum::to_value(&m.role),
             "since": m.created_at,
         })).collect::<Vec<_>>(),
         "registrations": registrations,

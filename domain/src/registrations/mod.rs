@@ -333,7 +333,7 @@ fn take_places(gathering: &mut gathering::Model, mode: AttendanceMode, places: i
         AttendanceMode::InPerson => (gathering.in_person_capacity, &mut gathering.in_person_taken),
         AttendanceMode::Online => (gathering.online_capacity, &mut gathering.online_taken),
     };
-    if capacity.is_none_or(|capacity| *taken + places <= capacity) {
+    if crate::places::fit(capacity, *taken, places) {
         *taken += places;
         true
     } else {
@@ -919,7 +919,7 @@ pub(crate) async fn data_of(
             serde_json::json!({
                 "gathering": titles.get(&r.gathering_id),
                 "mode": r.mode,
-                "status": format!("{:?}", r.status).to_uppercase(),
+                "status": sea_orm::ActiveEnum::to_value(&r.status),
                 "companions": r.companions,
                 "accessRequirements": r.access_requirements,
                 "accessNotes": r.access_notes,
