@@ -9,6 +9,7 @@ pub mod db;
 pub mod digests;
 pub mod events;
 pub mod gatherings;
+pub mod generations;
 pub mod limits;
 pub mod mail;
 pub mod movement;

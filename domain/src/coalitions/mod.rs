@@ -4,6 +4,7 @@
 //! concludes the coalition. A coalition is `FORMING` until a second organisation is an active
 //! member, then `ACTIVE`, until its lead concludes it.
 
+use crate::generations::Areas;
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
@@ -318,7 +319,7 @@ pub async fn form(
     now: DateTime<Utc>,
 ) -> Result<Coalition, CoalitionError> {
     require_someone(actor)?;
-    let txn = db.begin_write().await?;
+    let txn = db.begin_write_on(Areas::MOVEMENT).await?;
     require_organisation(&*txn, new.organisation_id).await?;
     require_acts_for::<CoalitionError>(&*txn, actor, new.organisation_id).await?;
     let row = coalition::Model {
@@ -374,7 +375,7 @@ pub async fn invite(
     now: DateTime<Utc>,
 ) -> Result<Membership, CoalitionError> {
     require_someone(actor)?;
-    let txn = db.begin_write().await?;
+    let txn = db.begin_write_on(Areas::MOVEMENT).await?;
     let coalition = find(&*txn, coalition_id).await?;
     require_acts_for::<CoalitionError>(&*txn, actor, coalition.lead_organisation_id).await?;
     refuse_if_concluded(&coalition)?;
@@ -428,7 +429,7 @@ pub async fn request_to_join(
     now: DateTime<Utc>,
 ) -> Result<Membership, CoalitionError> {
     require_someone(actor)?;
-    let txn = db.begin_write().await?;
+    let txn = db.begin_write_on(Areas::MOVEMENT).await?;
     let coalition = find(&*txn, coalition_id).await?;
     require_organisation(&*txn, organisation_id).await?;
     require_acts_for::<CoalitionError>(&*txn, actor, organisation_id).await?;
@@ -456,7 +457,7 @@ pub async fn accept(
     now: DateTime<Utc>,
 ) -> Result<Membership, CoalitionError> {
     require_someone(actor)?;
-    let txn = db.begin_write().await?;
+    let txn = db.begin_write_on(Areas::MOVEMENT).await?;
     let row = coalition_member::Entity::find_by_id(membership_id)
         .one(&*txn)
         .await?
@@ -516,7 +517,7 @@ pub async fn leave(
     now: DateTime<Utc>,
 ) -> Result<Membership, CoalitionError> {
     require_someone(actor)?;
-    let txn = db.begin_write().await?;
+    let txn = db.begin_write_on(Areas::MOVEMENT).await?;
     let coalition = find(&*txn, coalition_id).await?;
     require_organisation(&*txn, organisation_id).await?;
     require_acts_for::<CoalitionError>(&*txn, actor, organisation_id).await?;
@@ -540,7 +541,7 @@ pub async fn conclude(
     now: DateTime<Utc>,
 ) -> Result<Coalition, CoalitionError> {
     require_someone(actor)?;
-    let txn = db.begin_write().await?;
+    let txn = db.begin_write_on(Areas::MOVEMENT).await?;
     let coalition = find(&*txn, coalition_id).await?;
     require_acts_for::<CoalitionError>(&*txn, actor, coalition.lead_organisation_id).await?;
     refuse_if_concluded(&coalition)?;
@@ -562,7 +563,7 @@ pub async fn hand_over_lead(
     organisation_id: Uuid,
 ) -> Result<Coalition, CoalitionError> {
     require_someone(actor)?;
-    let txn = db.begin_write().await?;
+    let txn = db.begin_write_on(Areas::MOVEMENT).await?;
     let coalition = find(&*txn, coalition_id).await?;
     require_acts_for::<CoalitionError>(&*txn, actor, coalition.lead_organisation_id).await?;
     refuse_if_concluded(&coalition)?;

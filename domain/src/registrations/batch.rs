@@ -8,6 +8,7 @@
 //! registration to find none starts it, and it keeps taking batches until none is waiting.
 //! Several servers still meet at the row lock in the database.
 
+use crate::generations::Areas;
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
@@ -142,7 +143,7 @@ async fn write_batch(
     batch: &[Waiting],
 ) -> Result<Vec<Result<Registration, RegistrationError>>, DbErr> {
     let _queue = db.serialize(gathering_id).await;
-    let txn = db.begin_write().await?;
+    let txn = db.begin_write_on(Areas::GATHERINGS).await?;
     let Some(mut gathering) = gatherings::lock(&*txn, gathering_id).await? else {
         txn.commit().await?;
         return Ok(batch

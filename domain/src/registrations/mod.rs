@@ -21,6 +21,7 @@ pub use access::{
     erase_expired_access_data,
 };
 
+use crate::generations::Areas;
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
@@ -237,7 +238,7 @@ pub async fn register(
             // under its locks, which is what holds when several register at once.
             let made = on_behalf_made(db.conn(), actor_id, new.gathering_id, now).await?;
             check_on_behalf(&limits, made)?;
-            let txn = db.begin_write().await?;
+            let txn = db.begin_write_on(Areas::GATHERINGS).await?;
             let person = people::find_or_create(&*txn, &behalf.email, now).await?;
             // Name only an account made just now; an existing one keeps the name its owner chose.
             let created_now = person.created_at == now;
@@ -438,7 +439,7 @@ pub async fn cancel(
         .ok_or(RegistrationError::NotFound)?
         .gathering_id;
     let _queue = db.serialize(gathering_id).await;
-    let txn = db.begin_write().await?;
+    let txn = db.begin_write_on(Areas::GATHERINGS).await?;
     let mut gathering = gatherings::lock(&*txn, gathering_id)
         .await?
         .ok_or(RegistrationError::GatheringNotFound)?;
@@ -602,7 +603,7 @@ pub async fn erase_access_needs(
     now: DateTime<Utc>,
 ) -> Result<Registration, RegistrationError> {
     let (actor_id, _) = actor.person()?;
-    let txn = db.begin_write().await?;
+    let txn = db.begin_write_on(Areas::GATHERINGS).await?;
     let row = registration::Entity::find_by_id(id)
         .one(&*txn)
         .await?
@@ -629,7 +630,7 @@ pub async fn check_in(
     now: DateTime<Utc>,
 ) -> Result<Registration, RegistrationError> {
     actor.person()?;
-    let txn = db.begin_write().await?;
+    let txn = db.begin_write_on(Areas::GATHERINGS).await?;
     let row = registration::Entity::find_by_id(id)
         .one(&*txn)
         .await?
