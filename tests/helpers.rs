@@ -327,6 +327,8 @@ pub struct Options {
     pub mail_retention_days: u32,
     pub ws_connections_per_address: u32,
     pub ws_subscriptions_per_connection: u32,
+    /// RESPONSE_CACHE_BYTES: on (the default) unless a test turns it off with 0.
+    pub response_cache_bytes: usize,
 }
 
 impl Options {
@@ -356,6 +358,7 @@ impl Options {
             mail_retention_days: 30,
             ws_connections_per_address: 16,
             ws_subscriptions_per_connection: 20,
+            response_cache_bytes: 32 * 1024 * 1024,
         }
     }
 }
@@ -368,6 +371,8 @@ pub struct TestApp {
     pub http: reqwest::Client,
     /// SQL statements the server has run for requests.
     statements: Arc<AtomicU64>,
+    /// The server's generations of public data, bumped after a change made behind its back.
+    generations: Arc<groundswell_domain::generations::Generations>,
     shutdown: CancellationToken,
     handle: Option<JoinHandle<anyhow::Result<()>>>,
 }
@@ -417,11 +422,13 @@ pub async fn start(
         ws_connections_per_address: options.ws_connections_per_address,
         ws_subscriptions_per_connection: options.ws_subscriptions_per_connection,
         public_cache_max_age_seconds: 5,
+        response_cache_bytes: options.response_cache_bytes,
         registration_request_ttl_hours: 24,
     };
     let app = Application::build(Config::from_settings(settings)?).await?;
     let address = app.address();
     let statements = app.statement_counter();
+    let generations = app.public_generations();
     let shutdown = app.shutdown_token();
     let handle = tokio::spawn(app.run_until_stopped());
     Ok(TestApp {
@@ -431,6 +438,7 @@ pub async fn start(
         options,
         http: reqwest::Client::new(),
         statements,
+        generations,
         shutdown,
         handle: Some(handle),
     })
@@ -845,6 +853,9 @@ impl TestApp {
         let db = self.database().await?;
         db.execute_unprepared(sql).await?;
         db.close().await?;
+        // No write of the server's own told its cache of public answers: tell it, as one would.
+        self.generations
+            .bump(groundswell_domain::generations::Areas::ALL);
         Ok(())
     }
 

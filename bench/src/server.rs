@@ -58,6 +58,8 @@ impl Server {
             )
             // Digests are queued by the digest scenario, not by the scheduler on its own clock.
             .env("DIGEST_INTERVAL_SECONDS", "0")
+            // The scenarios measure the uncached read path; a cached run sets its own.
+            .env("RESPONSE_CACHE_BYTES", "0")
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
