@@ -281,7 +281,38 @@ async fn the_cache_can_be_turned_off_and_http_caching_stays_the_same(
     Ok(())
 }
 
+async fn identical_reads_arriving_together_run_once(db: Backend) -> anyhow::Result<()> {
+    let app = spawn_app(db).await?;
+    let owner = app.sign_in("owner@example.org").await?;
+    let org = app.create_organisation(&owner, "Many Readers").await?;
+    app.pledge_id(&owner, &org, json!({})).await?;
+    let body = "{ pledges(first: 10) { totalCount nodes { title organisation { name } latestUpdate { body } } } }";
+    // What running it once costs (the same selection, under another name: another entry).
+    let (once, one_run) = app
+        .gql_counting(None, &format!("query Once {body}"), json!({}))
+        .await?;
+    once.ok()?;
+    assert!(one_run > 0);
+    let before = app.statements_so_far();
+    let together = format!("query Together {body}");
+    let reads =
+        futures::future::join_all((0..8).map(|_| read(&app, None, &together, json!({})))).await;
+    let mut misses = 0;
+    for answer in reads {
+        let answer = answer?;
+        assert_eq!(answer.data["pledges"]["totalCount"], 1);
+        misses += usize::from(answer.cache == "MISS");
+    }
+    assert_eq!(
+        misses, 1,
+        "one read ran it, the others were answered from it"
+    );
+    assert_eq!(app.statements_so_far() - before, one_run);
+    Ok(())
+}
+
 crate::on_both_databases!(
+    identical_reads_arriving_together_run_once,
     a_write_is_reflected_in_the_next_anonymous_read_on_the_server_that_wrote,
     a_signed_in_caller_never_gets_a_cached_answer_nor_fills_the_cache,
     a_private_field_never_enters_the_cache,

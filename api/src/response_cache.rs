@@ -15,6 +15,7 @@
 //! hash-map probe, far shorter than the request around it.
 
 use std::{
+    collections::HashMap,
     sync::{
         Arc, Mutex,
         atomic::{AtomicBool, Ordering},
@@ -29,6 +30,7 @@ use axum::body::Bytes;
 use groundswell_domain::generations::{Areas, CHANNEL, Generations, Snapshot};
 use lru::LruCache;
 use sha2::{Digest, Sha256};
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 /// What identifies one answer: the SHA-256 of the document, the operation name and the
@@ -80,7 +82,39 @@ pub struct ResponseCache {
     generations: Arc<Generations>,
     /// False while a server on PostgreSQL cannot hear other servers' writes.
     following: AtomicBool,
+    /// Keys being run now by one request, which identical requests wait for (single flight):
+    /// the receiver sees its sender dropped when that request is done.
+    in_flight: Mutex<HashMap<Key, watch::Receiver<()>>>,
 }
+
+/// What a lookup found.
+pub enum Lookup {
+    /// The answer, kept and current.
+    Hit(Arc<Entry>),
+    /// Nothing: run it, and hold this until the answer is stored (or not), so identical
+    /// requests arriving meanwhile wait for it instead of running it too.
+    Lead(Flight),
+    /// Nothing, but an identical request is running it: wait with [`ResponseCache::follow`].
+    Follow(watch::Receiver<()>),
+}
+
+/// A request running what identical requests wait for; dropping it lets them go on.
+pub struct Flight {
+    cache: Arc<ResponseCache>,
+    key: Key,
+    _done: watch::Sender<()>,
+}
+
+impl Drop for Flight {
+    fn drop(&mut self) {
+        if let Ok(mut in_flight) = self.cache.in_flight.lock() {
+            in_flight.remove(&self.key);
+        }
+    }
+}
+
+/// The longest an identical request waits for the one running before running itself.
+const FOLLOW_WAIT: Duration = Duration::from_secs(5);
 
 struct Store {
     entries: LruCache<Key, Arc<Entry>>,
@@ -107,6 +141,7 @@ impl ResponseCache {
             max_age,
             generations,
             following: AtomicBool::new(following),
+            in_flight: Mutex::default(),
         }
     }
 
@@ -125,6 +160,42 @@ impl ResponseCache {
             metrics::counter!("groundswell_response_cache_misses_total").increment(1);
         }
         found
+    }
+
+    /// The answer kept for `key`; if there is none, whether to run it or wait for an identical
+    /// request running it now. Counts a hit, or a miss for the one that runs it.
+    pub fn begin(self: &Arc<Self>, key: Key) -> Lookup {
+        if let Some(entry) = self.lookup(&key) {
+            metrics::counter!("groundswell_response_cache_hits_total").increment(1);
+            return Lookup::Hit(entry);
+        }
+        let Ok(mut in_flight) = self.in_flight.lock() else {
+            metrics::counter!("groundswell_response_cache_misses_total").increment(1);
+            let (done, _) = watch::channel(());
+            return Lookup::Lead(Flight {
+                cache: self.clone(),
+                key,
+                _done: done,
+            });
+        };
+        if let Some(running) = in_flight.get(&key) {
+            return Lookup::Follow(running.clone());
+        }
+        let (done, running) = watch::channel(());
+        in_flight.insert(key, running);
+        metrics::counter!("groundswell_response_cache_misses_total").increment(1);
+        Lookup::Lead(Flight {
+            cache: self.clone(),
+            key,
+            _done: done,
+        })
+    }
+
+    /// Waits (a while at most) for the identical request running `key`, then looks again.
+    pub async fn follow(&self, key: &Key, mut running: watch::Receiver<()>) -> Option<Arc<Entry>> {
+        // Done when its sender is dropped: `changed` then fails at once.
+        let _ = tokio::time::timeout(FOLLOW_WAIT, running.changed()).await;
+        self.get(key)
     }
 
     fn lookup(&self, key: &Key) -> Option<Arc<Entry>> {
@@ -357,6 +428,43 @@ mod tests {
         assert!(cache.get(&key(1)).is_some());
         generations.bump(Areas::MOVEMENT);
         assert!(cache.get(&key(1)).is_none());
+    }
+
+    #[tokio::test]
+    async fn identical_requests_wait_for_the_one_running_it() {
+        let (cache, _) = cache(1 << 20);
+        let cache = Arc::new(cache);
+        let Lookup::Lead(flight) = cache.begin(key(1)) else {
+            panic!("the first should run it")
+        };
+        let Lookup::Follow(running) = cache.begin(key(1)) else {
+            panic!("the second should wait")
+        };
+        assert!(matches!(cache.begin(key(2)), Lookup::Lead(_)));
+        let waiting = tokio::spawn({
+            let cache = cache.clone();
+            async move { cache.follow(&key(1), running).await.is_some() }
+        });
+        tokio::task::yield_now().await;
+        cache.put(
+            key(1),
+            Bytes::from_static(b"{}"),
+            no_etags(),
+            Areas::ALL,
+            cache.snapshot(),
+        );
+        drop(flight);
+        assert!(
+            waiting.await.unwrap_or(false),
+            "the waiting request got the answer"
+        );
+        assert!(matches!(cache.begin(key(1)), Lookup::Hit(_)));
+        // A leader that stores nothing lets the next one run it.
+        let Lookup::Lead(flight) = cache.begin(key(3)) else {
+            panic!("should run it")
+        };
+        drop(flight);
+        assert!(matches!(cache.begin(key(3)), Lookup::Lead(_)));
     }
 
     #[test]

@@ -39,7 +39,7 @@ use crate::{
         new_loader,
         visibility::{self, Answered, Visibility},
     },
-    response_cache::{self, Key},
+    response_cache::{self, Key, Lookup},
 };
 use groundswell_domain::generations::{Areas, Snapshot};
 
@@ -174,13 +174,24 @@ async fn run(
     let presented = auth::presented(headers, method == Method::Get);
     // The cache of public answers, for one anonymous operation: a hit is answered without
     // parsing or running anything; a miss remembers the generations before it runs.
+    // Identical misses arriving together run once: the first leads (holding `_flight` until
+    // its answer is stored), the others wait for it and then look again.
     let mut body = body;
     let mut cacheable: Option<(Key, Snapshot)> = None;
+    let mut _flight = None;
     if let (Some(cache), false, RequestBody::Single(params)) =
         (&state.response_cache, presented.is_presented(), &mut body)
         && let Some(key) = cache_key(state, params)
     {
-        if let Some(entry) = cache.get(&key) {
+        let hit = match cache.begin(key) {
+            Lookup::Hit(entry) => Some(entry),
+            Lookup::Lead(flight) => {
+                _flight = Some(flight);
+                None
+            }
+            Lookup::Follow(running) => cache.follow(&key, running).await,
+        };
+        if let Some(entry) = hit {
             let mut response = send(
                 media,
                 Answer {
