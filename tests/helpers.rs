@@ -871,6 +871,20 @@ impl TestApp {
         Ok((reply, self.statements.load(Ordering::SeqCst) - before))
     }
 
+    /// Waits (five seconds at most) until the server has run no statement for 200 ms, so work
+    /// a request set off after answering (an event's NOTIFY) is not counted for the next one.
+    pub async fn settle(&self) {
+        let mut last = self.statements_so_far();
+        for _ in 0..25 {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let now = self.statements_so_far();
+            if now == last {
+                return;
+            }
+            last = now;
+        }
+    }
+
     /// SQL statements the server has run so far (requests and what they set off, such as
     /// loading events for subscribers).
     pub fn statements_so_far(&self) -> u64 {

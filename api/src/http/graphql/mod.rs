@@ -3,10 +3,12 @@
 //! answered as `application/json` or `application/graphql-response+json`, with automatic
 //! persisted queries and cache headers for public answers.
 //!
-//! Each request goes the same way: refuse what is not a GraphQL request (415, 413, 400); know
-//! who is calling (401 for a credential that is not valid); prepare each operation once (its
-//! persisted query, its parsed document, its kind); decide (a GET may only read: 405); execute;
-//! answer with the status, media type and cache headers the outcome calls for.
+//! Each request goes the same way: refuse what is not a GraphQL request (415, 413, 400); for
+//! one operation with no credential, answer from the cache of public answers when it holds it
+//! (`crate::response_cache`); know who is calling (401 for a credential that is not valid);
+//! prepare each operation once (its persisted query, its parsed document, its kind); decide (a
+//! GET may only read: 405); execute; answer with the status, media type and cache headers the
+//! outcome calls for, keeping a public answer in the cache.
 
 mod answer;
 mod params;
