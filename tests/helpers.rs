@@ -448,6 +448,8 @@ pub struct Options {
     pub mail_retention_days: u32,
     pub ws_connections_per_address: u32,
     pub ws_subscriptions_per_connection: u32,
+    /// RESPONSE_CACHE_BYTES: on (the default) unless a test turns it off with 0.
+    pub response_cache_bytes: usize,
 }
 
 impl Options {
@@ -480,6 +482,7 @@ impl Options {
             mail_retention_days: 30,
             ws_connections_per_address: 16,
             ws_subscriptions_per_connection: 20,
+            response_cache_bytes: 32 * 1024 * 1024,
         }
     }
 }
@@ -494,6 +497,8 @@ pub struct TestApp {
     statements: Arc<AtomicU64>,
     background: Background,
     events: groundswell_api::events::Events,
+    /// The server's generations of public data, bumped after a change made behind its back.
+    generations: Arc<groundswell_domain::generations::Generations>,
     shutdown: CancellationToken,
     handle: Option<JoinHandle<anyhow::Result<()>>>,
 }
@@ -545,6 +550,7 @@ pub async fn start(
         ws_connections_per_address: options.ws_connections_per_address,
         ws_subscriptions_per_connection: options.ws_subscriptions_per_connection,
         public_cache_max_age_seconds: 5,
+        response_cache_bytes: options.response_cache_bytes,
         registration_request_ttl_hours: 24,
     };
     let app = Application::build(Config::from_settings(settings)?).await?;
@@ -557,6 +563,7 @@ pub async fn start(
     };
     let address = app.address();
     let statements = app.statement_counter();
+    let generations = app.public_generations();
     let shutdown = app.shutdown_token();
     let handle = tokio::spawn(app.run_until_stopped());
     Ok(TestApp {
@@ -568,6 +575,7 @@ pub async fn start(
         statements,
         background,
         events,
+        generations,
         shutdown,
         handle: Some(handle),
     })
@@ -1033,6 +1041,9 @@ impl TestApp {
         let db = self.database().await?;
         db.execute_unprepared(sql).await?;
         db.close().await?;
+        // No write of the server's own told its cache of public answers: tell it, as one would.
+        self.generations
+            .bump(groundswell_domain::generations::Areas::ALL);
         Ok(())
     }
 
@@ -1046,6 +1057,20 @@ impl TestApp {
         let before = self.statements.load(Ordering::SeqCst);
         let reply = self.gql(token, query, variables).await?;
         Ok((reply, self.statements.load(Ordering::SeqCst) - before))
+    }
+
+    /// Waits (five seconds at most) until the server has run no statement for 200 ms, so work
+    /// a request set off after answering (an event's NOTIFY) is not counted for the next one.
+    pub async fn settle(&self) {
+        let mut last = self.statements_so_far();
+        for _ in 0..25 {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let now = self.statements_so_far();
+            if now == last {
+                return;
+            }
+            last = now;
+        }
     }
 
     /// SQL statements the server has run so far (requests and what they set off, such as

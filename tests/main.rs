@@ -19,6 +19,7 @@ mod pledges;
 mod process;
 mod progress;
 mod registrations;
+mod response_cache;
 mod schema;
 mod secrets;
 mod sign_in;

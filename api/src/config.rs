@@ -104,6 +104,11 @@ pub struct Settings {
     /// particular, holding nothing private).
     #[arg(long, env = "PUBLIC_CACHE_MAX_AGE_SECONDS", default_value_t = 5)]
     pub public_cache_max_age_seconds: u64,
+    /// Bytes of public GraphQL answers this server keeps in memory to answer again without
+    /// running them (until a write changes what they read, or PUBLIC_CACHE_MAX_AGE_SECONDS
+    /// passes); 0 turns the cache off.
+    #[arg(long, env = "RESPONSE_CACHE_BYTES", default_value_t = 32 * 1024 * 1024)]
+    pub response_cache_bytes: usize,
     #[command(flatten)]
     pub webhooks: WebhookArgs,
 }
@@ -221,6 +226,8 @@ pub struct Config {
     pub ws_subscriptions_per_connection: usize,
     /// `max-age` of public GraphQL answers.
     pub public_cache_max_age_seconds: u64,
+    /// Bytes of public answers kept in memory; 0 when the cache is off.
+    pub response_cache_bytes: usize,
     /// How long a registration link works.
     pub registration_request_ttl: chrono::Duration,
 }
@@ -288,6 +295,7 @@ impl Config {
             ws_subscriptions_per_connection: settings.ws_subscriptions_per_connection.max(1)
                 as usize,
             public_cache_max_age_seconds: settings.public_cache_max_age_seconds,
+            response_cache_bytes: settings.response_cache_bytes,
             registration_request_ttl: chrono::Duration::hours(i64::from(
                 settings.registration_request_ttl_hours.clamp(1, 24 * 365),
             )),

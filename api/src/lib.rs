@@ -12,6 +12,7 @@ pub mod graphql;
 pub mod http;
 pub mod mail;
 pub mod metrics;
+pub mod response_cache;
 pub mod seed;
 pub mod startup;
 pub mod telemetry;

@@ -25,12 +25,17 @@ use crate::{
     graphql::{self, AppContext},
     http::{self, AppState},
     mail::{DeliveryWorker, Renderer, Transport},
+    response_cache::ResponseCache,
     webhooks::WebhookWorker,
 };
 
 pub struct Application {
     listener: TcpListener,
     events: Events,
+    /// Public answers kept in memory, which hear of other servers' writes on PostgreSQL.
+    response_cache: Option<Arc<ResponseCache>>,
+    /// On PostgreSQL, the connection listening for other servers' writes.
+    public_changes: Option<sea_orm::sqlx::postgres::PgListener>,
     database_url: String,
     address: SocketAddr,
     router: axum::Router,
@@ -39,6 +44,7 @@ pub struct Application {
     background_loops: bool,
     shutdown: CancellationToken,
     statements: Arc<AtomicU64>,
+    generations: Arc<groundswell_domain::generations::Generations>,
 }
 
 impl Application {
@@ -104,6 +110,29 @@ impl Application {
             mail_queued,
         };
         let db_for_maintenance = db.clone();
+        let generations = db.generations().clone();
+        let on_postgres = db.backend() == sea_orm::DbBackend::Postgres;
+        // On PostgreSQL the cache hears of other servers' writes from the first request on;
+        // on SQLite this is the only server, and hears of every write as it commits.
+        let public_changes = if config.response_cache_bytes > 0 && on_postgres {
+            match crate::response_cache::listen(&config.database_url).await {
+                Ok(listener) => Some(listener),
+                Err(err) => {
+                    tracing::warn!(error = %err, "listening for public changes failed; the cache waits until it can");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        let response_cache = (config.response_cache_bytes > 0).then(|| {
+            Arc::new(ResponseCache::new(
+                config.response_cache_bytes,
+                std::time::Duration::from_secs(config.public_cache_max_age_seconds),
+                db.generations().clone(),
+                !on_postgres || public_changes.is_some(),
+            ))
+        });
         let router = http::router(
             AppState {
                 db,
@@ -118,6 +147,7 @@ impl Application {
                 subscriptions_per_connection: config.ws_subscriptions_per_connection,
                 persisted: Arc::default(),
                 public_cache_max_age_seconds: config.public_cache_max_age_seconds,
+                response_cache: response_cache.clone(),
                 app: context_for_pages,
             },
             config.request_timeout,
@@ -135,6 +165,8 @@ impl Application {
         Ok(Self {
             listener,
             events,
+            response_cache,
+            public_changes,
             database_url: config.database_url.clone(),
             address,
             router,
@@ -142,6 +174,7 @@ impl Application {
             background_loops: true,
             shutdown: CancellationToken::new(),
             statements,
+            generations,
         })
     }
 
@@ -149,6 +182,12 @@ impl Application {
     /// worker's own statements not).
     pub fn statement_counter(&self) -> Arc<AtomicU64> {
         self.statements.clone()
+    }
+
+    /// The generations of public data this server's cache checks: a test that changes the
+    /// database behind the server's back (no client could) bumps them, as a write would.
+    pub fn public_generations(&self) -> Arc<groundswell_domain::generations::Generations> {
+        self.generations.clone()
     }
 
     /// Where the server listens (the real port when BIND_ADDR asked for port 0).
@@ -202,9 +241,19 @@ impl Application {
                 self.background.run(shutdown.clone()).await;
             }
         };
-        let (served, (), ()) = tokio::join!(
+        let (follow_url, follow_shutdown) = (self.database_url.clone(), shutdown.clone());
+        let listener = self.public_changes;
+        let following = async move {
+            if let Some(cache) = self.response_cache
+                && (listener.is_some() || follow_url.starts_with("postgres"))
+            {
+                crate::response_cache::follow(cache, follow_url, listener, follow_shutdown).await;
+            }
+        };
+        let (served, (), (), ()) = tokio::join!(
             server,
             background,
+            following,
             self.events.relay(self.database_url, shutdown.clone()),
         );
         served.context("serving HTTP")

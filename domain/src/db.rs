@@ -5,11 +5,14 @@
 use std::{ops::Deref, sync::Arc, time::Duration};
 
 use sea_orm::{
-    ConnectOptions, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, TransactionTrait,
+    ConnectOptions, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
+    Statement, TransactionTrait,
     sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous},
 };
 use tokio::sync::{Mutex, OwnedMutexGuard};
 use uuid::Uuid;
+
+use crate::generations::{Areas, Generations};
 
 /// How many in-process locks [`Database::serialize`] spreads its keys over.
 const STRIPES: usize = 64;
@@ -20,6 +23,7 @@ pub struct Database {
     sqlite_writer: Option<Arc<Mutex<()>>>,
     stripes: Arc<[Arc<Mutex<()>>]>,
     registrations: Arc<crate::registrations::batch::Queue>,
+    generations: Arc<Generations>,
 }
 
 impl Database {
@@ -47,6 +51,7 @@ impl Database {
             sqlite_writer,
             stripes: (0..STRIPES).map(|_| Arc::new(Mutex::new(()))).collect(),
             registrations: Arc::default(),
+            generations: Arc::default(),
         })
     }
 
@@ -59,14 +64,33 @@ impl Database {
         self.conn.get_database_backend()
     }
 
-    /// Begins a transaction that will write. Every write goes through here.
+    /// Begins a transaction that will write. Every write goes through here. It may change any
+    /// public data: see [`Database::begin_write_on`] for writes that cannot.
     pub async fn begin_write(&self) -> Result<WriteTxn, DbErr> {
+        self.begin_write_on(Areas::ALL).await
+    }
+
+    /// Begins a transaction that will write, and may change only the public data in `areas`
+    /// ([`Areas::NONE`] for what nobody else can read). On commit those areas' generations
+    /// move on, here at once and on other servers through PostgreSQL, so no cached public
+    /// answer outlives the change.
+    pub async fn begin_write_on(&self, areas: Areas) -> Result<WriteTxn, DbErr> {
         let guard = match &self.sqlite_writer {
             Some(lock) => Some(lock.clone().lock_owned().await),
             None => None,
         };
         let txn = self.conn.begin().await?;
-        Ok(WriteTxn { txn, _guard: guard })
+        Ok(WriteTxn {
+            txn,
+            areas,
+            generations: self.generations.clone(),
+            _guard: guard,
+        })
+    }
+
+    /// The generations of public data, which committed writes move on.
+    pub fn generations(&self) -> &Arc<Generations> {
+        &self.generations
     }
 
     /// Queues this process's writers to one row (say, a gathering in a registration rush)
@@ -98,12 +122,39 @@ impl Database {
 /// writer lock (fields drop in order).
 pub struct WriteTxn {
     txn: DatabaseTransaction,
+    /// The public data this write may change.
+    areas: Areas,
+    generations: Arc<Generations>,
     _guard: Option<OwnedMutexGuard<()>>,
 }
 
 impl WriteTxn {
+    /// Commits, then moves on the generations of the areas written, before returning: a
+    /// caller that answers after this cannot be followed by a cached answer from before the
+    /// write. On PostgreSQL the other servers are told from inside the transaction, so only
+    /// a write that commits tells them.
     pub async fn commit(self) -> Result<(), DbErr> {
-        self.txn.commit().await
+        let WriteTxn {
+            txn,
+            areas,
+            generations,
+            _guard,
+        } = self;
+        if !areas.is_empty() && txn.get_database_backend() == DbBackend::Postgres {
+            txn.execute_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT pg_notify($1, $2)",
+                [
+                    crate::generations::CHANNEL.into(),
+                    generations.payload(areas).into(),
+                ],
+            ))
+            .await?;
+        }
+        let committed = txn.commit().await;
+        // Also when the commit's outcome is unknown: forgetting answers is always safe.
+        generations.bump(areas);
+        committed
     }
 }
 

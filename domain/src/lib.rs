@@ -10,6 +10,7 @@ pub mod digests;
 pub mod events;
 pub(crate) mod fence;
 pub mod gatherings;
+pub mod generations;
 mod layers;
 pub mod limits;
 pub mod mail;

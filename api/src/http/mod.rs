@@ -49,6 +49,8 @@ pub struct AppState {
     pub persisted: Arc<persisted::PersistedQueries>,
     /// `max-age` of public GraphQL answers.
     pub public_cache_max_age_seconds: u64,
+    /// Public answers kept in memory; `None` when RESPONSE_CACHE_BYTES is 0.
+    pub response_cache: Option<Arc<crate::response_cache::ResponseCache>>,
     /// What GraphQL's resolvers share, for the attendee pages, which call the same services.
     pub app: crate::graphql::AppContext,
 }

@@ -4,6 +4,7 @@
 //! concludes the coalition. A coalition is `FORMING` until a second organisation is an active
 //! member, then `ACTIVE`, until its lead concludes it.
 
+use crate::generations::Areas;
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
@@ -318,7 +319,7 @@ pub async fn form(
     now: DateTime<Utc>,
 ) -> Result<Coalition, CoalitionError> {
     require_someone(actor)?;
-    let txn = db.begin_write().await?;
+    let txn = db.begin_write_on(Areas::MOVEMENT).await?;
     // News: stamped after the latest digest's line if it races one (see `crate::fence`).
     let now = crate::fence::stamp(&*txn, now).await?;
     require_organisation(&*txn, new.organisation_id).await?;
@@ -376,7 +377,7 @@ pub async fn invite(
     now: DateTime<Utc>,
 ) -> Result<Membership, CoalitionError> {
     require_someone(actor)?;
-    let txn = db.begin_write().await?;
+    let txn = db.begin_write_on(Areas::MOVEMENT).await?;
     let coalition = find(&*txn, coalition_id).await?;
     require_acts_for::<CoalitionError>(&*txn, actor, coalition.lead_organisation_id).await?;
     refuse_if_concluded(&coalition)?;
@@ -430,7 +431,7 @@ pub async fn request_to_join(
     now: DateTime<Utc>,
 ) -> Result<Membership, CoalitionError> {
     require_someone(actor)?;
-    let txn = db.begin_write().await?;
+    let txn = db.begin_write_on(Areas::MOVEMENT).await?;
     let coalition = find(&*txn, coalition_id).await?;
     require_organisation(&*txn, organisation_id).await?;
     require_acts_for::<CoalitionError>(&*txn, actor, organisation_id).await?;
@@ -458,7 +459,7 @@ pub async fn accept(
     now: DateTime<Utc>,
 ) -> Result<Membership, CoalitionError> {
     require_someone(actor)?;
-    let txn = db.begin_write().await?;
+    let txn = db.begin_write_on(Areas::MOVEMENT).await?;
     // News: stamped after the latest digest's line if it races one (see `crate::fence`).
     let now = crate::fence::stamp(&*txn, now).await?;
     let row = coalition_member::Entity::find_by_id(membership_id)
@@ -520,7 +521,7 @@ pub async fn leave(
     now: DateTime<Utc>,
 ) -> Result<Membership, CoalitionError> {
     require_someone(actor)?;
-    let txn = db.begin_write().await?;
+    let txn = db.begin_write_on(Areas::MOVEMENT).await?;
     let coalition = find(&*txn, coalition_id).await?;
     require_organisation(&*txn, organisation_id).await?;
     require_acts_for::<CoalitionError>(&*txn, actor, organisation_id).await?;
@@ -544,7 +545,7 @@ pub async fn conclude(
     now: DateTime<Utc>,
 ) -> Result<Coalition, CoalitionError> {
     require_someone(actor)?;
-    let txn = db.begin_write().await?;
+    let txn = db.begin_write_on(Areas::MOVEMENT).await?;
     let coalition = find(&*txn, coalition_id).await?;
     require_acts_for::<CoalitionError>(&*txn, actor, coalition.lead_organisation_id).await?;
     refuse_if_concluded(&coalition)?;
@@ -566,7 +567,7 @@ pub async fn hand_over_lead(
     organisation_id: Uuid,
 ) -> Result<Coalition, CoalitionError> {
     require_someone(actor)?;
-    let txn = db.begin_write().await?;
+    let txn = db.begin_write_on(Areas::MOVEMENT).await?;
     let coalition = find(&*txn, coalition_id).await?;
     require_acts_for::<CoalitionError>(&*txn, actor, coalition.lead_organisation_id).await?;
     refuse_if_concluded(&coalition)?;

@@ -8,6 +8,7 @@
 pub mod schedule;
 pub mod sections;
 
+use crate::generations::Areas;
 use std::{
     collections::{HashMap, HashSet},
     sync::Arc,
@@ -460,7 +461,7 @@ async fn claim_batch(
         )
         .into_query();
     insert.returning_col(digest::Column::Id);
-    let txn = db.begin_write().await?;
+    let txn = db.begin_write_on(Areas::NONE).await?;
     let claimed: HashSet<Uuid> = txn
         .query_all(&insert)
         .await?
@@ -560,7 +561,7 @@ pub async fn unsubscribe(
 ) -> Result<(), DigestError> {
     let person_id =
         verify_unsubscribe_token(secret, token).ok_or(DigestError::InvalidUnsubscribeLink)?;
-    let txn = db.begin_write().await?;
+    let txn = db.begin_write_on(Areas::NONE).await?;
     let updated = person::Entity::update_many()
         .col_expr(
             person::Column::DigestFrequency,

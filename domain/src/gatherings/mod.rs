@@ -5,6 +5,7 @@ mod calendar;
 
 pub use calendar::CalendarEntry;
 
+use crate::generations::Areas;
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DbBackend, DbErr, EntityTrait,
@@ -443,7 +444,7 @@ pub async fn create(
         created_at: now,
         updated_at: now,
     };
-    let txn = db.begin_write().await?;
+    let txn = db.begin_write_on(Areas::GATHERINGS).await?;
     if let Err(err) = gathering::Entity::insert(gathering::ActiveModel::from(row.clone()))
         .exec_without_returning(&*txn)
         .await
@@ -476,7 +477,7 @@ pub async fn update(
 ) -> Result<Gathering, GatheringError> {
     actor.person()?;
     let _queue = db.serialize(id).await;
-    let txn = db.begin_write().await?;
+    let txn = db.begin_write_on(Areas::GATHERINGS).await?;
     let row = lock(&*txn, id).await?.ok_or(GatheringError::NotFound)?;
     require_convenor::<GatheringError>(&*txn, actor, id).await?;
     if row.status == GatheringStatus::Cancelled {
@@ -561,7 +562,7 @@ pub async fn publish(
 ) -> Result<Gathering, GatheringError> {
     actor.person()?;
     let _queue = db.serialize(id).await;
-    let txn = db.begin_write().await?;
+    let txn = db.begin_write_on(Areas::GATHERINGS).await?;
     let row = lock(&*txn, id).await?.ok_or(GatheringError::NotFound)?;
     require_convenor::<GatheringError>(&*txn, actor, id).await?;
     match row.status {
@@ -588,7 +589,7 @@ pub async fn cancel(
 ) -> Result<Gathering, GatheringError> {
     actor.person()?;
     let _queue = db.serialize(id).await;
-    let txn = db.begin_write().await?;
+    let txn = db.begin_write_on(Areas::GATHERINGS).await?;
     let row = lock(&*txn, id).await?.ok_or(GatheringError::NotFound)?;
     require_convenor::<GatheringError>(&*txn, actor, id).await?;
     if row.status == GatheringStatus::Cancelled {

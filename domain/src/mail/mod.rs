@@ -3,6 +3,7 @@
 //! them and records the outcome, so nothing is lost if the process dies and several servers
 //! never hold the same row at once.
 
+use crate::generations::Areas;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -152,7 +153,7 @@ pub async fn claim(
     now: DateTime<Utc>,
 ) -> Result<Vec<QueuedMail>, DbErr> {
     let statement = crate::db::lease_claim(db.backend(), "outbox", limit, lease, now);
-    let txn = db.begin_write().await?;
+    let txn = db.begin_write_on(Areas::NONE).await?;
     let rows = outbox::Entity::find()
         .from_raw_sql(statement)
         .all(&*txn)
@@ -194,7 +195,7 @@ pub async fn claim(
 /// Records a delivery. Only a row still held for sending is marked, so a lapsed claim taken
 /// over by another server is not marked twice.
 pub async fn mark_sent(db: &Database, claim: &QueuedMail, now: DateTime<Utc>) -> Result<(), DbErr> {
-    let txn = db.begin_write().await?;
+    let txn = db.begin_write_on(Areas::NONE).await?;
     outbox::Entity::update_many()
         .col_expr(outbox::Column::Status, Expr::value(OutboxStatus::Sent))
         .col_expr(outbox::Column::SentAt, Expr::value(now))
@@ -237,7 +238,7 @@ pub async fn mark_attempt_failed(
     if let Some(next) = next {
         update = update.col_expr(outbox::Column::NextAttemptAt, Expr::value(next));
     }
-    let txn = db.begin_write().await?;
+    let txn = db.begin_write_on(Areas::NONE).await?;
     update
         .filter(outbox::Column::Id.eq(claim.id))
         .filter(outbox::Column::Status.eq(OutboxStatus::Sending))
@@ -282,7 +283,7 @@ pub const PURGED_RECIPIENT: &str = "purged@purged.invalid";
 /// status and times: what idempotence and the counts need. Returns how many were purged.
 #[tracing::instrument(skip_all)]
 pub async fn purge_delivered(db: &Database, cutoff: DateTime<Utc>) -> Result<u64, DbErr> {
-    let txn = db.begin_write().await?;
+    let txn = db.begin_write_on(Areas::NONE).await?;
     let purged = outbox::Entity::update_many()
         .col_expr(outbox::Column::Recipient, Expr::value(PURGED_RECIPIENT))
         .col_expr(outbox::Column::Context, Expr::value(serde_json::json!({})))

@@ -9,6 +9,7 @@ pub use tokens::{
     token_name,
 };
 
+use crate::generations::Areas;
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait,
@@ -180,7 +181,7 @@ pub async fn create(
     now: DateTime<Utc>,
 ) -> Result<Organisation, OrganisationError> {
     let (person_id, _) = actor.person()?;
-    let txn = db.begin_write().await?;
+    let txn = db.begin_write_on(Areas::MOVEMENT).await?;
     let row = organisation::Model {
         id: Uuid::now_v7(),
         name: new.name.0,
@@ -284,7 +285,7 @@ pub async fn add_member(
     now: DateTime<Utc>,
 ) -> Result<Member, OrganisationError> {
     let (caller, _) = actor.person()?;
-    let txn = db.begin_write().await?;
+    let txn = db.begin_write_on(Areas::MOVEMENT).await?;
     // Changes to one organisation's members queue on its row, so two owners demoting each
     // other at once are decided one after the other and one owner always remains.
     lock(&*txn, organisation_id).await?;

@@ -1,5 +1,6 @@
 //! Organisation API tokens: random, shown once, stored only as a hash, revocable.
 
+use crate::generations::Areas;
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
@@ -65,7 +66,7 @@ pub async fn create_api_token(
     name: &str,
     now: DateTime<Utc>,
 ) -> Result<NewApiToken, OrganisationError> {
-    let txn = db.begin_write().await?;
+    let txn = db.begin_write_on(Areas::NONE).await?;
     let owner = require_owner(&*txn, actor, organisation_id).await?;
     let token = random_token(API_TOKEN_PREFIX);
     let row = api_token::Model {
@@ -96,7 +97,7 @@ pub async fn revoke_api_token(
     token_id: Uuid,
     now: DateTime<Utc>,
 ) -> Result<ApiToken, OrganisationError> {
-    let txn = db.begin_write().await?;
+    let txn = db.begin_write_on(Areas::NONE).await?;
     let row = api_token::Entity::find_by_id(token_id)
         .one(&*txn)
         .await?
@@ -149,7 +150,7 @@ pub(crate) async fn token_actor(
         .last_used_at
         .is_none_or(|at| now - at > LAST_USED_PRECISION)
     {
-        let txn = db.begin_write().await?;
+        let txn = db.begin_write_on(Areas::NONE).await?;
         api_token::Entity::update_many()
             .col_expr(api_token::Column::LastUsedAt, Expr::value(now))
             .filter(api_token::Column::Id.eq(row.id))

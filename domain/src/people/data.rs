@@ -1,5 +1,6 @@
 //! What Groundswell holds about a person, and erasing it.
 
+use crate::generations::Areas;
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DbBackend, EntityTrait, QueryFilter,
@@ -101,7 +102,7 @@ pub async fn erase(
     now: DateTime<Utc>,
 ) -> Result<Vec<uuid::Uuid>, PeopleError> {
     let (person_id, _) = actor.person()?;
-    let txn = db.begin_write().await?;
+    let txn = db.begin_write_on(Areas::ALL).await?;
     // Locked first, before any gathering: a registration batch holds the people it registers
     // (shared) before its gathering, so one waiting for this person sees them erased.
     let person = person::Entity::find_by_id(person_id);

@@ -10,6 +10,7 @@ pub use sign_in::{
 };
 pub(crate) use sign_in::{create_session, session_actor};
 
+use crate::generations::Areas;
 use std::fmt;
 
 use chrono::{DateTime, Utc};
@@ -320,7 +321,7 @@ pub async fn grant_role(
     role: Role,
     now: DateTime<Utc>,
 ) -> Result<Person, PeopleError> {
-    let txn = db.begin_write().await?;
+    let txn = db.begin_write_on(Areas::NONE).await?;
     let row = find_or_create(&*txn, email, now).await?;
     let chosen = row.digest_chosen;
     let mut active: person::ActiveModel = row.into();
@@ -347,7 +348,7 @@ pub async fn update_digest_preferences(
     now: DateTime<Utc>,
 ) -> Result<Person, PeopleError> {
     let (person_id, _) = actor.person()?;
-    let txn = db.begin_write().await?;
+    let txn = db.begin_write_on(Areas::NONE).await?;
     let row = person::Entity::find_by_id(person_id)
         .one(&*txn)
         .await?
@@ -389,7 +390,7 @@ pub async fn update_my_preferences(
     now: DateTime<Utc>,
 ) -> Result<Person, PeopleError> {
     let (person_id, _) = actor.person()?;
-    let txn = db.begin_write().await?;
+    let txn = db.begin_write_on(Areas::NONE).await?;
     let row = person::Entity::find_by_id(person_id)
         .one(&*txn)
         .await?
@@ -412,7 +413,7 @@ pub async fn update_profile(
     now: DateTime<Utc>,
 ) -> Result<Person, PeopleError> {
     let (person_id, _) = actor.person()?;
-    let txn = db.begin_write().await?;
+    let txn = db.begin_write_on(Areas::ALL).await?;
     let row = person::Entity::find_by_id(person_id)
         .one(&*txn)
         .await?

@@ -4,6 +4,7 @@
 //! mail and the database hold only the id and the token's hash; the delivery worker derives the
 //! token again when it writes the mail.
 
+use crate::generations::Areas;
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
@@ -36,7 +37,7 @@ pub async fn request_sign_in(
     email: &EmailAddress,
     now: DateTime<Utc>,
 ) -> Result<(), PeopleError> {
-    let txn = db.begin_write().await?;
+    let txn = db.begin_write_on(Areas::NONE).await?;
     if db.backend() == sea_orm::DbBackend::Postgres {
         // Requests for one address queue here, so the count below cannot be passed by several
         // at once. (On SQLite, writers are one at a time already.)
@@ -102,7 +103,7 @@ pub async fn sign_in(
     now: DateTime<Utc>,
 ) -> Result<NewSession, PeopleError> {
     let hash = hash_token(token.trim());
-    let txn = db.begin_write().await?;
+    let txn = db.begin_write_on(Areas::NONE).await?;
     let used = sign_in_token::Entity::update_many()
         .col_expr(sign_in_token::Column::UsedAt, Expr::value(now))
         .filter(sign_in_token::Column::TokenHash.eq(hash.as_str()))
@@ -160,7 +161,7 @@ pub async fn sign_out(db: &Database, actor: &Actor, now: DateTime<Utc>) -> Resul
             .into(),
         });
     };
-    let txn = db.begin_write().await?;
+    let txn = db.begin_write_on(Areas::NONE).await?;
     session::Entity::update_many()
         .col_expr(session::Column::RevokedAt, Expr::value(now))
         .filter(session::Column::Id.eq(*session_id))

@@ -4,6 +4,7 @@
 
 pub mod nudges;
 
+use crate::generations::Areas;
 use std::collections::HashMap;
 
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
@@ -208,7 +209,7 @@ pub async fn make(
     now: DateTime<Utc>,
 ) -> Result<Pledge, PledgeError> {
     require_someone(actor)?;
-    let txn = db.begin_write().await?;
+    let txn = db.begin_write_on(Areas::MOVEMENT).await?;
     // News: stamped after the latest digest's line if it races one (see `crate::fence`).
     let now = crate::fence::stamp(&*txn, now).await?;
     if !lock_organisation(&*txn, new.organisation_id).await? {
@@ -305,7 +306,7 @@ pub async fn update(
     edit: PledgeEdit,
     now: DateTime<Utc>,
 ) -> Result<Pledge, PledgeError> {
-    let txn = db.begin_write().await?;
+    let txn = db.begin_write_on(Areas::MOVEMENT).await?;
     let row = for_write(&*txn, actor, id).await?;
     if row.status == PledgeStatus::Withdrawn {
         return Err(PledgeError::Withdrawn);
@@ -362,7 +363,7 @@ pub async fn withdraw(
     reason: WithdrawalReason,
     now: DateTime<Utc>,
 ) -> Result<Pledge, PledgeError> {
-    let txn = db.begin_write().await?;
+    let txn = db.begin_write_on(Areas::MOVEMENT).await?;
     let row = for_write(&*txn, actor, id).await?;
     if row.status == PledgeStatus::Withdrawn {
         return Err(PledgeError::Withdrawn);

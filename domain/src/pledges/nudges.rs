@@ -3,6 +3,7 @@
 //! (pledge, quiet since, round) in the same transaction as its mail, so however many servers run
 //! this, each reminder goes once; news on the pledge starts a new quiet spell.
 
+use crate::generations::Areas;
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, TimeDelta, Utc};
@@ -119,7 +120,7 @@ async fn nudge_batch(
         )
         .into_query();
     insert.returning_col(pledge_nudge::Column::Id);
-    let txn = db.begin_write().await?;
+    let txn = db.begin_write_on(Areas::NONE).await?;
     let inserted: HashSet<Uuid> = txn
         .query_all(&insert)
         .await?

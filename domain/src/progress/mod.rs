@@ -6,6 +6,7 @@
 //! [`post`] is the one place an update comes into being: whatever publishes posted updates
 //! (live subscriptions) hangs off its return.
 
+use crate::generations::Areas;
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DbErr,
@@ -205,7 +206,7 @@ pub async fn post(
     now: DateTime<Utc>,
 ) -> Result<ProgressUpdate, ProgressError> {
     require_someone(actor)?;
-    let txn = db.begin_write().await?;
+    let txn = db.begin_write_on(Areas::MOVEMENT).await?;
     // News: stamped after the latest digest's line if it races one (see `crate::fence`).
     let now = crate::fence::stamp(&*txn, now).await?;
     let (organisation_id, on_changes, pledge_row) = match new.subject {

@@ -2,6 +2,7 @@
 //! shown only to them and the gathering's convenors, erased on request and automatically some
 //! time after the gathering, leaving anonymous totals for planning.
 
+use crate::generations::Areas;
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
@@ -195,7 +196,7 @@ pub async fn erase_expired_access_data(
         .await?;
     let mut erased = 0;
     for gathering in &due {
-        let txn = db.begin_write().await?;
+        let txn = db.begin_write_on(Areas::GATHERINGS).await?;
         // Another server may have erased it since it was found: check again under the lock.
         let still_due = gatherings::lock(&*txn, gathering.id)
             .await?

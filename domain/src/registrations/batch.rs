@@ -8,6 +8,7 @@
 //! registration to find none starts it, and it keeps taking batches until none is waiting.
 //! Several servers still meet at the row lock in the database.
 
+use crate::generations::Areas;
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
@@ -144,7 +145,7 @@ async fn write_batch(
     batch: &[Waiting],
 ) -> Result<Vec<Result<Registration, RegistrationError>>, DbErr> {
     let _queue = db.serialize(gathering_id).await;
-    let txn = db.begin_write().await?;
+    let txn = db.begin_write_on(Areas::GATHERINGS).await?;
     // The people registered, read before the gathering's lock and, on PostgreSQL, held shared
     // until the batch commits: erasure locks the person first too, so a person erasing their
     // data while their registration waits is either erased before (and refused here) or after

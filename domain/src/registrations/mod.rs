@@ -23,6 +23,7 @@ pub use access::{
 };
 pub(crate) use attempts::erase_for_person as erase_attempts_for_person;
 
+use crate::generations::Areas;
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
@@ -237,7 +238,7 @@ pub async fn register(
             // under its locks, which is what holds when several register at once.
             let made = on_behalf_made(db.conn(), actor_id, new.gathering_id, now).await?;
             check_on_behalf(&limits, made)?;
-            let txn = db.begin_write().await?;
+            let txn = db.begin_write_on(Areas::GATHERINGS).await?;
             let person = people::find_or_create(&*txn, &behalf.email, now).await?;
             // Name only an account made just now; an existing one keeps the name its owner chose.
             let created_now = person.created_at == now;
@@ -439,15 +440,15 @@ pub async fn cancel(
 ) -> Result<Registration, RegistrationError> {
     let (actor_id, _) = actor.person()?;
     let Some(found) = registration::Entity::find_by_id(id).one(db.conn()).await? else {
-        // Perhaps an attempt to register someone who already held a place.
-        let txn = db.begin_write().await?;
+        // Perhaps an attempt to register someone who already held a place: nothing public.
+        let txn = db.begin_write_on(Areas::NONE).await?;
         let cancelled = attempts::cancel(&*txn, actor_id, id, now).await?;
         txn.commit().await?;
         return cancelled.unwrap_or(Err(RegistrationError::NotFound));
     };
     let gathering_id = found.gathering_id;
     let _queue = db.serialize(gathering_id).await;
-    let txn = db.begin_write().await?;
+    let txn = db.begin_write_on(Areas::GATHERINGS).await?;
     let mut gathering = gatherings::lock(&*txn, gathering_id)
         .await?
         .ok_or(RegistrationError::GatheringNotFound)?;
@@ -611,7 +612,7 @@ pub async fn erase_access_needs(
     now: DateTime<Utc>,
 ) -> Result<Registration, RegistrationError> {
     let (actor_id, _) = actor.person()?;
-    let txn = db.begin_write().await?;
+    let txn = db.begin_write_on(Areas::GATHERINGS).await?;
     let row = registration::Entity::find_by_id(id)
         .one(&*txn)
         .await?
@@ -638,7 +639,7 @@ pub async fn check_in(
     now: DateTime<Utc>,
 ) -> Result<Registration, RegistrationError> {
     actor.person()?;
-    let txn = db.begin_write().await?;
+    let txn = db.begin_write_on(Areas::GATHERINGS).await?;
     let row = registration::Entity::find_by_id(id)
         .one(&*txn)
         .await?

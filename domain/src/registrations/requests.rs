@@ -4,6 +4,7 @@
 //! only the id and the token's hash; the token says nothing about who asked. A link works once
 //! and expires; expired requests are deleted, answers and all.
 
+use crate::generations::Areas;
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
@@ -67,7 +68,7 @@ pub async fn request_registration(
         .await?
         .ok_or(RegistrationError::GatheringNotFound)?;
     open_mode(&current, request.registration.mode, now)?;
-    let txn = db.begin_write().await?;
+    let txn = db.begin_write_on(Areas::NONE).await?;
     if db.backend() == sea_orm::DbBackend::Postgres {
         // Requests for one address queue here, so the count below cannot be passed by several
         // at once. (On SQLite, writers are one at a time already.)
@@ -191,7 +192,7 @@ pub async fn confirm_registration(
     now: DateTime<Utc>,
 ) -> Result<ConfirmedRequest, RegistrationError> {
     let hash = hash_token(token.trim());
-    let txn = db.begin_write().await?;
+    let txn = db.begin_write_on(Areas::GATHERINGS).await?;
     let request = registration_request::Entity::find()
         .filter(registration_request::Column::TokenHash.eq(hash.as_str()))
         .filter(registration_request::Column::UsedAt.is_null())
@@ -297,7 +298,7 @@ async fn restore(
     answers: Option<serde_json::Value>,
     session_id: Uuid,
 ) -> Result<(), sea_orm::DbErr> {
-    let txn = db.begin_write().await?;
+    let txn = db.begin_write_on(Areas::NONE).await?;
     registration_request::Entity::update_many()
         .col_expr(
             registration_request::Column::UsedAt,
@@ -314,7 +315,7 @@ async fn restore(
 }
 
 async fn end_session(db: &Database, session_id: Uuid) -> Result<(), sea_orm::DbErr> {
-    let txn = db.begin_write().await?;
+    let txn = db.begin_write_on(Areas::NONE).await?;
     crate::entities::session::Entity::delete_by_id(session_id)
         .exec(&*txn)
         .await?;
@@ -326,7 +327,7 @@ pub async fn delete_expired_requests(
     db: &Database,
     now: DateTime<Utc>,
 ) -> Result<u64, sea_orm::DbErr> {
-    let txn = db.begin_write().await?;
+    let txn = db.begin_write_on(Areas::NONE).await?;
     let deleted = registration_request::Entity::delete_many()
         .filter(registration_request::Column::ExpiresAt.lte(now))
         .exec(&*txn)

@@ -3,6 +3,7 @@
 //! record each attempt, retry with exponential back-off and jitter until the delivery's day is
 //! up, and switch off an endpoint that has failed every delivery for a day, telling its owners.
 
+use crate::generations::Areas;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
@@ -67,7 +68,7 @@ pub async fn claim(
     now: DateTime<Utc>,
 ) -> Result<Vec<Claimed>, DbErr> {
     let statement = crate::db::lease_claim(db.backend(), "webhook_deliveries", limit, lease, now);
-    let txn = db.begin_write().await?;
+    let txn = db.begin_write_on(Areas::NONE).await?;
     let rows = webhook_delivery::Entity::find()
         .from_raw_sql(statement)
         .all(&*txn)
@@ -193,7 +194,7 @@ pub async fn record(
             })
             .collect::<String>()
     });
-    let txn = db.begin_write().await?;
+    let txn = db.begin_write_on(Areas::NONE).await?;
     // Locked, so a deletion either waits for this record or has happened (and the attempt,
     // whose delivery is gone, cannot be inserted).
     if webhook_delivery::Entity::find_by_id(claim.id)
@@ -364,7 +365,7 @@ async fn tell_owners(
 
 /// Gives up on a delivery whose endpoint was switched off after it was queued.
 pub async fn skip(db: &Database, claim: &Claimed, reason: &str) -> Result<(), DbErr> {
-    let txn = db.begin_write().await?;
+    let txn = db.begin_write_on(Areas::NONE).await?;
     webhook_delivery::Entity::update_many()
         .col_expr(
             webhook_delivery::Column::Status,

@@ -13,6 +13,7 @@ pub mod target;
 pub(crate) use emit::{Emit, emit};
 pub use target::{EndpointUrl, TargetPolicy};
 
+use crate::generations::Areas;
 use std::collections::HashMap;
 
 use base64::{Engine, engine::general_purpose::STANDARD};
@@ -376,7 +377,7 @@ pub async fn create(
     now: DateTime<Utc>,
 ) -> Result<WebhookWithSecret, WebhookError> {
     require_someone(actor)?;
-    let txn = db.begin_write().await?;
+    let txn = db.begin_write_on(Areas::NONE).await?;
     require_manages(&*txn, actor, new.organisation_id).await?;
     // Under the organisation's row lock, so two at once cannot pass the limit together.
     crate::pledges::lock_organisation(&*txn, new.organisation_id).await?;
@@ -423,7 +424,7 @@ pub async fn update(
     edit: WebhookEdit,
     now: DateTime<Utc>,
 ) -> Result<Webhook, WebhookError> {
-    let txn = db.begin_write().await?;
+    let txn = db.begin_write_on(Areas::NONE).await?;
     let row = managed(&*txn, actor, id).await?;
     let was_active = row.active;
     let mut active: webhook_endpoint::ActiveModel = row.into();
@@ -458,7 +459,7 @@ pub async fn rotate_secret(
     id: Uuid,
     now: DateTime<Utc>,
 ) -> Result<WebhookWithSecret, WebhookError> {
-    let txn = db.begin_write().await?;
+    let txn = db.begin_write_on(Areas::NONE).await?;
     let row = managed(&*txn, actor, id).await?;
     let secret = new_secret();
     let old = row.secret.clone();
@@ -479,7 +480,7 @@ pub async fn rotate_secret(
 /// Deletes an endpoint with its deliveries.
 #[tracing::instrument(skip_all, fields(webhook.id = %id))]
 pub async fn delete(db: &Database, actor: &Actor, id: Uuid) -> Result<(), WebhookError> {
-    let txn = db.begin_write().await?;
+    let txn = db.begin_write_on(Areas::NONE).await?;
     managed(&*txn, actor, id).await?;
     // Children first: SQLite enforces the keys but the cascade is not relied on.
     let deliveries = webhook_delivery::Entity::find()
@@ -583,7 +584,7 @@ pub async fn redeliver(
     now: DateTime<Utc>,
 ) -> Result<Delivery, WebhookError> {
     require_someone(actor)?;
-    let txn = db.begin_write().await?;
+    let txn = db.begin_write_on(Areas::NONE).await?;
     // Locked, so a server claiming it at this moment either finishes first (and it is seen as
     // in flight) or skips it; otherwise it could be sent twice at once.
     let row = webhook_delivery::Entity::find_by_id(delivery_id)

@@ -3,7 +3,7 @@
 //! and cache headers from the public/private rule (with a strong ETag and `304 Not Modified`).
 
 use axum::{
-    body::Body,
+    body::{Body, Bytes},
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
@@ -20,6 +20,16 @@ pub enum Media {
 }
 
 impl Media {
+    /// Both media types, in the order of [`Media::index`].
+    pub const ALL: [Media; 2] = [Media::Json, Media::GraphqlResponse];
+
+    pub fn index(self) -> usize {
+        match self {
+            Media::Json => 0,
+            Media::GraphqlResponse => 1,
+        }
+    }
+
     pub fn content_type(self) -> &'static str {
         match self {
             Media::Json => "application/json; charset=utf-8",
@@ -110,9 +120,11 @@ pub fn refusal(
 pub struct Answer {
     pub status: StatusCode,
     /// The JSON text.
-    pub body: Vec<u8>,
+    pub body: Bytes,
     /// Whether the public/private rule found it public.
     pub public: bool,
+    /// Its strong ETag in this media type, when already worked out (a cached answer's).
+    pub etag: Option<String>,
 }
 
 /// Sends `answer`: public answers with `Cache-Control: public, max-age` and a strong ETag (and
@@ -138,7 +150,7 @@ pub fn send(
         *response.body_mut() = Body::from(body);
         return response;
     }
-    let etag = strong_etag(media, &body);
+    let etag = answer.etag.unwrap_or_else(|| strong_etag(media, &body));
     if let Ok(value) = HeaderValue::from_str(&format!("public, max-age={max_age_seconds}")) {
         headers.insert(header::CACHE_CONTROL, value);
     }
@@ -161,7 +173,7 @@ pub fn send(
 }
 
 /// A strong ETag: the same bytes in the same media type, and nothing else, share it.
-fn strong_etag(media: Media, body: &[u8]) -> String {
+pub fn strong_etag(media: Media, body: &[u8]) -> String {
     use sha2::{Digest, Sha256};
     let digest = Sha256::new()
         .chain_update(media.content_type().as_bytes())

@@ -3,10 +3,12 @@
 //! answered as `application/json` or `application/graphql-response+json`, with automatic
 //! persisted queries and cache headers for public answers.
 //!
-//! Each request goes the same way: refuse what is not a GraphQL request (415, 413, 400); know
-//! who is calling (401 for a credential that is not valid); prepare each operation once (its
-//! persisted query, its parsed document, its kind); decide (a GET may only read: 405); execute;
-//! answer with the status, media type and cache headers the outcome calls for.
+//! Each request goes the same way: refuse what is not a GraphQL request (415, 413, 400); for
+//! one operation with no credential, answer from the cache of public answers when it holds it
+//! (`crate::response_cache`); know who is calling (401 for a credential that is not valid);
+//! prepare each operation once (its persisted query, its parsed document, its kind); decide (a
+//! GET may only read: 405); execute; answer with the status, media type and cache headers the
+//! outcome calls for, keeping a public answer in the cache.
 
 mod answer;
 mod params;
@@ -15,7 +17,7 @@ use std::net::SocketAddr;
 
 use async_graphql::{ServerError, parser::types::OperationType};
 use axum::{
-    body::{Body, to_bytes},
+    body::{Body, Bytes, to_bytes},
     extract::{ConnectInfo, RawQuery, State},
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::Response,
@@ -24,7 +26,7 @@ use groundswell_domain::Actor;
 use serde_json::Value;
 
 use self::{
-    answer::{Answer, Media, negotiate, refusal, send, wants_html},
+    answer::{Answer, Media, negotiate, refusal, send, strong_etag, wants_html},
     params::{Body as RequestBody, Params},
 };
 use super::{
@@ -32,12 +34,19 @@ use super::{
     auth::{self, Presented, Refusal},
     persisted::PersistedQueryError,
 };
-use crate::graphql::{
-    RequestContext,
-    error::assign_codes,
-    new_loader,
-    visibility::{self, Answered, Visibility},
+use crate::{
+    graphql::{
+        RequestContext,
+        error::assign_codes,
+        new_loader,
+        visibility::{self, Answered, Visibility},
+    },
+    response_cache::{self, Key, Lookup},
 };
+use groundswell_domain::generations::{Areas, Snapshot};
+
+/// The header saying whether a cacheable answer came from the cache of public answers.
+const X_CACHE: &str = "x-cache";
 
 /// A GraphQL-shaped error body in `application/json`, for refusals made outside the handler
 /// (the layers' 413, 408, 500, 405).
@@ -165,6 +174,45 @@ async fn run(
     body: RequestBody,
 ) -> Response {
     let presented = auth::presented(headers, method == Method::Get);
+    // The cache of public answers, for one anonymous operation: a hit is answered without
+    // parsing or running anything; a miss remembers the generations before it runs.
+    // Identical misses arriving together run once: the first leads (holding `_flight` until
+    // its answer is stored), the others wait for it and then look again.
+    let mut body = body;
+    let mut cacheable: Option<(Key, Snapshot)> = None;
+    let mut _flight = None;
+    if let (Some(cache), false, RequestBody::Single(params)) =
+        (&state.response_cache, presented.is_presented(), &mut body)
+        && let Some(key) = cache_key(state, params)
+    {
+        let hit = match cache.begin(key) {
+            Lookup::Hit(entry) => Some(entry),
+            Lookup::Lead(flight) => {
+                _flight = Some(flight);
+                None
+            }
+            Lookup::Follow(running) => cache.follow(&key, running).await,
+        };
+        if let Some(entry) = hit {
+            let mut response = send(
+                media,
+                Answer {
+                    status: StatusCode::OK,
+                    body: entry.body.clone(),
+                    public: true,
+                    etag: Some(entry.etags[media.index()].clone()),
+                },
+                headers,
+                method == Method::Get,
+                state.public_cache_max_age_seconds,
+            );
+            response
+                .headers_mut()
+                .insert(X_CACHE, HeaderValue::from_static("HIT"));
+            return response;
+        }
+        cacheable = Some((key, cache.snapshot()));
+    }
     let actor = match caller(state, &presented, media).await {
         Ok(actor) => actor,
         Err(refused) => return refused,
@@ -229,12 +277,19 @@ async fn run(
         client_ip: Some(peer.ip()),
     };
     let mut only_queries = true;
+    let mut areas = Areas::ALL;
     let mut answers = Vec::with_capacity(prepared.len());
     for one in prepared {
         let (mut response, ran) = match one {
             Prepared::Refused(response) => (*response, false),
-            Prepared::Run { request, kind } => {
+            Prepared::Run { mut request, kind } => {
                 only_queries &= kind == Some(OperationType::Query);
+                if cacheable.is_some() {
+                    let name = request.operation_name.clone();
+                    areas = request.parsed_query().map_or(Areas::ALL, |document| {
+                        response_cache::areas_read(document, name.as_deref())
+                    });
+                }
                 // Each operation gets its own loader, so nothing cached for one caller reaches
                 // another.
                 let request = request
@@ -297,17 +352,53 @@ async fn run(
     } else {
         StatusCode::OK
     };
-    send(
+    let body = Bytes::from(body);
+    let cacheable = cacheable.filter(|_| public && !is_batch && status == StatusCode::OK);
+    let mut etag = None;
+    if let (Some((key, snapshot)), Some(cache)) = (cacheable, &state.response_cache) {
+        let etags = Media::ALL.map(|m| strong_etag(m, &body));
+        etag = Some(etags[media.index()].clone());
+        cache.put(key, body.clone(), etags, areas, snapshot);
+    }
+    let mut response = send(
         media,
         Answer {
             status,
             body,
             public,
+            etag,
         },
         headers,
         method == Method::Get,
         state.public_cache_max_age_seconds,
-    )
+    );
+    if cacheable.is_some() {
+        response
+            .headers_mut()
+            .insert(X_CACHE, HeaderValue::from_static("MISS"));
+    }
+    response
+}
+
+/// The cache key of one operation: its document (from the persisted-query store when only a
+/// hash came, which is then no longer needed), operation name and variables. `None` when the
+/// request has no query to run, or a persisted query that cannot be used (left for `prepare`
+/// to refuse).
+fn cache_key(state: &AppState, params: &mut Params) -> Option<Key> {
+    if params.extensions.contains_key("persistedQuery") {
+        let query = state
+            .persisted
+            .resolve(params.query.clone(), &params.extensions)
+            .ok()??;
+        params.query = Some(query);
+        params.extensions.remove("persistedQuery");
+    }
+    let variables = serde_json::to_vec(&params.variables).ok()?;
+    Some(Key::new(
+        params.query.as_deref()?,
+        params.operation_name.as_deref(),
+        &variables,
+    ))
 }
 
 /// The limits of `graphql::cost` (depth, introspection's own bounds, cost), over every
