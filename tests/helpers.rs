@@ -1062,15 +1062,20 @@ impl TestApp {
     /// Waits (five seconds at most) until the server has run no statement for 200 ms, so work
     /// a request set off after answering (an event's NOTIFY) is not counted for the next one.
     pub async fn settle(&self) {
-        let mut last = self.statements_so_far();
-        for _ in 0..25 {
-            tokio::time::sleep(Duration::from_millis(200)).await;
-            let now = self.statements_so_far();
-            if now == last {
-                return;
-            }
-            last = now;
-        }
+        let mut last = (self.statements_so_far(), Instant::now());
+        // Still busy after five seconds is left to the count's own assertion to show.
+        let _ = wait_until(
+            "the server running no statement for 200 ms",
+            Duration::from_secs(5),
+            async || {
+                let now = self.statements_so_far();
+                if now != last.0 {
+                    last = (now, Instant::now());
+                }
+                Ok(last.1.elapsed() >= Duration::from_millis(200))
+            },
+        )
+        .await;
     }
 
     /// SQL statements the server has run so far (requests and what they set off, such as

@@ -326,15 +326,23 @@ async fn read_until(
     variables: &Value,
     done: impl Fn(&Read) -> bool,
 ) -> anyhow::Result<Read> {
-    let mut last = read(app, None, query, variables.clone()).await?;
-    for _ in 0..200 {
-        if done(&last) {
-            return Ok(last);
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        last = read(app, None, query, variables.clone()).await?;
+    let mut last = None;
+    // Not done within the time is left to the caller's assertion on the last read to show.
+    let _ = wait_until(
+        "a read showing the change",
+        Duration::from_secs(10),
+        async || {
+            let now = read(app, None, query, variables.clone()).await?;
+            let finished = done(&now);
+            last = Some(now);
+            Ok(finished)
+        },
+    )
+    .await;
+    match last {
+        Some(last) => Ok(last),
+        None => read(app, None, query, variables.clone()).await,
     }
-    Ok(last)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
