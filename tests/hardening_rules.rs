@@ -185,6 +185,17 @@ async fn registering_someone_who_already_holds_a_place_answers_as_for_anyone_els
         .gql(Some(&snoop), FULL, ask("third@example.org"))
         .await?;
     assert_eq!(refused.code(), Some("RATE_LIMITED"), "{:?}", refused.body);
+    // Checking in is for convenors, whichever the caller was answered with.
+    for id in [&held["id"], &fresh["id"]] {
+        let check_in = app
+            .gql(
+                Some(&snoop),
+                "mutation($id: ID!) { checkIn(registrationId: $id) { status } }",
+                json!({ "id": id }),
+            )
+            .await?;
+        assert_eq!(check_in.code(), Some("FORBIDDEN"), "{:?}", check_in.body);
+    }
     // The caller can cancel what they were answered, once, as they could a registration.
     let cancel = "mutation($id: ID!) { cancelRegistration(id: $id) { status } }";
     let cancelled = app
@@ -242,8 +253,18 @@ async fn registering_someone_who_already_holds_a_place_answers_as_for_anyone_els
         .await?
         .ok()?;
     assert_eq!(
-        app.count("SELECT COUNT(*) FROM on_behalf_attempts").await?,
+        app.count("SELECT COUNT(*) FROM on_behalf_attempts WHERE behalf_name <> '' OR status <> 'CANCELLED'")
+            .await?,
         0
+    );
+    let after = app
+        .gql(Some(&snoop), cancel, json!({ "id": held["id"] }))
+        .await?;
+    assert_eq!(
+        after.code(),
+        Some("CONFLICT"),
+        "cancelled, as a registration made for them would be: {:?}",
+        after.body
     );
     still_up(&app).await
 }
@@ -293,8 +314,14 @@ async fn erasing_my_data_while_registering_never_leaves_a_placeholder_registered
         let register = app.register(&session, &gathering["id"], json!({}));
         let erase = app.gql(Some(&session), "mutation { eraseMyData }", json!({}));
         let (registered, erased) = tokio::join!(register, erase);
-        let (_, erased) = (registered?, erased?);
+        let (registered, erased) = (registered?, erased?);
         assert_eq!(erased.ok()?["eraseMyData"], true);
+        // Registered (then cancelled by the erasure) or refused as no longer signed in.
+        assert!(
+            registered.code().is_none() || registered.code() == Some("UNAUTHENTICATED"),
+            "{:?}",
+            registered.body
+        );
     }
     assert_eq!(
         app.count(

@@ -15,12 +15,9 @@ use crate::{Database, entities::digest_fence};
 
 const LOCK: &str = "groundswell:digest-fence";
 
-/// How far before the line a write's time is taken to be one racing the digest run. Older
-/// times (a write given its time on purpose) are left as they are.
-const RACING: TimeDelta = TimeDelta::minutes(10);
-
 /// The time a news write in `conn`'s transaction records: `now`, or just after the latest line
-/// when `now` is at or before it. Call it first thing in the write's transaction.
+/// when `now` is at or before it (whatever the clocks of the servers involved). Call it first
+/// thing in the write's transaction.
 pub(crate) async fn stamp(
     conn: &impl ConnectionTrait,
     now: DateTime<Utc>,
@@ -38,15 +35,14 @@ pub(crate) async fn stamp(
         .await?
         .and_then(|fence| fence.at);
     Ok(match line {
-        Some(line) if now <= line && now > crate::time::before(line, RACING) => {
-            crate::time::after(line, TimeDelta::microseconds(1))
-        }
+        Some(line) if now <= line => crate::time::after(line, TimeDelta::microseconds(1)),
         _ => now,
     })
 }
 
-/// Draws the line at `now` once every news write in flight has committed, and returns it: what
-/// is visible after this returns is everything stamped at or before the line.
+/// Draws the line at `now` (or leaves it where a server with a later clock drew it) once every
+/// news write in flight has committed, and returns it: everything stamped at or before the
+/// line is visible once this returns, and everything written later is stamped after it.
 pub(crate) async fn draw(db: &Database, now: DateTime<Utc>) -> Result<DateTime<Utc>, DbErr> {
     // The line changes nothing anyone reads, so no cached answer is invalidated by it.
     let txn = db.begin_write_on(crate::generations::Areas::NONE).await?;
@@ -63,6 +59,7 @@ pub(crate) async fn draw(db: &Database, now: DateTime<Utc>) -> Result<DateTime<U
         .one(&*txn)
         .await?
         .and_then(|fence| fence.at);
+    let line = current.map_or(now, |at| at.max(now));
     if current.is_none_or(|at| at < now) {
         digest_fence::Entity::update_many()
             .col_expr(
@@ -74,5 +71,40 @@ pub(crate) async fn draw(db: &Database, now: DateTime<Utc>) -> Result<DateTime<U
             .await?;
     }
     txn.commit().await?;
-    Ok(now)
+    Ok(line)
+}
+
+#[cfg(test)]
+mod tests {
+    use groundswell_migration::MigratorTrait;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_write_timed_at_or_before_the_line_is_stamped_just_after_it() -> anyhow::Result<()> {
+        let db = Database::connect("sqlite::memory:", 1).await?;
+        groundswell_migration::Migrator::up(db.conn(), None).await?;
+        let line = crate::now();
+        // Before any line, a write keeps its time.
+        let txn = db.begin_write().await?;
+        let early = crate::time::before(line, TimeDelta::seconds(5));
+        assert_eq!(stamp(&*txn, early).await?, early);
+        txn.commit().await?;
+
+        assert_eq!(draw(&db, line).await?, line);
+        // A run with an earlier clock (another server's) leaves the line where it is.
+        assert_eq!(draw(&db, early).await?, line);
+        let txn = db.begin_write().await?;
+        let just_after = crate::time::after(line, TimeDelta::microseconds(1));
+        assert_eq!(
+            stamp(&*txn, early).await?,
+            just_after,
+            "taken before, written after"
+        );
+        assert_eq!(stamp(&*txn, line).await?, just_after);
+        let later = crate::time::after(line, TimeDelta::seconds(1));
+        assert_eq!(stamp(&*txn, later).await?, later);
+        txn.commit().await?;
+        Ok(())
+    }
 }

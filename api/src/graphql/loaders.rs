@@ -282,10 +282,11 @@ pub struct Convenes {
 }
 
 impl Loader<Convenes> for DbLoader {
-    type Value = ();
+    /// Answered for every key, so a "no" is cached for the request as a "yes" is.
+    type Value = bool;
     type Error = Arc<sea_orm::DbErr>;
 
-    async fn load(&self, keys: &[Convenes]) -> Result<HashMap<Convenes, ()>, Self::Error> {
+    async fn load(&self, keys: &[Convenes]) -> Result<HashMap<Convenes, bool>, Self::Error> {
         let mut by_person: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
         for key in keys {
             by_person
@@ -295,14 +296,14 @@ impl Loader<Convenes> for DbLoader {
         }
         let mut found = HashMap::new();
         for (person_id, gathering_ids) in by_person {
-            for gathering_id in gatherings::convened_by(&self.db, person_id, &gathering_ids).await?
-            {
+            let convened = gatherings::convened_by(&self.db, person_id, &gathering_ids).await?;
+            for gathering_id in gathering_ids {
                 found.insert(
                     Convenes {
                         gathering_id,
                         person_id,
                     },
-                    (),
+                    convened.contains(&gathering_id),
                 );
             }
         }
@@ -327,7 +328,7 @@ pub(crate) async fn convenes(
         })
         .await
         .map_err(super::ApiError::internal)?
-        .is_some())
+        .unwrap_or(false))
 }
 
 /// Forgets every row this operation's loader has cached. Mutations call it after their write,

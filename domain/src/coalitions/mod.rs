@@ -378,6 +378,8 @@ pub async fn invite(
 ) -> Result<Membership, CoalitionError> {
     require_someone(actor)?;
     let txn = db.begin_write_on(Areas::MOVEMENT).await?;
+    // News when it makes a membership active (see `crate::fence`).
+    let now = crate::fence::stamp(&*txn, now).await?;
     let coalition = find(&*txn, coalition_id).await?;
     require_acts_for::<CoalitionError>(&*txn, actor, coalition.lead_organisation_id).await?;
     refuse_if_concluded(&coalition)?;
@@ -432,6 +434,8 @@ pub async fn request_to_join(
 ) -> Result<Membership, CoalitionError> {
     require_someone(actor)?;
     let txn = db.begin_write_on(Areas::MOVEMENT).await?;
+    // News when it makes a membership active (see `crate::fence`).
+    let now = crate::fence::stamp(&*txn, now).await?;
     let coalition = find(&*txn, coalition_id).await?;
     require_organisation(&*txn, organisation_id).await?;
     require_acts_for::<CoalitionError>(&*txn, actor, organisation_id).await?;

@@ -343,6 +343,7 @@ pub async fn send_due(
                 |previous| previous.at,
             ),
         };
+        // The line is never past this run's own clock by more than another server's is ahead.
         let end = slot.at.min(line).max(start);
         let period = Period { start, end };
         let recipient = Recipient { person };

@@ -107,7 +107,9 @@ pub async fn erase(
     // (shared) before its gathering, so one waiting for this person sees them erased.
     let person = person::Entity::find_by_id(person_id);
     let person = if txn.get_database_backend() == DbBackend::Postgres {
-        person.lock_exclusive()
+        // NO KEY UPDATE: it still waits for a batch holding the person shared, but not for
+        // rows being written that refer to them (a registration they made for someone).
+        person.lock(sea_orm::sea_query::LockType::NoKeyUpdate)
     } else {
         person
     };
@@ -173,7 +175,7 @@ pub async fn erase(
         .exec(&*txn)
         .await?;
     crate::registrations::erase_for_person(&*txn, person_id).await?;
-    crate::registrations::erase_attempts_for_person(&*txn, person_id).await?;
+    crate::registrations::erase_attempts_for_person(&*txn, person_id, now).await?;
     api_token::Entity::update_many()
         .col_expr(
             api_token::Column::CreatedBy,

@@ -121,8 +121,54 @@ pub(super) async fn cancel(
     active.status = Set(RegistrationStatus::Cancelled);
     active.waitlist_position = Set(None);
     active.updated_at = Set(now);
-    let row = sea_orm::ActiveModelTrait::update(active, conn).await?;
-    Ok(Some(Ok(as_registration(row))))
+    match sea_orm::ActiveModelTrait::update(active, conn).await {
+        Ok(row) => Ok(Some(Ok(as_registration(row)))),
+        // Erased meanwhile.
+        Err(DbErr::RecordNotUpdated) => Ok(None),
+        Err(err) => Err(err),
+    }
+}
+
+/// The gathering of `id`, if it is one of the signed-in caller's attempts.
+pub(super) async fn gathering_of(
+    conn: &impl ConnectionTrait,
+    actor: &crate::Actor,
+    id: Uuid,
+) -> Result<Option<Uuid>, DbErr> {
+    let crate::Actor::Person { person_id, .. } = actor else {
+        return Ok(None);
+    };
+    Ok(on_behalf_attempt::Entity::find_by_id(id)
+        .filter(on_behalf_attempt::Column::RegistrarId.eq(*person_id))
+        .one(conn)
+        .await?
+        .map(|row| row.gathering_id))
+}
+
+/// A cancelled gathering cancels its attempts with its registrations.
+pub(super) async fn cancel_all(
+    conn: &impl ConnectionTrait,
+    gathering_id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    on_behalf_attempt::Entity::update_many()
+        .col_expr(
+            on_behalf_attempt::Column::Status,
+            sea_orm::sea_query::Expr::value(RegistrationStatus::Cancelled),
+        )
+        .col_expr(
+            on_behalf_attempt::Column::WaitlistPosition,
+            sea_orm::sea_query::Expr::value(Option::<i64>::None),
+        )
+        .col_expr(
+            on_behalf_attempt::Column::UpdatedAt,
+            sea_orm::sea_query::Expr::value(now),
+        )
+        .filter(on_behalf_attempt::Column::GatheringId.eq(gathering_id))
+        .filter(on_behalf_attempt::Column::Status.ne(RegistrationStatus::Cancelled))
+        .exec(conn)
+        .await?;
+    Ok(())
 }
 
 /// Live attempts `registrar` has for one gathering, and any made or changed in the last hour:
@@ -150,17 +196,35 @@ pub(super) async fn made_by(
     Ok((for_gathering, last_hour))
 }
 
-/// Erasure: attempts naming the person, and those they made for others, go.
+/// Erasure: attempts naming the person are cancelled and lose the name typed for them, as a
+/// registration made for them would be cancelled; those the person made for others go.
 pub(crate) async fn erase_for_person(
     conn: &impl ConnectionTrait,
     person_id: Uuid,
+    now: DateTime<Utc>,
 ) -> Result<(), DbErr> {
-    on_behalf_attempt::Entity::delete_many()
-        .filter(
-            sea_orm::Condition::any()
-                .add(on_behalf_attempt::Column::PersonId.eq(person_id))
-                .add(on_behalf_attempt::Column::RegistrarId.eq(person_id)),
+    on_behalf_attempt::Entity::update_many()
+        .col_expr(
+            on_behalf_attempt::Column::Status,
+            sea_orm::sea_query::Expr::value(RegistrationStatus::Cancelled),
         )
+        .col_expr(
+            on_behalf_attempt::Column::WaitlistPosition,
+            sea_orm::sea_query::Expr::value(Option::<i64>::None),
+        )
+        .col_expr(
+            on_behalf_attempt::Column::BehalfName,
+            sea_orm::sea_query::Expr::value(String::new()),
+        )
+        .col_expr(
+            on_behalf_attempt::Column::UpdatedAt,
+            sea_orm::sea_query::Expr::value(now),
+        )
+        .filter(on_behalf_attempt::Column::PersonId.eq(person_id))
+        .exec(conn)
+        .await?;
+    on_behalf_attempt::Entity::delete_many()
+        .filter(on_behalf_attempt::Column::RegistrarId.eq(person_id))
         .exec(conn)
         .await?;
     Ok(())

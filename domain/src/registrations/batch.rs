@@ -278,7 +278,11 @@ async fn write_batch(
         }
         // Registering again after cancelling: a few times a day, so a register/cancel loop
         // cannot mail the person (or churn the waitlist) without end.
-        let (rejoins, rejoins_since) = match previous {
+        // Counted for the same asker only: someone registering a person whose own registration
+        // was cancelled starts afresh, and learns nothing of how often the person rejoined.
+        let (rejoins, rejoins_since) = match previous
+            .filter(|previous| previous.registered_by == waiting.registered_by)
+        {
             Some(previous) => {
                 let window_open = previous
                     .rejoins_since

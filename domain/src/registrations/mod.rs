@@ -440,8 +440,9 @@ pub async fn cancel(
 ) -> Result<Registration, RegistrationError> {
     let (actor_id, _) = actor.person()?;
     let Some(found) = registration::Entity::find_by_id(id).one(db.conn()).await? else {
-        // Perhaps an attempt to register someone who already held a place: nothing public.
-        let txn = db.begin_write_on(Areas::NONE).await?;
+        // Perhaps an attempt to register someone who already held a place: cached answers are
+        // dropped as for any cancellation, so a cache hit tells nothing either.
+        let txn = db.begin_write_on(Areas::GATHERINGS).await?;
         let cancelled = attempts::cancel(&*txn, actor_id, id, now).await?;
         txn.commit().await?;
         return cancelled.unwrap_or(Err(RegistrationError::NotFound));
@@ -556,6 +557,7 @@ pub(crate) async fn cancel_all(
     gathering: &gathering::Model,
     now: DateTime<Utc>,
 ) -> Result<(), DbErr> {
+    attempts::cancel_all(conn, gathering.id, now).await?;
     let live = registration::Entity::find()
         .filter(registration::Column::GatheringId.eq(gathering.id))
         .filter(registration::Column::Status.ne(RegistrationStatus::Cancelled))
@@ -640,10 +642,13 @@ pub async fn check_in(
 ) -> Result<Registration, RegistrationError> {
     actor.person()?;
     let txn = db.begin_write_on(Areas::GATHERINGS).await?;
-    let row = registration::Entity::find_by_id(id)
-        .one(&*txn)
-        .await?
-        .ok_or(RegistrationError::NotFound)?;
+    let Some(row) = registration::Entity::find_by_id(id).one(&*txn).await? else {
+        // The caller's own attempt is refused as their registration of someone would be.
+        if let Some(gathering_id) = attempts::gathering_of(&*txn, actor, id).await? {
+            gatherings::require_convenor::<RegistrationError>(&*txn, actor, gathering_id).await?;
+        }
+        return Err(RegistrationError::NotFound);
+    };
     gatherings::require_convenor::<RegistrationError>(&*txn, actor, row.gathering_id).await?;
     if row.status != RegistrationStatus::Confirmed {
         return Err(RegistrationError::NotConfirmed);
