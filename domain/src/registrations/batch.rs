@@ -20,12 +20,12 @@ use uuid::Uuid;
 
 use super::{
     NewRegistration, Registration, RegistrationError, RegistrationStatus, attempts, mail,
-    open_mode, places, save_gathering_places, take_places, waitlist_position,
+    open_mode, waitlist_position,
 };
 use crate::{
     AccessError, Database,
     entities::{person, registration},
-    gatherings,
+    places,
 };
 
 /// The most registrations one batch takes; the rest wait for the next.
@@ -98,7 +98,7 @@ pub(crate) async fn register(
 ) -> Result<Registration, RegistrationError> {
     let (reply, answer) = oneshot::channel();
     let gathering_id = waiting.new.gathering_id;
-    if db.registration_queue().push(waiting, reply) {
+    if db.local::<Queue>().push(waiting, reply) {
         // The writer runs on its own, so a caller who goes away does not stop a batch.
         let db = db.clone();
         tokio::spawn(async move { write_batches(&db, gathering_id).await });
@@ -113,7 +113,7 @@ pub(crate) async fn register(
 /// Writes `gathering_id`'s batches until none is waiting.
 async fn write_batches(db: &Database, gathering_id: Uuid) {
     loop {
-        let batch = db.registration_queue().next_batch(gathering_id);
+        let batch = db.local::<Queue>().next_batch(gathering_id);
         if batch.is_empty() {
             return;
         }
@@ -168,7 +168,7 @@ async fn write_batch(
         .await?
         .into_iter()
         .collect();
-    let Some(mut gathering) = gatherings::lock(&*txn, gathering_id).await? else {
+    let Some(mut gathering) = places::lock(&*txn, gathering_id).await? else {
         txn.commit().await?;
         return Ok(batch
             .iter()
@@ -250,7 +250,7 @@ async fn write_batch(
                 so_far.last_hour += 1;
                 // The answer a new registration would get, without taking anything.
                 let mut probe = gathering.clone();
-                let fits = take_places(&mut probe, mode, 1 + waiting.new.companions.0);
+                let fits = places::take(&mut probe, mode, 1 + waiting.new.companions.0);
                 held.push((results.len(), waiting, mode, fits));
                 results.push(None);
                 continue;
@@ -337,7 +337,7 @@ async fn write_batch(
             rejoins,
             rejoins_since,
         };
-        if take_places(&mut gathering, mode, places(&row)) {
+        if places::take(&mut gathering, mode, places::of(&row)) {
             row.status = RegistrationStatus::Confirmed;
         } else {
             gathering.waitlist_seq += 1;
@@ -353,7 +353,7 @@ async fn write_batch(
         results.push(None);
     }
 
-    save_gathering_places(&*txn, &gathering, latest).await?;
+    places::save(&*txn, &gathering, latest).await?;
     for chunk in replaced.chunks(500) {
         registration::Entity::delete_many()
             .filter(registration::Column::Id.is_in(chunk.iter().copied()))
