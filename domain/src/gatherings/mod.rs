@@ -1,5 +1,8 @@
 //! Gatherings: in person, online or both, with separate capacities, a registration window and
-//! their convenors. Registrations against them live in `registrations`.
+//! their convenors. Registrations against them live in `registrations`, which reads this
+//! module; what a change to a gathering does to them (promotion from the waitlist, every one
+//! cancelled with the gathering) and the mail they are sent live here, so this module never
+//! reads `registrations`.
 
 mod calendar;
 pub(crate) mod mail;
