@@ -102,7 +102,7 @@ pub async fn authenticate(
 }
 
 /// The person behind a session token, if the session is live.
-pub(crate) async fn session_actor(
+async fn session_actor(
     db: &Database,
     token: &str,
     now: DateTime<Utc>,
@@ -141,7 +141,7 @@ pub(crate) async fn session_actor(
 }
 
 /// The organisation behind an API token, if the token is live; notes when it was used.
-pub(crate) async fn token_actor(
+async fn token_actor(
     db: &Database,
     token: &str,
     now: DateTime<Utc>,
