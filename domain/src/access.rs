@@ -1,8 +1,33 @@
-//! Who is acting, and the refusals every area shares.
+//! Who is acting, and the refusals every area shares: the caller as established from a session
+//! or an organisation API token, read straight from their tables, so every area can ask who is
+//! calling without importing `people` or `organisations`, which make the credentials.
 
+use chrono::{DateTime, Duration, Utc};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QuerySelect, sea_query::Expr,
+};
 use uuid::Uuid;
 
-use crate::people::Role;
+use crate::{
+    Database,
+    entities::{
+        api_token,
+        enums::{OrganisationRole, Role},
+        organisation_member, person, session,
+    },
+    generations::Areas,
+    secrets::hash_token,
+};
+
+/// How a session token starts (`people` makes them).
+pub const SESSION_TOKEN_PREFIX: &str = "gss_";
+
+/// How an organisation API token starts (`organisations` makes them).
+pub const API_TOKEN_PREFIX: &str = "gso_";
+
+/// How stale an API token's `last_used_at` may get before a use writes it again; keeps reads
+/// from writing.
+const LAST_USED_PRECISION: Duration = Duration::minutes(5);
 
 /// The caller of a service, as established by a session or an organisation API token.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -62,18 +87,89 @@ pub enum AccessError {
 /// reading on as nobody. A database failure stays an error.
 #[tracing::instrument(skip_all)]
 pub async fn authenticate(
-    db: &crate::Database,
+    db: &Database,
     token: &str,
-    now: chrono::DateTime<chrono::Utc>,
-) -> Result<Option<Actor>, sea_orm::DbErr> {
+    now: DateTime<Utc>,
+) -> Result<Option<Actor>, DbErr> {
     let token = token.trim();
-    if token.starts_with(crate::organisations::API_TOKEN_PREFIX) {
-        crate::organisations::token_actor(db, token, now).await
-    } else if token.starts_with(crate::people::SESSION_TOKEN_PREFIX) {
-        crate::people::session_actor(db, token, now).await
+    if token.starts_with(API_TOKEN_PREFIX) {
+        token_actor(db, token, now).await
+    } else if token.starts_with(SESSION_TOKEN_PREFIX) {
+        session_actor(db, token, now).await
     } else {
         Ok(None)
     }
+}
+
+/// The person behind a session token, if the session is live.
+async fn session_actor(
+    db: &Database,
+    token: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<Actor>, sea_orm::DbErr> {
+    /// The session and its person's role, read in one statement: every signed-in request
+    /// starts here.
+    #[derive(sea_orm::FromQueryResult)]
+    struct Live {
+        session_id: Uuid,
+        person_id: Uuid,
+        role: Role,
+    }
+    let live = session::Entity::find()
+        .select_only()
+        .column_as(session::Column::Id, "session_id")
+        .column_as(person::Column::Id, "person_id")
+        .column_as(person::Column::Role, "role")
+        .join(
+            sea_orm::JoinType::InnerJoin,
+            session::Entity::belongs_to(person::Entity)
+                .from(session::Column::PersonId)
+                .to(person::Column::Id)
+                .into(),
+        )
+        .filter(session::Column::TokenHash.eq(hash_token(token)))
+        .filter(session::Column::RevokedAt.is_null())
+        .filter(session::Column::ExpiresAt.gt(now))
+        .into_model::<Live>()
+        .one(db.conn())
+        .await?;
+    Ok(live.map(|live| Actor::Person {
+        person_id: live.person_id,
+        role: live.role,
+        session_id: live.session_id,
+    }))
+}
+
+/// The organisation behind an API token, if the token is live; notes when it was used.
+async fn token_actor(
+    db: &Database,
+    token: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<Actor>, sea_orm::DbErr> {
+    let Some(row) = api_token::Entity::find()
+        .filter(api_token::Column::TokenHash.eq(hash_token(token)))
+        .filter(api_token::Column::RevokedAt.is_null())
+        .one(db.conn())
+        .await?
+    else {
+        return Ok(None);
+    };
+    if row
+        .last_used_at
+        .is_none_or(|at| now - at > LAST_USED_PRECISION)
+    {
+        let txn = db.begin_write_on(Areas::NONE).await?;
+        api_token::Entity::update_many()
+            .col_expr(api_token::Column::LastUsedAt, Expr::value(now))
+            .filter(api_token::Column::Id.eq(row.id))
+            .exec(&*txn)
+            .await?;
+        txn.commit().await?;
+    }
+    Ok(Some(Actor::Organisation {
+        organisation_id: row.organisation_id,
+        token_id: row.id,
+    }))
 }
 
 /// Refuses anyone who does not act for `organisation_id`: its people (owners and members) and
@@ -93,9 +189,7 @@ where
             ..
         } => *own == organisation_id,
         Actor::Person { person_id, .. } => {
-            crate::organisations::role_of(conn, organisation_id, *person_id)
-                .await?
-                .is_some()
+            role_of(conn, organisation_id, *person_id).await?.is_some()
         }
     };
     if allowed {
@@ -106,6 +200,21 @@ where
                 .into(),
         )
     }
+}
+
+/// The person's role in an organisation, if they are a member (`organisations::role` outside
+/// a transaction).
+pub(crate) async fn role_of(
+    conn: &impl ConnectionTrait,
+    organisation_id: Uuid,
+    person_id: Uuid,
+) -> Result<Option<OrganisationRole>, DbErr> {
+    Ok(organisation_member::Entity::find()
+        .filter(organisation_member::Column::OrganisationId.eq(organisation_id))
+        .filter(organisation_member::Column::PersonId.eq(person_id))
+        .one(conn)
+        .await?
+        .map(|m| m.role))
 }
 
 /// Refuses nobody (`Unauthenticated`) before any lookup, so an anonymous caller learns nothing

@@ -11,8 +11,7 @@ use uuid::Uuid;
 
 use crate::{
     Database, InvalidInput,
-    entities::{change, pledge, pledge_change},
-    pledges::PledgeStatus,
+    entities::{change, enums::PledgeStatus, pledge, pledge_change},
 };
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

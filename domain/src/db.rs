@@ -2,7 +2,13 @@
 //! queue on an in-process lock instead of failing with "database is locked"; PostgreSQL relies on
 //! its own row locks and unique keys, which is what lets several servers share one database.
 
-use std::{ops::Deref, sync::Arc, time::Duration};
+use std::{
+    any::{Any, TypeId},
+    collections::HashMap,
+    ops::Deref,
+    sync::Arc,
+    time::Duration,
+};
 
 use sea_orm::{
     ConnectOptions, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
@@ -22,7 +28,7 @@ pub struct Database {
     conn: DatabaseConnection,
     sqlite_writer: Option<Arc<Mutex<()>>>,
     stripes: Arc<[Arc<Mutex<()>>]>,
-    registrations: Arc<crate::registrations::batch::Queue>,
+    local: Arc<Local>,
     generations: Arc<Generations>,
 }
 
@@ -50,7 +56,7 @@ impl Database {
             conn,
             sqlite_writer,
             stripes: (0..STRIPES).map(|_| Arc::new(Mutex::new(()))).collect(),
-            registrations: Arc::default(),
+            local: Arc::default(),
             generations: Arc::default(),
         })
     }
@@ -102,9 +108,20 @@ impl Database {
         self.stripes[stripe].clone().lock_owned().await
     }
 
-    /// Registrations waiting for their gathering's next batch in this process.
-    pub(crate) fn registration_queue(&self) -> &crate::registrations::batch::Queue {
-        &self.registrations
+    /// The value of type `T` this process keeps beside the handle (and its clones), made on
+    /// first use: the registration batch queue lives here, so this module need not know of it.
+    pub(crate) fn local<T: Any + Default + Send + Sync>(&self) -> Arc<T> {
+        let mut values = self.local.0.lock().unwrap_or_else(|e| e.into_inner());
+        let value = values
+            .entry(TypeId::of::<T>())
+            .or_insert_with(|| Arc::new(T::default()))
+            .clone();
+        // The entry under `T`'s id always holds a `T`; were it not so, a fresh one replaces it.
+        value.downcast::<T>().unwrap_or_else(|_| {
+            let fresh = Arc::new(T::default());
+            values.insert(TypeId::of::<T>(), fresh.clone());
+            fresh
+        })
     }
 
     pub async fn ping(&self) -> Result<(), DbErr> {
@@ -115,6 +132,18 @@ impl Database {
     /// that a page's statement count does not grow with its size.
     pub fn on_statement(&mut self, callback: impl Fn() + Send + Sync + 'static) {
         self.conn.set_metric_callback(move |_| callback());
+    }
+}
+
+/// What this process keeps beside a handle for the areas above storage, one value per type (see
+/// [`Database::local`]). Nothing in it is authoritative: several servers agree only through the
+/// database.
+#[derive(Default)]
+struct Local(std::sync::Mutex<HashMap<TypeId, Arc<dyn Any + Send + Sync>>>);
+
+impl std::fmt::Debug for Local {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Local").finish_non_exhaustive()
     }
 }
 

@@ -18,6 +18,7 @@ pub mod movement;
 pub mod organisations;
 pub mod page;
 pub mod people;
+pub mod personal_data;
 pub mod places;
 pub mod pledges;
 pub mod progress;

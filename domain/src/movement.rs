@@ -102,13 +102,21 @@ pub async fn summary(
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> Result<MovementSummary, DbErr> {
-    let mut totals = Figures::default();
-    let mut by_change: BTreeMap<Change, Figures> = Change::ALL
-        .into_iter()
-        .map(|c| (c, Figures::default()))
-        .collect();
-    let mut by_region: BTreeMap<String, Figures> = BTreeMap::new();
+    let totals = totals(db, from, to).await?;
+    let by_change = by_change(db, from, to).await?;
+    let by_region = by_region(db, from, to).await?;
+    Ok(MovementSummary {
+        from,
+        to,
+        totals,
+        by_change: by_change.into_iter().collect(),
+        by_region,
+    })
+}
 
+/// The figures for the whole movement.
+async fn totals(db: &Database, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<Figures, DbErr> {
+    let mut totals = Figures::default();
     for row in rows(db, &pledges_made(from, to)).await? {
         totals.pledges_made = count(&row, 0)?;
         totals.organisations_pledging = count(&row, 1)?;
@@ -119,8 +127,19 @@ pub async fn summary(
     for row in rows(db, &active_coalitions(from, to)).await? {
         totals.active_coalitions = count(&row, 0)?;
     }
+    Ok(totals)
+}
 
-    // By change: pledges through their changes, updates through their pledge's or coalition's.
+/// By change: pledges through their changes, updates through their pledge's or coalition's.
+async fn by_change(
+    db: &Database,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<BTreeMap<Change, Figures>, DbErr> {
+    let mut by_change: BTreeMap<Change, Figures> = Change::ALL
+        .into_iter()
+        .map(|c| (c, Figures::default()))
+        .collect();
     let statement = pledges_made(from, to)
         .column((pledge_change::Entity, pledge_change::Column::Change))
         .inner_join(
@@ -187,8 +206,16 @@ pub async fn summary(
             f.active_coalitions = count(&row, 0)?;
         }
     }
+    Ok(by_change)
+}
 
-    // By region: of the pledging, posting or leading organisation.
+/// By region: of the pledging, posting or leading organisation, in the regions' own order.
+async fn by_region(
+    db: &Database,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Vec<(Region, Figures)>, DbErr> {
+    let mut by_region: BTreeMap<String, Figures> = BTreeMap::new();
     let region = (organisation::Entity, organisation::Column::Region);
     let statement = pledges_made(from, to)
         .column(region)
@@ -248,13 +275,7 @@ pub async fn summary(
         use sea_orm::Iterable;
         Region::iter().position(|r| r == *region)
     });
-    Ok(MovementSummary {
-        from,
-        to,
-        totals,
-        by_change: by_change.into_iter().collect(),
-        by_region: regions,
-    })
+    Ok(regions)
 }
 
 fn change_of(row: &QueryResult, index: usize) -> Result<Option<Change>, DbErr> {

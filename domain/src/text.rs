@@ -122,9 +122,70 @@ impl WebUrl {
     }
 }
 
+/// A normalised email address: trimmed, lowercased, and valid by RFC 5322's address syntax
+/// with a dotted domain.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct EmailAddress(String);
+
+impl EmailAddress {
+    pub fn parse(value: &str) -> Result<Self, InvalidInput> {
+        let value = value.trim().to_lowercase();
+        if value.is_empty() {
+            return Err(InvalidInput::new("must not be empty"));
+        }
+        if value.len() > 254 {
+            return Err(InvalidInput::new("must be at most 254 characters"));
+        }
+        let parsed = email_address::EmailAddress::parse_with_options(
+            &value,
+            email_address::Options::default().without_display_text(),
+        )
+        .map_err(|_| InvalidInput::new("is not an email address, like name@example.org"))?;
+        if !parsed.domain().contains('.') || parsed.domain().starts_with('[') {
+            return Err(InvalidInput::new(
+                "is not an email address, like name@example.org",
+            ));
+        }
+        Ok(Self(value))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for EmailAddress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn email_addresses_are_trimmed_and_lowercased() {
+        let email = EmailAddress::parse("  Ada.Lovelace@Example.ORG ").map(|e| e.0);
+        assert_eq!(email, Ok("ada.lovelace@example.org".to_owned()));
+    }
+
+    #[test]
+    fn malformed_email_addresses_are_refused() {
+        for bad in [
+            "",
+            "ada",
+            "ada@",
+            "@example.org",
+            "ada@localhost",
+            "a b@example.org",
+            "Ada <ada@example.org>",
+        ] {
+            assert!(EmailAddress::parse(bad).is_err(), "{bad:?} was accepted");
+        }
+        let long = format!("{}@example.org", "a".repeat(250));
+        assert!(EmailAddress::parse(&long).is_err());
+    }
 
     #[test]
     fn slug_from_name_drops_punctuation_and_accents() {

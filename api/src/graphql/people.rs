@@ -8,6 +8,7 @@ use groundswell_domain::{
         self, DigestPreferencesUpdate, DisplayName, EmailAddress, HourOfDay,
         Person as DomainPerson, TimeZone, Weekday,
     },
+    personal_data,
 };
 
 use super::{
@@ -353,7 +354,9 @@ impl PeopleQuery {
     /// Everything Groundswell holds about the signed-in person.
     async fn my_data(&self, ctx: &Context<'_>) -> ApiResult<Json<serde_json::Value>> {
         super::visibility::private(ctx);
-        Ok(Json(people::my_data(&app(ctx)?.db, actor(ctx)?).await?))
+        Ok(Json(
+            personal_data::my_data(&app(ctx)?.db, actor(ctx)?).await?,
+        ))
     }
 }
 
@@ -453,7 +456,7 @@ impl PeopleMutation {
     /// forgotten. The only owner of an organisation must hand it over first (CONFLICT).
     async fn erase_my_data(&self, ctx: &Context<'_>) -> ApiResult<bool> {
         let app = app(ctx)?;
-        let changed = people::erase(&app.db, actor(ctx)?, groundswell_domain::now()).await?;
+        let changed = personal_data::erase(&app.db, actor(ctx)?, groundswell_domain::now()).await?;
         // Their places went to the waitlist: those promoted are mailed, watchers told.
         app.mail_queued.notify_one();
         for gathering_id in changed {

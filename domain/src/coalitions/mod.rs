@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, entity::prelude::*,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
 };
 use uuid::Uuid;
 
@@ -25,31 +25,7 @@ use crate::{
     webhooks,
 };
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum)]
-#[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
-pub enum CoalitionStatus {
-    #[sea_orm(string_value = "FORMING")]
-    Forming,
-    #[sea_orm(string_value = "ACTIVE")]
-    Active,
-    #[sea_orm(string_value = "CONCLUDED")]
-    Concluded,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum)]
-#[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
-pub enum MembershipStatus {
-    /// The lead invited the organisation; it has not accepted yet.
-    #[sea_orm(string_value = "INVITED")]
-    Invited,
-    /// The organisation asked to join; the lead has not approved yet.
-    #[sea_orm(string_value = "REQUESTED")]
-    Requested,
-    #[sea_orm(string_value = "ACTIVE")]
-    Active,
-    #[sea_orm(string_value = "LEFT")]
-    Left,
-}
+pub use crate::entities::enums::{CoalitionStatus, MembershipStatus};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Coalition {

@@ -1,6 +1,6 @@
 use sea_orm::entity::prelude::*;
 
-use crate::coalitions::CoalitionStatus;
+use crate::entities::enums::CoalitionStatus;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "coalitions")]

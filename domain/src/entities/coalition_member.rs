@@ -1,6 +1,6 @@
 use sea_orm::entity::prelude::*;
 
-use crate::coalitions::MembershipStatus;
+use crate::entities::enums::MembershipStatus;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "coalition_members")]

@@ -1,9 +1,6 @@
 use sea_orm::entity::prelude::*;
 
-use crate::{
-    gatherings::{GatheringFormat, GatheringStatus},
-    organisations::Region,
-};
+use crate::entities::enums::{GatheringFormat, GatheringStatus, Region};
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "gatherings")]

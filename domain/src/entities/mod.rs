@@ -7,6 +7,7 @@ pub(crate) mod coalition_change;
 pub(crate) mod coalition_member;
 pub(crate) mod digest;
 pub(crate) mod digest_fence;
+pub(crate) mod enums;
 pub(crate) mod gathering;
 pub(crate) mod gathering_convenor;
 pub(crate) mod on_behalf_attempt;

@@ -1,6 +1,6 @@
 use sea_orm::entity::prelude::*;
 
-use crate::registrations::{AttendanceMode, RegistrationStatus};
+use crate::entities::enums::{AttendanceMode, RegistrationStatus};
 
 /// A registration asked for on someone's behalf when they already held a place the caller did
 /// not make: kept so the caller is answered (and limited) exactly as for a new registration,

@@ -1,6 +1,6 @@
 use sea_orm::entity::prelude::*;
 
-use crate::organisations::{OrganisationKind, Region};
+use crate::entities::enums::{OrganisationKind, Region};
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "organisations")]

@@ -1,6 +1,6 @@
 use sea_orm::entity::prelude::*;
 
-use crate::organisations::OrganisationRole;
+use crate::entities::enums::OrganisationRole;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "organisation_members")]

@@ -1,6 +1,6 @@
 use sea_orm::entity::prelude::*;
 
-use crate::mail::OutboxStatus;
+use crate::entities::enums::OutboxStatus;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "outbox")]

@@ -1,6 +1,6 @@
 use sea_orm::entity::prelude::*;
 
-use crate::people::{DigestFrequency, Role};
+use crate::entities::enums::{DigestFrequency, Role};
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "people")]

@@ -1,6 +1,6 @@
 use sea_orm::entity::prelude::*;
 
-use crate::pledges::PledgeStatus;
+use crate::entities::enums::PledgeStatus;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "pledges")]

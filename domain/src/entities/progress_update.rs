@@ -1,6 +1,6 @@
 use sea_orm::entity::prelude::*;
 
-use crate::progress::ProgressSignal;
+use crate::entities::enums::ProgressSignal;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "progress_updates")]

@@ -1,6 +1,6 @@
 use sea_orm::entity::prelude::*;
 
-use crate::registrations::{AttendanceMode, RegistrationStatus};
+use crate::entities::enums::{AttendanceMode, RegistrationStatus};
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "registrations")]

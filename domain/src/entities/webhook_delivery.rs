@@ -1,6 +1,6 @@
 use sea_orm::entity::prelude::*;
 
-use crate::webhooks::DeliveryStatus;
+use crate::entities::enums::DeliveryStatus;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "webhook_deliveries")]

@@ -1,73 +1,39 @@
 //! Gatherings: in person, online or both, with separate capacities, a registration window and
-//! their convenors. Registrations against them live in `registrations`.
+//! their convenors. Registrations against them live in `registrations`, which reads this
+//! module; what a change to a gathering does to them (promotion from the waitlist, every one
+//! cancelled with the gathering) and the mail they are sent live here, so this module never
+//! reads `registrations`.
 
 mod calendar;
+pub(crate) mod mail;
+mod waitlist;
 
 pub use calendar::CalendarEntry;
+pub use mail::{local_time, when};
+pub(crate) use waitlist::{cancel_all, promote};
 
 use crate::generations::Areas;
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DbBackend, DbErr, EntityTrait,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Select, entity::prelude::*,
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect,
 };
-use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::{
     AccessError, Actor, Database, InvalidInput,
     db::is_unique_violation,
-    entities::{gathering, gathering_convenor},
-    organisations::Region,
-    people::{Role, TimeZone},
-    registrations::{self, AttendanceMode},
+    entities::{
+        enums::{AttendanceMode, Region, Role},
+        gathering, gathering_convenor,
+    },
+    people::TimeZone,
+    places,
     text::{self, Slug, WebUrl},
     time::Moment,
 };
 
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Serialize, Deserialize,
-)]
-#[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum GatheringFormat {
-    #[sea_orm(string_value = "IN_PERSON")]
-    InPerson,
-    #[sea_orm(string_value = "ONLINE")]
-    Online,
-    #[sea_orm(string_value = "HYBRID")]
-    Hybrid,
-}
-
-impl GatheringFormat {
-    pub fn allows(self, mode: AttendanceMode) -> bool {
-        matches!(
-            (self, mode),
-            (GatheringFormat::Hybrid, _)
-                | (GatheringFormat::InPerson, AttendanceMode::InPerson)
-                | (GatheringFormat::Online, AttendanceMode::Online)
-        )
-    }
-
-    /// The mode a registration takes when it names none.
-    pub fn default_mode(self) -> AttendanceMode {
-        match self {
-            GatheringFormat::Online => AttendanceMode::Online,
-            _ => AttendanceMode::InPerson,
-        }
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum)]
-#[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
-pub enum GatheringStatus {
-    #[sea_orm(string_value = "DRAFT")]
-    Draft,
-    #[sea_orm(string_value = "PUBLISHED")]
-    Published,
-    #[sea_orm(string_value = "CANCELLED")]
-    Cancelled,
-}
+pub use crate::entities::enums::{GatheringFormat, GatheringStatus};
 
 /// A number of places: 0 to 100,000. No capacity at all means unlimited.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -390,22 +356,6 @@ fn may_see_drafts(actor: &Actor) -> bool {
     )
 }
 
-/// Selects a gathering row, locking it for the transaction on PostgreSQL. (SQLite writers are
-/// already one at a time.) Every change to a gathering's places takes this lock first, which is
-/// what keeps confirmed places within capacity under any concurrency.
-pub(crate) async fn lock(
-    conn: &impl ConnectionTrait,
-    id: Uuid,
-) -> Result<Option<gathering::Model>, DbErr> {
-    let query = gathering::Entity::find_by_id(id);
-    let query: Select<gathering::Entity> = if conn.get_database_backend() == DbBackend::Postgres {
-        query.lock_exclusive()
-    } else {
-        query
-    };
-    query.one(conn).await
-}
-
 /// Creates a draft gathering; convenors and admins only. The creator becomes its convenor.
 #[tracing::instrument(skip_all, fields(gathering.slug = %new.slug))]
 pub async fn create(
@@ -478,7 +428,9 @@ pub async fn update(
     actor.person()?;
     let _queue = db.serialize(id).await;
     let txn = db.begin_write_on(Areas::GATHERINGS).await?;
-    let row = lock(&*txn, id).await?.ok_or(GatheringError::NotFound)?;
+    let row = places::lock(&*txn, id)
+        .await?
+        .ok_or(GatheringError::NotFound)?;
     require_convenor::<GatheringError>(&*txn, actor, id).await?;
     if row.status == GatheringStatus::Cancelled {
         return Err(GatheringError::Cancelled);
@@ -546,7 +498,7 @@ pub async fn update(
     let mut saved = sea_orm::ActiveModelTrait::update(active, &*txn).await?;
     if next.status == GatheringStatus::Published {
         for mode in [AttendanceMode::InPerson, AttendanceMode::Online] {
-            registrations::promote(&*txn, &mut saved, mode, now).await?;
+            promote(&*txn, &mut saved, mode, now).await?;
         }
     }
     txn.commit().await?;
@@ -563,7 +515,9 @@ pub async fn publish(
     actor.person()?;
     let _queue = db.serialize(id).await;
     let txn = db.begin_write_on(Areas::GATHERINGS).await?;
-    let row = lock(&*txn, id).await?.ok_or(GatheringError::NotFound)?;
+    let row = places::lock(&*txn, id)
+        .await?
+        .ok_or(GatheringError::NotFound)?;
     require_convenor::<GatheringError>(&*txn, actor, id).await?;
     match row.status {
         GatheringStatus::Cancelled => return Err(GatheringError::Cancelled),
@@ -590,7 +544,9 @@ pub async fn cancel(
     actor.person()?;
     let _queue = db.serialize(id).await;
     let txn = db.begin_write_on(Areas::GATHERINGS).await?;
-    let row = lock(&*txn, id).await?.ok_or(GatheringError::NotFound)?;
+    let row = places::lock(&*txn, id)
+        .await?
+        .ok_or(GatheringError::NotFound)?;
     require_convenor::<GatheringError>(&*txn, actor, id).await?;
     if row.status == GatheringStatus::Cancelled {
         return Err(GatheringError::Cancelled);
@@ -603,7 +559,7 @@ pub async fn cancel(
     active.sequence = Set(active.sequence.as_ref() + 1);
     active.updated_at = Set(now);
     let saved = sea_orm::ActiveModelTrait::update(active, &*txn).await?;
-    registrations::cancel_all(&*txn, &saved, now).await?;
+    cancel_all(&*txn, &saved, now).await?;
     txn.commit().await?;
     Ok(saved.into())
 }

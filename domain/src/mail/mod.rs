@@ -9,25 +9,14 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, entity::prelude::*, sea_query::Expr,
+    QueryFilter, QueryOrder, QuerySelect, sea_query::Expr,
 };
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::{AccessError, Actor, Database, entities::outbox, people::EmailAddress};
+use crate::{AccessError, Actor, Database, entities::outbox, text::EmailAddress};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, EnumIter, DeriveActiveEnum)]
-#[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
-pub enum OutboxStatus {
-    #[sea_orm(string_value = "PENDING")]
-    Pending,
-    #[sea_orm(string_value = "SENDING")]
-    Sending,
-    #[sea_orm(string_value = "SENT")]
-    Sent,
-    #[sea_orm(string_value = "FAILED")]
-    Failed,
-}
+pub use crate::entities::enums::OutboxStatus;
 
 /// Every message Groundswell sends, by the name of its templates in the API's mail folder.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

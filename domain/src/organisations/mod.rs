@@ -3,7 +3,6 @@
 
 mod tokens;
 
-pub(crate) use tokens::token_actor;
 pub use tokens::{
     API_TOKEN_PREFIX, ApiToken, NewApiToken, api_tokens, create_api_token, revoke_api_token,
     token_name,
@@ -13,13 +12,14 @@ use crate::generations::Areas;
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, entity::prelude::*,
+    QueryFilter, QueryOrder, QuerySelect,
 };
 use serde_json::json;
 use uuid::Uuid;
 
 use crate::{
     AccessError, Actor, Database, InvalidInput,
+    access::role_of,
     db::is_unique_violation,
     entities::{organisation, organisation_member},
     mail::{self, Mail, Template},
@@ -28,59 +28,7 @@ use crate::{
     text::{self, Slug, WebUrl},
 };
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum)]
-#[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
-pub enum OrganisationKind {
-    #[sea_orm(string_value = "COUNCIL")]
-    Council,
-    #[sea_orm(string_value = "NATIONAL_CHARITY")]
-    NationalCharity,
-    #[sea_orm(string_value = "CARE_PROVIDER")]
-    CareProvider,
-    #[sea_orm(string_value = "USER_LED_ORGANISATION")]
-    UserLedOrganisation,
-    #[sea_orm(string_value = "COMMUNITY_GROUP")]
-    CommunityGroup,
-    #[sea_orm(string_value = "NHS_BODY")]
-    NhsBody,
-    #[sea_orm(string_value = "OTHER")]
-    Other,
-}
-
-/// England's regions, or the whole country for national bodies.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum)]
-#[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
-pub enum Region {
-    #[sea_orm(string_value = "NATIONAL")]
-    National,
-    #[sea_orm(string_value = "NORTH_EAST")]
-    NorthEast,
-    #[sea_orm(string_value = "NORTH_WEST")]
-    NorthWest,
-    #[sea_orm(string_value = "YORKSHIRE_AND_THE_HUMBER")]
-    YorkshireAndTheHumber,
-    #[sea_orm(string_value = "EAST_MIDLANDS")]
-    EastMidlands,
-    #[sea_orm(string_value = "WEST_MIDLANDS")]
-    WestMidlands,
-    #[sea_orm(string_value = "EAST_OF_ENGLAND")]
-    EastOfEngland,
-    #[sea_orm(string_value = "LONDON")]
-    London,
-    #[sea_orm(string_value = "SOUTH_EAST")]
-    SouthEast,
-    #[sea_orm(string_value = "SOUTH_WEST")]
-    SouthWest,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum)]
-#[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
-pub enum OrganisationRole {
-    #[sea_orm(string_value = "OWNER")]
-    Owner,
-    #[sea_orm(string_value = "MEMBER")]
-    Member,
-}
+pub use crate::entities::enums::{OrganisationKind, OrganisationRole, Region};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Organisation {
@@ -238,20 +186,6 @@ pub async fn role(
     role_of(db.conn(), organisation_id, person_id).await
 }
 
-/// [`role`], inside a transaction.
-pub(crate) async fn role_of(
-    conn: &impl ConnectionTrait,
-    organisation_id: Uuid,
-    person_id: Uuid,
-) -> Result<Option<OrganisationRole>, DbErr> {
-    Ok(organisation_member::Entity::find()
-        .filter(organisation_member::Column::OrganisationId.eq(organisation_id))
-        .filter(organisation_member::Column::PersonId.eq(person_id))
-        .one(conn)
-        .await?
-        .map(|m| m.role))
-}
-
 /// Refuses anyone but an owner of `organisation_id` (which must exist); returns the owner.
 pub(crate) async fn require_owner(
     conn: &impl ConnectionTrait,
@@ -365,6 +299,21 @@ pub(crate) async fn lock(conn: &impl ConnectionTrait, id: Uuid) -> Result<(), Db
             .await?;
     }
     Ok(())
+}
+
+/// Locks the organisation's row for the rest of the transaction (PostgreSQL; SQLite writers
+/// are already one at a time), so the changes' organisation counts stay exact under concurrent
+/// pledge writes for one organisation (and webhook endpoints within their limit). False when
+/// there is no such organisation.
+pub(crate) async fn lock_organisation(
+    conn: &impl ConnectionTrait,
+    organisation_id: Uuid,
+) -> Result<bool, DbErr> {
+    Ok(organisation::Entity::find_by_id(organisation_id)
+        .lock_exclusive()
+        .one(conn)
+        .await?
+        .is_some())
 }
 
 pub(crate) async fn owner_count(

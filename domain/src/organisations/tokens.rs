@@ -1,11 +1,8 @@
 //! Organisation API tokens: random, shown once, stored only as a hash, revocable.
 
 use crate::generations::Areas;
-use chrono::{DateTime, Duration, Utc};
-use sea_orm::{
-    ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    sea_query::Expr,
-};
+use chrono::{DateTime, Utc};
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use uuid::Uuid;
 
 use super::{OrganisationError, require_owner};
@@ -16,10 +13,7 @@ use crate::{
     text,
 };
 
-pub const API_TOKEN_PREFIX: &str = "gso_";
-
-/// How stale `last_used_at` may get before a use writes it again; keeps reads from writing.
-const LAST_USED_PRECISION: Duration = Duration::minutes(5);
+pub use crate::access::API_TOKEN_PREFIX;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ApiToken {
@@ -130,36 +124,4 @@ pub async fn api_tokens(
         .into_iter()
         .map(ApiToken::from)
         .collect())
-}
-
-/// The organisation behind an API token, if the token is live; notes when it was used.
-pub(crate) async fn token_actor(
-    db: &Database,
-    token: &str,
-    now: DateTime<Utc>,
-) -> Result<Option<Actor>, sea_orm::DbErr> {
-    let Some(row) = api_token::Entity::find()
-        .filter(api_token::Column::TokenHash.eq(hash_token(token)))
-        .filter(api_token::Column::RevokedAt.is_null())
-        .one(db.conn())
-        .await?
-    else {
-        return Ok(None);
-    };
-    if row
-        .last_used_at
-        .is_none_or(|at| now - at > LAST_USED_PRECISION)
-    {
-        let txn = db.begin_write_on(Areas::NONE).await?;
-        api_token::Entity::update_many()
-            .col_expr(api_token::Column::LastUsedAt, Expr::value(now))
-            .filter(api_token::Column::Id.eq(row.id))
-            .exec(&*txn)
-            .await?;
-        txn.commit().await?;
-    }
-    Ok(Some(Actor::Organisation {
-        organisation_id: row.organisation_id,
-        token_id: row.id,
-    }))
 }

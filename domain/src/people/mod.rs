@@ -1,18 +1,14 @@
 //! People: who they are, their role, their digest preferences, and passwordless sign-in.
 
-mod data;
 mod sign_in;
 
-pub use data::{erase, my_data};
+pub(crate) use sign_in::create_session;
 pub use sign_in::{
     NewSession, SESSION_TOKEN_PREFIX, SIGN_IN_LINK_LIFETIME, SIGN_IN_PURPOSE,
     SIGN_IN_REQUESTS_PER_HOUR, request_sign_in, sign_in, sign_out,
 };
-pub(crate) use sign_in::{create_session, session_actor};
 
 use crate::generations::Areas;
-use std::fmt;
-
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter,
@@ -22,43 +18,8 @@ use uuid::Uuid;
 
 use crate::{AccessError, Actor, Database, InvalidInput, changes::Change, entities::person, text};
 
-/// A normalised email address: trimmed, lowercased, and valid by RFC 5322's address syntax
-/// with a dotted domain.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct EmailAddress(String);
-
-impl EmailAddress {
-    pub fn parse(value: &str) -> Result<Self, InvalidInput> {
-        let value = value.trim().to_lowercase();
-        if value.is_empty() {
-            return Err(InvalidInput::new("must not be empty"));
-        }
-        if value.len() > 254 {
-            return Err(InvalidInput::new("must be at most 254 characters"));
-        }
-        let parsed = email_address::EmailAddress::parse_with_options(
-            &value,
-            email_address::Options::default().without_display_text(),
-        )
-        .map_err(|_| InvalidInput::new("is not an email address, like name@example.org"))?;
-        if !parsed.domain().contains('.') || parsed.domain().starts_with('[') {
-            return Err(InvalidInput::new(
-                "is not an email address, like name@example.org",
-            ));
-        }
-        Ok(Self(value))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for EmailAddress {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+pub use crate::entities::enums::{DigestFrequency, Role};
+pub use crate::text::EmailAddress;
 
 /// An IANA time zone name, such as `Europe/London`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -96,30 +57,6 @@ impl DisplayName {
     pub fn as_str(&self) -> &str {
         &self.0
     }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum)]
-#[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
-pub enum Role {
-    #[sea_orm(string_value = "ATTENDEE")]
-    Attendee,
-    #[sea_orm(string_value = "CONVENOR")]
-    Convenor,
-    #[sea_orm(string_value = "ADMIN")]
-    Admin,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum)]
-#[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
-pub enum DigestFrequency {
-    #[sea_orm(string_value = "DAILY")]
-    Daily,
-    #[sea_orm(string_value = "WEEKLY")]
-    Weekly,
-    #[sea_orm(string_value = "MONTHLY")]
-    Monthly,
-    #[sea_orm(string_value = "NEVER")]
-    Never,
 }
 
 /// When and what a person's email digest holds.
@@ -429,29 +366,6 @@ pub async fn update_profile(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn email_addresses_are_trimmed_and_lowercased() {
-        let email = EmailAddress::parse("  Ada.Lovelace@Example.ORG ").map(|e| e.0);
-        assert_eq!(email, Ok("ada.lovelace@example.org".to_owned()));
-    }
-
-    #[test]
-    fn malformed_email_addresses_are_refused() {
-        for bad in [
-            "",
-            "ada",
-            "ada@",
-            "@example.org",
-            "ada@localhost",
-            "a b@example.org",
-            "Ada <ada@example.org>",
-        ] {
-            assert!(EmailAddress::parse(bad).is_err(), "{bad:?} was accepted");
-        }
-        let long = format!("{}@example.org", "a".repeat(250));
-        assert!(EmailAddress::parse(&long).is_err());
-    }
 
     #[test]
     fn time_zones_are_iana_names() {

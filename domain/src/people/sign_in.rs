@@ -8,7 +8,7 @@ use crate::generations::Areas;
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
-    QuerySelect, sea_query::Expr,
+    sea_query::Expr,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -17,7 +17,7 @@ use super::{EmailAddress, PeopleError, Person, find_or_create};
 use crate::{
     Actor, Database,
     access::AccessError,
-    entities::{person, session, sign_in_token},
+    entities::{session, sign_in_token},
     mail::{self, Mail, Template},
     secrets::{SecretKey, hash_token, random_token},
 };
@@ -25,7 +25,7 @@ use crate::{
 pub const SIGN_IN_PURPOSE: &str = "sign-in";
 pub const SIGN_IN_LINK_LIFETIME: Duration = Duration::minutes(30);
 pub const SIGN_IN_REQUESTS_PER_HOUR: u64 = 5;
-pub const SESSION_TOKEN_PREFIX: &str = "gss_";
+pub use crate::access::SESSION_TOKEN_PREFIX;
 const SESSION_LIFETIME: Duration = Duration::days(30);
 
 /// Queues a sign-in link for `email`, whether or not an account exists. Refused after
@@ -170,43 +170,4 @@ pub async fn sign_out(db: &Database, actor: &Actor, now: DateTime<Utc>) -> Resul
         .await?;
     txn.commit().await?;
     Ok(())
-}
-
-/// The person behind a session token, if the session is live.
-pub(crate) async fn session_actor(
-    db: &Database,
-    token: &str,
-    now: DateTime<Utc>,
-) -> Result<Option<Actor>, sea_orm::DbErr> {
-    /// The session and its person's role, read in one statement: every signed-in request
-    /// starts here.
-    #[derive(sea_orm::FromQueryResult)]
-    struct Live {
-        session_id: Uuid,
-        person_id: Uuid,
-        role: super::Role,
-    }
-    let live = session::Entity::find()
-        .select_only()
-        .column_as(session::Column::Id, "session_id")
-        .column_as(person::Column::Id, "person_id")
-        .column_as(person::Column::Role, "role")
-        .join(
-            sea_orm::JoinType::InnerJoin,
-            session::Entity::belongs_to(person::Entity)
-                .from(session::Column::PersonId)
-                .to(person::Column::Id)
-                .into(),
-        )
-        .filter(session::Column::TokenHash.eq(hash_token(token)))
-        .filter(session::Column::RevokedAt.is_null())
-        .filter(session::Column::ExpiresAt.gt(now))
-        .into_model::<Live>()
-        .one(db.conn())
-        .await?;
-    Ok(live.map(|live| Actor::Person {
-        person_id: live.person_id,
-        role: live.role,
-        session_id: live.session_id,
-    }))
 }

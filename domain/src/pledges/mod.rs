@@ -11,7 +11,6 @@ use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DbErr,
     EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait, Select,
-    entity::prelude::*,
 };
 use uuid::Uuid;
 
@@ -21,21 +20,12 @@ use crate::{
     changes::{self, Change, ChangeSet},
     coalitions::{self, MembershipStatus},
     entities::{coalition, organisation, pledge, pledge_change},
-    organisations::{OrganisationKind, Region},
+    organisations::{OrganisationKind, Region, lock_organisation},
     page::{Page, PageRequest},
     text, webhooks,
 };
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum)]
-#[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
-pub enum PledgeStatus {
-    #[sea_orm(string_value = "ACTIVE")]
-    Active,
-    #[sea_orm(string_value = "ACHIEVED")]
-    Achieved,
-    #[sea_orm(string_value = "WITHDRAWN")]
-    Withdrawn,
-}
+pub use crate::entities::enums::PledgeStatus;
 
 /// How long an active pledge may go without a progress update before it counts as gone quiet,
 /// unless configured otherwise.
@@ -183,20 +173,6 @@ pub enum PledgeError {
     Withdrawn,
     #[error(transparent)]
     Database(#[from] DbErr),
-}
-
-/// Locks the organisation's row for the rest of the transaction (PostgreSQL; SQLite writers
-/// are already one at a time), so the changes' organisation counts stay exact under concurrent
-/// pledge writes for one organisation.
-pub(crate) async fn lock_organisation(
-    conn: &impl ConnectionTrait,
-    organisation_id: Uuid,
-) -> Result<bool, DbErr> {
-    Ok(organisation::Entity::find_by_id(organisation_id)
-        .lock_exclusive()
-        .one(conn)
-        .await?
-        .is_some())
 }
 
 /// Makes a pledge for an organisation, by its people or its API token. A pledge on behalf of a

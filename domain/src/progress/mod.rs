@@ -11,7 +11,6 @@ use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DbErr,
     EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait, Select,
-    entity::prelude::*,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -30,18 +29,7 @@ use crate::{
     webhooks,
 };
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum)]
-#[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
-pub enum ProgressSignal {
-    #[sea_orm(string_value = "ON_TRACK")]
-    OnTrack,
-    #[sea_orm(string_value = "AT_RISK")]
-    AtRisk,
-    #[sea_orm(string_value = "OFF_TRACK")]
-    OffTrack,
-    #[sea_orm(string_value = "DONE")]
-    Done,
-}
+pub use crate::entities::enums::ProgressSignal;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ProgressUpdate {
@@ -218,7 +206,7 @@ pub async fn post(
             require_acts_for::<ProgressError>(&*txn, actor, found.organisation_id).await?;
             // The pledge's writes queue on its organisation's row; read it again under that
             // lock, so a withdrawal just made is seen and never overwritten as achieved.
-            pledges::lock_organisation(&*txn, found.organisation_id).await?;
+            crate::organisations::lock_organisation(&*txn, found.organisation_id).await?;
             let row = pledge::Entity::find_by_id(pledge_id)
                 .one(&*txn)
                 .await?

@@ -14,7 +14,7 @@ use super::{RegistrationError, RegistrationStatus};
 use crate::{
     AccessError, Actor, Database, InvalidInput,
     entities::{gathering, registration},
-    gatherings, text,
+    gatherings, places, text,
 };
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -198,7 +198,7 @@ pub async fn erase_expired_access_data(
     for gathering in &due {
         let txn = db.begin_write_on(Areas::GATHERINGS).await?;
         // Another server may have erased it since it was found: check again under the lock.
-        let still_due = gatherings::lock(&*txn, gathering.id)
+        let still_due = places::lock(&*txn, gathering.id)
             .await?
             .is_some_and(|g| g.access_totals.is_none());
         if !still_due {

@@ -145,32 +145,6 @@ pub(super) async fn gathering_of(
         .map(|row| row.gathering_id))
 }
 
-/// A cancelled gathering cancels its attempts with its registrations.
-pub(super) async fn cancel_all(
-    conn: &impl ConnectionTrait,
-    gathering_id: Uuid,
-    now: DateTime<Utc>,
-) -> Result<(), DbErr> {
-    on_behalf_attempt::Entity::update_many()
-        .col_expr(
-            on_behalf_attempt::Column::Status,
-            sea_orm::sea_query::Expr::value(RegistrationStatus::Cancelled),
-        )
-        .col_expr(
-            on_behalf_attempt::Column::WaitlistPosition,
-            sea_orm::sea_query::Expr::value(Option::<i64>::None),
-        )
-        .col_expr(
-            on_behalf_attempt::Column::UpdatedAt,
-            sea_orm::sea_query::Expr::value(now),
-        )
-        .filter(on_behalf_attempt::Column::GatheringId.eq(gathering_id))
-        .filter(on_behalf_attempt::Column::Status.ne(RegistrationStatus::Cancelled))
-        .exec(conn)
-        .await?;
-    Ok(())
-}
-
 /// Live attempts `registrar` has for one gathering, and any made or changed in the last hour:
 /// counted with their registrations for others, so the limits answer alike.
 pub(super) async fn made_by(

@@ -20,12 +20,12 @@ use uuid::Uuid;
 
 use super::{
     NewRegistration, Registration, RegistrationError, RegistrationStatus, attempts, mail,
-    open_mode, places, save_gathering_places, take_places, waitlist_position,
+    open_mode, waitlist_position,
 };
 use crate::{
     AccessError, Database,
-    entities::{person, registration},
-    gatherings,
+    entities::{gathering, person, registration},
+    places,
 };
 
 /// The most registrations one batch takes; the rest wait for the next.
@@ -98,7 +98,7 @@ pub(crate) async fn register(
 ) -> Result<Registration, RegistrationError> {
     let (reply, answer) = oneshot::channel();
     let gathering_id = waiting.new.gathering_id;
-    if db.registration_queue().push(waiting, reply) {
+    if db.local::<Queue>().push(waiting, reply) {
         // The writer runs on its own, so a caller who goes away does not stop a batch.
         let db = db.clone();
         tokio::spawn(async move { write_batches(&db, gathering_id).await });
@@ -113,7 +113,7 @@ pub(crate) async fn register(
 /// Writes `gathering_id`'s batches until none is waiting.
 async fn write_batches(db: &Database, gathering_id: Uuid) {
     loop {
-        let batch = db.registration_queue().next_batch(gathering_id);
+        let batch = db.local::<Queue>().next_batch(gathering_id);
         if batch.is_empty() {
             return;
         }
@@ -146,29 +146,8 @@ async fn write_batch(
 ) -> Result<Vec<Result<Registration, RegistrationError>>, DbErr> {
     let _queue = db.serialize(gathering_id).await;
     let txn = db.begin_write_on(Areas::GATHERINGS).await?;
-    // The people registered, read before the gathering's lock and, on PostgreSQL, held shared
-    // until the batch commits: erasure locks the person first too, so a person erasing their
-    // data while their registration waits is either erased before (and refused here) or after
-    // (and their registration cancelled by it), never left registered as a placeholder.
-    let people: Vec<Uuid> = batch.iter().map(|w| w.person_id).collect();
-    let people_query = person::Entity::find()
-        .select_only()
-        .column(person::Column::Id)
-        .column(person::Column::Email)
-        .filter(person::Column::Id.is_in(people.iter().copied()))
-        .filter(person::Column::ErasedAt.is_null());
-    let people_query = if txn.get_database_backend() == DbBackend::Postgres {
-        people_query.lock_shared()
-    } else {
-        people_query
-    };
-    let emails: HashMap<Uuid, String> = people_query
-        .into_tuple()
-        .all(&*txn)
-        .await?
-        .into_iter()
-        .collect();
-    let Some(mut gathering) = gatherings::lock(&*txn, gathering_id).await? else {
+    let emails = lock_people(&*txn, batch).await?;
+    let Some(mut gathering) = places::lock(&*txn, gathering_id).await? else {
         txn.commit().await?;
         return Ok(batch
             .iter()
@@ -177,246 +156,36 @@ async fn write_batch(
     };
     let mut existing: HashMap<Uuid, registration::Model> = registration::Entity::find()
         .filter(registration::Column::GatheringId.eq(gathering_id))
-        .filter(registration::Column::PersonId.is_in(people))
+        .filter(registration::Column::PersonId.is_in(batch.iter().map(|w| w.person_id)))
         .all(&*txn)
         .await?
         .into_iter()
         .map(|r| (r.person_id, r))
         .collect();
-
-    // What each registrar in the batch has already made for others, counted under a lock per
-    // registrar (taken in id order, so batches never wait on each other in a circle).
-    let mut registrars: Vec<Uuid> = batch
-        .iter()
-        .filter(|w| w.registered_by.is_some())
-        .map(|w| w.actor_id)
-        .collect();
-    registrars.sort();
-    registrars.dedup();
-    let mut made: HashMap<Uuid, super::OnBehalfMade> = HashMap::new();
     let latest = batch.iter().map(|w| w.now).max().unwrap_or_else(crate::now);
-    for registrar in registrars {
-        crate::limits::serialise_count(&*txn, &format!("on-behalf:{registrar}")).await?;
-        made.insert(
-            registrar,
-            super::on_behalf_made(&*txn, registrar, gathering_id, latest).await?,
-        );
-    }
+    let mut made = made_for_others(&*txn, batch, gathering_id, latest).await?;
 
-    // Each registration's answer; those written in this batch are answered once all are.
-    let mut results: Vec<Option<Result<Registration, RegistrationError>>> =
-        Vec::with_capacity(batch.len());
-    let mut inserted: Vec<registration::Model> = Vec::new();
-    let mut replaced: Vec<Uuid> = Vec::new();
-    let mut made_now: HashSet<Uuid> = HashSet::new();
-    // Registrations asked for on behalf of people who already hold a place: the slot each
-    // answers, its asker, its way of attending, and whether a new one would have had a place.
-    let mut held: Vec<(usize, &Waiting, super::AttendanceMode, bool)> = Vec::new();
-    // Each registration's row as written, with the place in `results` it answers.
-    let mut written: Vec<(usize, registration::Model, &Waiting)> = Vec::new();
+    let mut decided = Decided::default();
     for waiting in batch {
-        if !emails.contains_key(&waiting.person_id) {
-            results.push(Some(Err(AccessError::Unauthenticated.into())));
-            continue;
-        }
-        let mode = match open_mode(&gathering, waiting.new.mode, waiting.now) {
-            Ok(mode) => mode,
-            Err(refused) => {
-                results.push(Some(Err(refused)));
-                continue;
-            }
-        };
-        let previous = existing.get(&waiting.person_id);
-        if let Some(previous) = previous
-            && previous.status != RegistrationStatus::Cancelled
-        {
-            // Someone registering another person learns nothing of a registration that is
-            // not theirs to see.
-            // They are answered as a new registration would be (and limited the same), and
-            // the person's own registration stays as it is.
-            if previous.person_id != waiting.actor_id
-                && previous.registered_by != Some(waiting.actor_id)
-            {
-                if let Some(attempt) = attempts::live(&*txn, waiting, gathering_id).await? {
-                    results.push(Some(Ok(attempts::as_registration(attempt))));
-                    continue;
-                }
-                let so_far = made.entry(waiting.actor_id).or_default();
-                if let Err(refused) = super::check_on_behalf(&waiting.limits, *so_far) {
-                    results.push(Some(Err(refused)));
-                    continue;
-                }
-                so_far.for_gathering += 1;
-                so_far.last_hour += 1;
-                // The answer a new registration would get, without taking anything.
-                let mut probe = gathering.clone();
-                let fits = take_places(&mut probe, mode, 1 + waiting.new.companions.0);
-                held.push((results.len(), waiting, mode, fits));
-                results.push(None);
-                continue;
-            }
-            // Registering again returns the registration: one made in this batch is answered
-            // with the rest, once its waitlist position is known.
-            if made_now.contains(&previous.id) {
-                written.push((results.len(), previous.clone(), waiting));
-                results.push(None);
-            } else {
-                let position = waitlist_position(&*txn, previous).await?;
-                results.push(Some(Ok(Registration::from_row(previous.clone(), position))));
-            }
-            continue;
-        }
-
-        if waiting.registered_by.is_some() {
-            let so_far = made.entry(waiting.actor_id).or_default();
-            if let Err(refused) = super::check_on_behalf(&waiting.limits, *so_far) {
-                results.push(Some(Err(refused)));
-                continue;
-            }
-            so_far.for_gathering += 1;
-            so_far.last_hour += 1;
-        }
-        // Registering again after cancelling: a few times a day, so a register/cancel loop
-        // cannot mail the person (or churn the waitlist) without end.
-        // Counted for the same asker only: someone registering a person whose own registration
-        // was cancelled starts afresh, and learns nothing of how often the person rejoined.
-        let (rejoins, rejoins_since) = match previous
-            .filter(|previous| previous.registered_by == waiting.registered_by)
-        {
-            Some(previous) => {
-                let window_open = previous
-                    .rejoins_since
-                    .is_some_and(|since| since > waiting.now - chrono::Duration::days(1));
-                if window_open
-                    && previous.rejoins
-                        >= i32::try_from(waiting.limits.rejoins_per_day).unwrap_or(i32::MAX)
-                {
-                    results.push(Some(Err(RegistrationError::TooMany(format!(
-                        "This registration was made again after cancelling {} times today, the most a day allows. Try again tomorrow.",
-                        waiting.limits.rejoins_per_day
-                    )))));
-                    continue;
-                }
-                if window_open {
-                    (previous.rejoins + 1, previous.rejoins_since)
-                } else {
-                    (1, Some(waiting.now))
-                }
-            }
-            None => (0, None),
-        };
-
-        let (requirements, notes, consent_at) = match &waiting.new.access {
-            Some(access) => (
-                access.requirements_json(),
-                access.notes.clone(),
-                Some(waiting.now),
-            ),
-            None => (serde_json::json!([]), None, None),
-        };
-        // A registration made again is new: its id and time say nothing of the one cancelled.
-        let mut row = registration::Model {
-            id: Uuid::now_v7(),
-            gathering_id,
-            person_id: waiting.person_id,
-            mode,
-            status: RegistrationStatus::Waitlisted,
-            waitlist_seq: None,
-            companions: waiting.new.companions.0,
-            access_requirements: requirements,
-            access_notes: notes,
-            access_consent_at: consent_at,
-            registered_by: waiting.registered_by,
-            checked_in_at: None,
-            created_at: waiting.now,
-            updated_at: waiting.now,
-            behalf_name: waiting
-                .registered_by
-                .and(waiting.new.on_behalf_of.as_ref())
-                .map(|behalf| behalf.name.as_str().to_owned()),
-            rejoins,
-            rejoins_since,
-        };
-        if take_places(&mut gathering, mode, places(&row)) {
-            row.status = RegistrationStatus::Confirmed;
-        } else {
-            gathering.waitlist_seq += 1;
-            row.waitlist_seq = Some(gathering.waitlist_seq);
-        }
-        if let Some(previous) = previous {
-            replaced.push(previous.id);
-        }
-        inserted.push(row.clone());
-        made_now.insert(row.id);
-        existing.insert(row.person_id, row.clone());
-        written.push((results.len(), row, waiting));
-        results.push(None);
-    }
-
-    save_gathering_places(&*txn, &gathering, latest).await?;
-    for chunk in replaced.chunks(500) {
-        registration::Entity::delete_many()
-            .filter(registration::Column::Id.is_in(chunk.iter().copied()))
-            .exec(&*txn)
+        decided
+            .decide(
+                &*txn,
+                &mut gathering,
+                &mut existing,
+                &mut made,
+                &emails,
+                waiting,
+            )
             .await?;
     }
-    for chunk in inserted.chunks(500) {
-        registration::Entity::insert_many(
-            chunk.iter().cloned().map(registration::ActiveModel::from),
-        )
-        .exec_without_returning(&*txn)
-        .await?;
-    }
-    // Waitlist positions: those waiting before this batch, then this batch's in turn.
-    let mut ahead = waiting_before(&*txn, &gathering, &written).await?;
-    // A registration answered twice (registered again in one batch) is mailed once and keeps
-    // the place its first answer gave it.
-    let mut answered: HashMap<Uuid, Option<u64>> = HashMap::new();
-    for (index, row, waiting) in &written {
-        let position = match answered.get(&row.id) {
-            Some(position) => *position,
-            None => {
-                let position = (row.status == RegistrationStatus::Waitlisted).then(|| {
-                    let n = ahead.entry(row.mode).or_default();
-                    *n += 1;
-                    *n
-                });
-                let template = match row.status {
-                    RegistrationStatus::Confirmed => crate::mail::Template::RegistrationConfirmed,
-                    _ => crate::mail::Template::RegistrationWaitlisted,
-                };
-                mail::send(
-                    &*txn,
-                    template,
-                    &gathering,
-                    row,
-                    emails.get(&waiting.person_id).map_or("", String::as_str),
-                    position,
-                    waiting.now,
-                )
-                .await?;
-                answered.insert(row.id, position);
-                position
-            }
-        };
-        results[*index] = Some(Ok(Registration::from_row(row.clone(), position)));
-    }
-    // Those already holding a place: answered with the position a new registration would have,
-    // after everyone waiting (this batch's new ones included).
-    let mut held_waiting: HashMap<super::AttendanceMode, u64> = HashMap::new();
-    for (index, waiting, mode, fits) in held {
-        let position = if fits {
-            None
-        } else {
-            let n = held_waiting.entry(mode).or_default();
-            *n += 1;
-            Some(attempts::waiting_count(&*txn, gathering_id, mode).await? + *n)
-        };
-        let attempt = attempts::record(&*txn, waiting, gathering_id, mode, position).await?;
-        results[index] = Some(Ok(attempts::as_registration(attempt)));
-    }
+
+    places::save(&*txn, &gathering, latest).await?;
+    decided.write(&*txn).await?;
+    decided.answer_written(&*txn, &gathering, &emails).await?;
+    decided.answer_held(&*txn, gathering_id).await?;
     txn.commit().await?;
-    Ok(results
+    Ok(decided
+        .results
         .into_iter()
         .map(|result| {
             result.unwrap_or_else(|| {
@@ -426,6 +195,351 @@ async fn write_batch(
             })
         })
         .collect())
+}
+
+/// The people registered, read before the gathering's lock and, on PostgreSQL, held shared
+/// until the batch commits: erasure locks the person first too, so a person erasing their data
+/// while their registration waits is either erased before (and refused here) or after (and
+/// their registration cancelled by it), never left registered as a placeholder. Their emails,
+/// by id; an erased person is missing.
+async fn lock_people(
+    conn: &impl ConnectionTrait,
+    batch: &[Waiting],
+) -> Result<HashMap<Uuid, String>, DbErr> {
+    let people_query = person::Entity::find()
+        .select_only()
+        .column(person::Column::Id)
+        .column(person::Column::Email)
+        .filter(person::Column::Id.is_in(batch.iter().map(|w| w.person_id)))
+        .filter(person::Column::ErasedAt.is_null());
+    let people_query = if conn.get_database_backend() == DbBackend::Postgres {
+        people_query.lock_shared()
+    } else {
+        people_query
+    };
+    Ok(people_query
+        .into_tuple()
+        .all(conn)
+        .await?
+        .into_iter()
+        .collect())
+}
+
+/// What each registrar in the batch has already made for others, counted under a lock per
+/// registrar (taken in id order, so batches never wait on each other in a circle).
+async fn made_for_others(
+    conn: &impl ConnectionTrait,
+    batch: &[Waiting],
+    gathering_id: Uuid,
+    latest: DateTime<Utc>,
+) -> Result<HashMap<Uuid, super::OnBehalfMade>, DbErr> {
+    let mut registrars: Vec<Uuid> = batch
+        .iter()
+        .filter(|w| w.registered_by.is_some())
+        .map(|w| w.actor_id)
+        .collect();
+    registrars.sort();
+    registrars.dedup();
+    let mut made: HashMap<Uuid, super::OnBehalfMade> = HashMap::new();
+    for registrar in registrars {
+        crate::limits::serialise_count(conn, &format!("on-behalf:{registrar}")).await?;
+        made.insert(
+            registrar,
+            super::on_behalf_made(conn, registrar, gathering_id, latest).await?,
+        );
+    }
+    Ok(made)
+}
+
+/// What a batch decided for each registration, in the order they arrived.
+#[derive(Default)]
+struct Decided<'a> {
+    /// Each registration's answer; those written in this batch are answered once all are.
+    results: Vec<Option<Result<Registration, RegistrationError>>>,
+    inserted: Vec<registration::Model>,
+    replaced: Vec<Uuid>,
+    made_now: HashSet<Uuid>,
+    /// Registrations asked for on behalf of people who already hold a place: the slot each
+    /// answers, its asker, its way of attending, and whether a new one would have had a place.
+    held: Vec<(usize, &'a Waiting, super::AttendanceMode, bool)>,
+    /// Each registration's row as written, with the place in `results` it answers.
+    written: Vec<(usize, registration::Model, &'a Waiting)>,
+}
+
+impl<'a> Decided<'a> {
+    /// Decides one registration, taking its places from `gathering` in memory if they fit.
+    async fn decide(
+        &mut self,
+        conn: &impl ConnectionTrait,
+        gathering: &mut gathering::Model,
+        existing: &mut HashMap<Uuid, registration::Model>,
+        made: &mut HashMap<Uuid, super::OnBehalfMade>,
+        emails: &HashMap<Uuid, String>,
+        waiting: &'a Waiting,
+    ) -> Result<(), DbErr> {
+        if !emails.contains_key(&waiting.person_id) {
+            self.results
+                .push(Some(Err(AccessError::Unauthenticated.into())));
+            return Ok(());
+        }
+        let mode = match open_mode(gathering, waiting.new.mode, waiting.now) {
+            Ok(mode) => mode,
+            Err(refused) => {
+                self.results.push(Some(Err(refused)));
+                return Ok(());
+            }
+        };
+        let previous = existing.get(&waiting.person_id);
+        if let Some(previous) = previous
+            && previous.status != RegistrationStatus::Cancelled
+        {
+            return self
+                .again(conn, gathering, made, waiting, mode, previous)
+                .await;
+        }
+
+        if waiting.registered_by.is_some() {
+            let so_far = made.entry(waiting.actor_id).or_default();
+            if let Err(refused) = super::check_on_behalf(&waiting.limits, *so_far) {
+                self.results.push(Some(Err(refused)));
+                return Ok(());
+            }
+            so_far.for_gathering += 1;
+            so_far.last_hour += 1;
+        }
+        let (rejoins, rejoins_since) = match rejoins(previous, waiting) {
+            Ok(rejoins) => rejoins,
+            Err(refused) => {
+                self.results.push(Some(Err(refused)));
+                return Ok(());
+            }
+        };
+        let mut row = new_row(gathering.id, waiting, mode, rejoins, rejoins_since);
+        if places::take(gathering, mode, places::of(&row)) {
+            row.status = RegistrationStatus::Confirmed;
+        } else {
+            gathering.waitlist_seq += 1;
+            row.waitlist_seq = Some(gathering.waitlist_seq);
+        }
+        if let Some(previous) = previous {
+            self.replaced.push(previous.id);
+        }
+        self.inserted.push(row.clone());
+        self.made_now.insert(row.id);
+        existing.insert(row.person_id, row.clone());
+        self.written.push((self.results.len(), row, waiting));
+        self.results.push(None);
+        Ok(())
+    }
+
+    /// A registration asked for again while `previous` is live.
+    async fn again(
+        &mut self,
+        conn: &impl ConnectionTrait,
+        gathering: &gathering::Model,
+        made: &mut HashMap<Uuid, super::OnBehalfMade>,
+        waiting: &'a Waiting,
+        mode: super::AttendanceMode,
+        previous: &registration::Model,
+    ) -> Result<(), DbErr> {
+        // Someone registering another person learns nothing of a registration that is
+        // not theirs to see.
+        // They are answered as a new registration would be (and limited the same), and
+        // the person's own registration stays as it is.
+        if previous.person_id != waiting.actor_id
+            && previous.registered_by != Some(waiting.actor_id)
+        {
+            if let Some(attempt) = attempts::live(conn, waiting, gathering.id).await? {
+                self.results
+                    .push(Some(Ok(attempts::as_registration(attempt))));
+                return Ok(());
+            }
+            let so_far = made.entry(waiting.actor_id).or_default();
+            if let Err(refused) = super::check_on_behalf(&waiting.limits, *so_far) {
+                self.results.push(Some(Err(refused)));
+                return Ok(());
+            }
+            so_far.for_gathering += 1;
+            so_far.last_hour += 1;
+            // The answer a new registration would get, without taking anything.
+            let mut probe = gathering.clone();
+            let fits = places::take(&mut probe, mode, 1 + waiting.new.companions.0);
+            self.held.push((self.results.len(), waiting, mode, fits));
+            self.results.push(None);
+            return Ok(());
+        }
+        // Registering again returns the registration: one made in this batch is answered
+        // with the rest, once its waitlist position is known.
+        if self.made_now.contains(&previous.id) {
+            self.written
+                .push((self.results.len(), previous.clone(), waiting));
+            self.results.push(None);
+        } else {
+            let position = waitlist_position(conn, previous).await?;
+            self.results
+                .push(Some(Ok(Registration::from_row(previous.clone(), position))));
+        }
+        Ok(())
+    }
+
+    /// Replaces the cancelled registrations made again, and inserts the new rows.
+    async fn write(&self, conn: &impl ConnectionTrait) -> Result<(), DbErr> {
+        for chunk in self.replaced.chunks(500) {
+            registration::Entity::delete_many()
+                .filter(registration::Column::Id.is_in(chunk.iter().copied()))
+                .exec(conn)
+                .await?;
+        }
+        for chunk in self.inserted.chunks(500) {
+            registration::Entity::insert_many(
+                chunk.iter().cloned().map(registration::ActiveModel::from),
+            )
+            .exec_without_returning(conn)
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Answers (and mails) the registrations written, with their waitlist positions: those
+    /// waiting before this batch, then this batch's in turn.
+    async fn answer_written(
+        &mut self,
+        conn: &impl ConnectionTrait,
+        gathering: &gathering::Model,
+        emails: &HashMap<Uuid, String>,
+    ) -> Result<(), DbErr> {
+        let mut ahead = waiting_before(conn, gathering, &self.written).await?;
+        // A registration answered twice (registered again in one batch) is mailed once and
+        // keeps the place its first answer gave it.
+        let mut answered: HashMap<Uuid, Option<u64>> = HashMap::new();
+        for (index, row, waiting) in &self.written {
+            let position = match answered.get(&row.id) {
+                Some(position) => *position,
+                None => {
+                    let position = (row.status == RegistrationStatus::Waitlisted).then(|| {
+                        let n = ahead.entry(row.mode).or_default();
+                        *n += 1;
+                        *n
+                    });
+                    let template = match row.status {
+                        RegistrationStatus::Confirmed => {
+                            crate::mail::Template::RegistrationConfirmed
+                        }
+                        _ => crate::mail::Template::RegistrationWaitlisted,
+                    };
+                    mail::send(
+                        conn,
+                        template,
+                        gathering,
+                        row,
+                        emails.get(&waiting.person_id).map_or("", String::as_str),
+                        position,
+                        waiting.now,
+                    )
+                    .await?;
+                    answered.insert(row.id, position);
+                    position
+                }
+            };
+            self.results[*index] = Some(Ok(Registration::from_row(row.clone(), position)));
+        }
+        Ok(())
+    }
+
+    /// Answers those already holding a place with the position a new registration would have,
+    /// after everyone waiting (this batch's new ones included).
+    async fn answer_held(
+        &mut self,
+        conn: &impl ConnectionTrait,
+        gathering_id: Uuid,
+    ) -> Result<(), DbErr> {
+        let mut held_waiting: HashMap<super::AttendanceMode, u64> = HashMap::new();
+        for (index, waiting, mode, fits) in std::mem::take(&mut self.held) {
+            let position = if fits {
+                None
+            } else {
+                let n = held_waiting.entry(mode).or_default();
+                *n += 1;
+                Some(attempts::waiting_count(conn, gathering_id, mode).await? + *n)
+            };
+            let attempt = attempts::record(conn, waiting, gathering_id, mode, position).await?;
+            self.results[index] = Some(Ok(attempts::as_registration(attempt)));
+        }
+        Ok(())
+    }
+}
+
+/// Registering again after cancelling: a few times a day, so a register/cancel loop cannot
+/// mail the person (or churn the waitlist) without end. Counted for the same asker only:
+/// someone registering a person whose own registration was cancelled starts afresh, and learns
+/// nothing of how often the person rejoined. The new row's count and its window's start.
+fn rejoins(
+    previous: Option<&registration::Model>,
+    waiting: &Waiting,
+) -> Result<(i32, Option<DateTime<Utc>>), RegistrationError> {
+    match previous.filter(|previous| previous.registered_by == waiting.registered_by) {
+        Some(previous) => {
+            let window_open = previous
+                .rejoins_since
+                .is_some_and(|since| since > waiting.now - chrono::Duration::days(1));
+            if window_open
+                && previous.rejoins
+                    >= i32::try_from(waiting.limits.rejoins_per_day).unwrap_or(i32::MAX)
+            {
+                return Err(RegistrationError::TooMany(format!(
+                    "This registration was made again after cancelling {} times today, the most a day allows. Try again tomorrow.",
+                    waiting.limits.rejoins_per_day
+                )));
+            }
+            if window_open {
+                Ok((previous.rejoins + 1, previous.rejoins_since))
+            } else {
+                Ok((1, Some(waiting.now)))
+            }
+        }
+        None => Ok((0, None)),
+    }
+}
+
+/// The row a registration is written as, waitlisted until its places are taken. A registration
+/// made again is new: its id and time say nothing of the one cancelled.
+fn new_row(
+    gathering_id: Uuid,
+    waiting: &Waiting,
+    mode: super::AttendanceMode,
+    rejoins: i32,
+    rejoins_since: Option<DateTime<Utc>>,
+) -> registration::Model {
+    let (requirements, notes, consent_at) = match &waiting.new.access {
+        Some(access) => (
+            access.requirements_json(),
+            access.notes.clone(),
+            Some(waiting.now),
+        ),
+        None => (serde_json::json!([]), None, None),
+    };
+    registration::Model {
+        id: Uuid::now_v7(),
+        gathering_id,
+        person_id: waiting.person_id,
+        mode,
+        status: RegistrationStatus::Waitlisted,
+        waitlist_seq: None,
+        companions: waiting.new.companions.0,
+        access_requirements: requirements,
+        access_notes: notes,
+        access_consent_at: consent_at,
+        registered_by: waiting.registered_by,
+        checked_in_at: None,
+        created_at: waiting.now,
+        updated_at: waiting.now,
+        behalf_name: waiting
+            .registered_by
+            .and(waiting.new.on_behalf_of.as_ref())
+            .map(|behalf| behalf.name.as_str().to_owned()),
+        rejoins,
+        rejoins_since,
+    }
 }
 
 /// How many were waiting in each way of attending before this batch's new waitlisted

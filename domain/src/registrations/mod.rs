@@ -5,11 +5,10 @@
 
 mod access;
 mod attempts;
-pub(crate) mod batch;
-mod mail;
+mod batch;
 mod requests;
 
-pub use mail::{local_time, when};
+pub use crate::gatherings::{local_time, when};
 pub use requests::{
     ConfirmedRequest, DEFAULT_REGISTRATION_REQUEST_TTL, REGISTRATION_REQUEST_PURPOSE,
     REGISTRATION_REQUESTS_PER_HOUR, RegistrationRequest, confirm_registration,
@@ -29,41 +28,20 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, entity::prelude::*,
+    QueryFilter, QueryOrder, QuerySelect,
 };
-use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::{
     AccessError, Actor, Database, InvalidInput, Limits,
     entities::{gathering, person, registration},
-    gatherings::{self, Gathering, GatheringStatus},
+    gatherings::{self, Gathering, GatheringStatus, mail},
     page::{Page, PageRequest},
     people::{self, DisplayName, EmailAddress},
+    places,
 };
 
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Serialize, Deserialize,
-)]
-#[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum AttendanceMode {
-    #[sea_orm(string_value = "IN_PERSON")]
-    InPerson,
-    #[sea_orm(string_value = "ONLINE")]
-    Online,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum)]
-#[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
-pub enum RegistrationStatus {
-    #[sea_orm(string_value = "CONFIRMED")]
-    Confirmed,
-    #[sea_orm(string_value = "WAITLISTED")]
-    Waitlisted,
-    #[sea_orm(string_value = "CANCELLED")]
-    Cancelled,
-}
+pub use crate::entities::enums::{AttendanceMode, RegistrationStatus};
 
 /// Companion places for personal assistants or carers: 0 to 5.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -143,10 +121,6 @@ impl Registration {
     pub fn is_persons_own(&self, actor: &Actor) -> bool {
         matches!(actor, Actor::Person { person_id, .. } if *person_id == self.person_id)
     }
-}
-
-fn places(row: &registration::Model) -> i32 {
-    1 + row.companions
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -328,107 +302,6 @@ pub(crate) fn check_on_behalf(
     Ok(())
 }
 
-/// Takes `places` of `mode` if they fit, updating the gathering's count in memory.
-fn take_places(gathering: &mut gathering::Model, mode: AttendanceMode, places: i32) -> bool {
-    let (capacity, taken) = match mode {
-        AttendanceMode::InPerson => (gathering.in_person_capacity, &mut gathering.in_person_taken),
-        AttendanceMode::Online => (gathering.online_capacity, &mut gathering.online_taken),
-    };
-    if crate::places::fit(capacity, *taken, places) {
-        *taken += places;
-        true
-    } else {
-        false
-    }
-}
-
-fn release_places(gathering: &mut gathering::Model, mode: AttendanceMode, places: i32) {
-    let taken = match mode {
-        AttendanceMode::InPerson => &mut gathering.in_person_taken,
-        AttendanceMode::Online => &mut gathering.online_taken,
-    };
-    *taken = (*taken - places).max(0);
-}
-
-async fn save_gathering_places(
-    conn: &impl ConnectionTrait,
-    gathering: &gathering::Model,
-    now: DateTime<Utc>,
-) -> Result<(), DbErr> {
-    gathering::Entity::update_many()
-        .col_expr(
-            gathering::Column::InPersonTaken,
-            sea_orm::sea_query::Expr::value(gathering.in_person_taken),
-        )
-        .col_expr(
-            gathering::Column::OnlineTaken,
-            sea_orm::sea_query::Expr::value(gathering.online_taken),
-        )
-        .col_expr(
-            gathering::Column::WaitlistSeq,
-            sea_orm::sea_query::Expr::value(gathering.waitlist_seq),
-        )
-        .col_expr(
-            gathering::Column::UpdatedAt,
-            sea_orm::sea_query::Expr::value(now),
-        )
-        .filter(gathering::Column::Id.eq(gathering.id))
-        .exec(conn)
-        .await?;
-    Ok(())
-}
-
-/// Promotes waiting registrations for `mode`, first fit in waitlist order: the earliest whose
-/// places (the person and their companions) all fit is confirmed, and so on while places
-/// remain. A group is never split. Each promoted person is told by mail. The gathering row must
-/// be locked by the caller's transaction.
-pub(crate) async fn promote(
-    conn: &impl ConnectionTrait,
-    gathering: &mut gathering::Model,
-    mode: AttendanceMode,
-    now: DateTime<Utc>,
-) -> Result<Vec<Uuid>, DbErr> {
-    let mut promoted = Vec::new();
-    if Gathering::from(gathering.clone()).places_left(mode) == Some(0) {
-        return Ok(promoted);
-    }
-    let waiting = registration::Entity::find()
-        .filter(registration::Column::GatheringId.eq(gathering.id))
-        .filter(registration::Column::Mode.eq(mode))
-        .filter(registration::Column::Status.eq(RegistrationStatus::Waitlisted))
-        .order_by_asc(registration::Column::WaitlistSeq)
-        .all(conn)
-        .await?;
-    for row in waiting {
-        if Gathering::from(gathering.clone()).places_left(mode) == Some(0) {
-            break;
-        }
-        if !take_places(gathering, mode, places(&row)) {
-            continue;
-        }
-        let mut active: registration::ActiveModel = row.clone().into();
-        active.status = Set(RegistrationStatus::Confirmed);
-        active.waitlist_seq = Set(None);
-        active.updated_at = Set(now);
-        let row = sea_orm::ActiveModelTrait::update(active, conn).await?;
-        if let Some(person) = person::Entity::find_by_id(row.person_id).one(conn).await? {
-            mail::send(
-                conn,
-                crate::mail::Template::RegistrationPromoted,
-                gathering,
-                &row,
-                &person.email,
-                None,
-                now,
-            )
-            .await?;
-        }
-        promoted.push(row.id);
-    }
-    save_gathering_places(conn, gathering, now).await?;
-    Ok(promoted)
-}
-
 /// Cancels a registration: by the person, whoever registered them, or the gathering's
 /// convenors. A confirmed place goes at once to the first waiting registration that fits.
 #[tracing::instrument(skip_all, fields(registration.id = %id))]
@@ -450,7 +323,7 @@ pub async fn cancel(
     let gathering_id = found.gathering_id;
     let _queue = db.serialize(gathering_id).await;
     let txn = db.begin_write_on(Areas::GATHERINGS).await?;
-    let mut gathering = gatherings::lock(&*txn, gathering_id)
+    let mut gathering = places::lock(&*txn, gathering_id)
         .await?
         .ok_or(RegistrationError::GatheringNotFound)?;
     let row = registration::Entity::find_by_id(id)
@@ -476,9 +349,9 @@ pub async fn cancel(
     active.updated_at = Set(now);
     let row = sea_orm::ActiveModelTrait::update(active, &*txn).await?;
     if was_confirmed {
-        release_places(&mut gathering, row.mode, places(&row));
-        save_gathering_places(&*txn, &gathering, now).await?;
-        promote(&*txn, &mut gathering, row.mode, now).await?;
+        places::release(&mut gathering, row.mode, places::of(&row));
+        places::save(&*txn, &gathering, now).await?;
+        gatherings::promote(&*txn, &mut gathering, row.mode, now).await?;
     }
     if let Some(person) = person::Entity::find_by_id(row.person_id).one(&*txn).await? {
         mail::send(
@@ -514,7 +387,7 @@ pub(crate) async fn cancel_for_erasure(
     let mut changed = Vec::new();
     // Gatherings locked in id order, as nothing else locks several, so no two wait in a circle.
     for row in live {
-        let Some(mut gathering) = gatherings::lock(conn, row.gathering_id).await? else {
+        let Some(mut gathering) = places::lock(conn, row.gathering_id).await? else {
             continue;
         };
         // Read again under the lock: a batch may have changed it since.
@@ -532,9 +405,9 @@ pub(crate) async fn cancel_for_erasure(
         active.updated_at = Set(now);
         let row = sea_orm::ActiveModelTrait::update(active, conn).await?;
         if was_confirmed {
-            release_places(&mut gathering, row.mode, places(&row));
-            save_gathering_places(conn, &gathering, now).await?;
-            promote(conn, &mut gathering, row.mode, now).await?;
+            places::release(&mut gathering, row.mode, places::of(&row));
+            places::save(conn, &gathering, now).await?;
+            gatherings::promote(conn, &mut gathering, row.mode, now).await?;
         }
         changed.push(row.gathering_id);
     }
@@ -549,59 +422,6 @@ pub(crate) async fn cancel_for_erasure(
         .await?;
     changed.dedup();
     Ok(changed)
-}
-
-/// Cancels every live registration of a cancelled gathering and tells each person why.
-pub(crate) async fn cancel_all(
-    conn: &impl ConnectionTrait,
-    gathering: &gathering::Model,
-    now: DateTime<Utc>,
-) -> Result<(), DbErr> {
-    attempts::cancel_all(conn, gathering.id, now).await?;
-    let live = registration::Entity::find()
-        .filter(registration::Column::GatheringId.eq(gathering.id))
-        .filter(registration::Column::Status.ne(RegistrationStatus::Cancelled))
-        .all(conn)
-        .await?;
-    let people: HashMap<Uuid, String> = person::Entity::find()
-        .filter(person::Column::Id.is_in(live.iter().map(|r| r.person_id)))
-        .all(conn)
-        .await?
-        .into_iter()
-        .map(|p| (p.id, p.email))
-        .collect();
-    registration::Entity::update_many()
-        .col_expr(
-            registration::Column::Status,
-            sea_orm::sea_query::Expr::value(RegistrationStatus::Cancelled),
-        )
-        .col_expr(
-            registration::Column::WaitlistSeq,
-            sea_orm::sea_query::Expr::value(Option::<i64>::None),
-        )
-        .col_expr(
-            registration::Column::UpdatedAt,
-            sea_orm::sea_query::Expr::value(now),
-        )
-        .filter(registration::Column::GatheringId.eq(gathering.id))
-        .filter(registration::Column::Status.ne(RegistrationStatus::Cancelled))
-        .exec(conn)
-        .await?;
-    for row in &live {
-        if let Some(email) = people.get(&row.person_id) {
-            mail::send(
-                conn,
-                crate::mail::Template::GatheringCancelled,
-                gathering,
-                row,
-                email,
-                None,
-                now,
-            )
-            .await?;
-        }
-    }
-    Ok(())
 }
 
 /// Erases the access needs of one registration: the person registered, or whoever registered

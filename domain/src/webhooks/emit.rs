@@ -11,10 +11,9 @@ use uuid::Uuid;
 use super::{DeliveryStatus, WebhookEvent, events_of};
 use crate::{
     changes::Change,
-    coalitions::MembershipStatus,
     entities::{
-        coalition, coalition_member, pledge, pledge_change, progress_update, webhook_delivery,
-        webhook_endpoint,
+        coalition, coalition_member, enums::MembershipStatus, pledge, pledge_change,
+        progress_update, webhook_delivery, webhook_endpoint,
     },
 };
 

@@ -21,7 +21,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use rand::RngCore;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, entity::prelude::*,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -30,10 +30,12 @@ use crate::{
     AccessError, Actor, Database, InvalidInput,
     access::require_someone,
     entities::{organisation, webhook_attempt, webhook_delivery, webhook_endpoint},
-    organisations::{self, OrganisationRole},
+    organisations::OrganisationRole,
     page::{Page, PageRequest},
     text,
 };
+
+pub use crate::entities::enums::DeliveryStatus;
 
 /// What an endpoint can subscribe to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -199,22 +201,6 @@ pub struct WebhookEdit {
     pub description: Option<Option<Description>>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum)]
-#[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
-pub enum DeliveryStatus {
-    /// Waiting for its first attempt or a retry.
-    #[sea_orm(string_value = "PENDING")]
-    Pending,
-    /// Held by a server sending it right now.
-    #[sea_orm(string_value = "SENDING")]
-    Sending,
-    #[sea_orm(string_value = "DELIVERED")]
-    Delivered,
-    /// Given up on after a day of retries (it can be redelivered).
-    #[sea_orm(string_value = "FAILED")]
-    Failed,
-}
-
 /// One event sent (or to be sent) to one endpoint.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Delivery {
@@ -339,7 +325,7 @@ async fn require_manages(
             ..
         } => *own == organisation_id,
         Actor::Person { person_id, .. } => {
-            organisations::role_of(conn, organisation_id, *person_id).await?
+            crate::access::role_of(conn, organisation_id, *person_id).await?
                 == Some(OrganisationRole::Owner)
         }
     };
@@ -380,7 +366,7 @@ pub async fn create(
     let txn = db.begin_write_on(Areas::NONE).await?;
     require_manages(&*txn, actor, new.organisation_id).await?;
     // Under the organisation's row lock, so two at once cannot pass the limit together.
-    crate::pledges::lock_organisation(&*txn, new.organisation_id).await?;
+    crate::organisations::lock_organisation(&*txn, new.organisation_id).await?;
     let existing = webhook_endpoint::Entity::find()
         .filter(webhook_endpoint::Column::OrganisationId.eq(new.organisation_id))
         .count(&*txn)

@@ -1,15 +1,19 @@
 //! The mail a registration causes: confirmed, waitlisted, promoted, cancelled, and the
 //! gathering's cancellation. All of it is transactional, sent whatever the person's digest
-//! choices.
+//! choices. It tells of the gathering (its times in its own zone, its calendar entry), and
+//! both areas send it: `registrations` when one is made or cancelled, and this area when a
+//! change to the gathering promotes or cancels registrations.
 
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DbErr};
 use serde_json::json;
 
-use super::{AttendanceMode, RegistrationStatus};
+use super::{CalendarEntry, Gathering};
 use crate::{
-    entities::{gathering, registration},
-    gatherings::{CalendarEntry, Gathering},
+    entities::{
+        enums::{AttendanceMode, RegistrationStatus},
+        gathering, registration,
+    },
     mail::{self, Mail, Template},
     people::EmailAddress,
 };

@@ -1,4 +1,6 @@
-//! What Groundswell holds about a person, and erasing it.
+//! What Groundswell holds about a person, and erasing it. Both reach across areas (the person's
+//! registrations, memberships, sessions and mail), so this reads above them all rather than
+//! inside `people`, which the areas themselves use.
 
 use crate::generations::Areas;
 use chrono::{DateTime, Utc};
@@ -8,11 +10,11 @@ use sea_orm::{
 };
 use serde_json::{Value, json};
 
-use super::{DigestFrequency, PeopleError};
 use crate::{
     Actor, Database,
     entities::{api_token, organisation, organisation_member, person, session, sign_in_token},
     organisations::OrganisationRole,
+    people::{DigestFrequency, PeopleError},
 };
 
 /// Everything held about the signed-in person, as one JSON document. Token hashes are left
