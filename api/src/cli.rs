@@ -5,6 +5,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use groundswell_domain::{Database, digests, people};
 use groundswell_migration::MigratorTrait;
+use sea_orm::ActiveEnum;
 
 use crate::{Application, Config, config::Settings, graphql, seed, telemetry};
 
@@ -90,7 +91,7 @@ pub async fn run() -> anyhow::Result<()> {
             people::grant_role(&db, &email, role, groundswell_domain::now())
                 .await
                 .context("granting the role")?;
-            println!("{email} is now {}.", format!("{role:?}").to_uppercase());
+            println!("{email} is now {}.", role.to_value());
             Ok(())
         }
         Command::Seed => {

@@ -154,12 +154,21 @@ pub enum CoalitionError {
         "The lead organisation cannot leave: hand the lead to another active member first, or conclude the coalition."
     )]
     LeadCannotLeave,
-    #[error("There is nothing to accept: the membership is {0:?}.")]
+    #[error("There is nothing to accept: {}", nothing_to_accept(*.0))]
     NothingToAccept(MembershipStatus),
     #[error("The membership changed at the same moment; please try again.")]
     ChangedMeanwhile,
     #[error(transparent)]
     Database(#[from] DbErr),
+}
+
+/// Why a membership has nothing to accept, in plain words.
+fn nothing_to_accept(status: MembershipStatus) -> &'static str {
+    match status {
+        MembershipStatus::Active => "the organisation is already a member.",
+        MembershipStatus::Left => "the organisation has left the coalition.",
+        MembershipStatus::Invited | MembershipStatus::Requested => "it is still waiting.",
+    }
 }
 
 fn refuse_if_concluded(row: &coalition::Model) -> Result<(), CoalitionError> {
