@@ -18,6 +18,7 @@ use groundswell_domain::{
     },
     text::Slug,
 };
+use groundswell_samples as samples;
 use uuid::Uuid;
 
 /// What the seed made.
@@ -29,107 +30,11 @@ pub struct Seeded {
     pub updates: usize,
 }
 
-/// Places with a local council, care providers, user-led organisations, community groups and
-/// an NHS body each.
-const PLACES: [(&str, Region); 24] = [
-    ("Gateshead", Region::NorthEast),
-    ("Sunderland", Region::NorthEast),
-    ("Durham", Region::NorthEast),
-    ("Salford", Region::NorthWest),
-    ("Wigan", Region::NorthWest),
-    ("Bolton", Region::NorthWest),
-    ("Leeds", Region::YorkshireAndTheHumber),
-    ("Sheffield", Region::YorkshireAndTheHumber),
-    ("Hull", Region::YorkshireAndTheHumber),
-    ("Nottingham", Region::EastMidlands),
-    ("Leicester", Region::EastMidlands),
-    ("Derby", Region::EastMidlands),
-    ("Birmingham", Region::WestMidlands),
-    ("Coventry", Region::WestMidlands),
-    ("Wolverhampton", Region::WestMidlands),
-    ("Norwich", Region::EastOfEngland),
-    ("Cambridge", Region::EastOfEngland),
-    ("Hackney", Region::London),
-    ("Camden", Region::London),
-    ("Lambeth", Region::London),
-    ("Brighton", Region::SouthEast),
-    ("Kent", Region::SouthEast),
-    ("Bristol", Region::SouthWest),
-    ("Plymouth", Region::SouthWest),
-];
+/// What the last update on a pledge that is done says.
+const DONE_NOTE: &str = "Done: what we pledged is in place, and people tell us it works.";
 
-const CHARITY_WORDS: [&str; 6] = [
-    "Carers",
-    "Independent Living",
-    "Kinship",
-    "Good Lives",
-    "Neighbourhood",
-    "Shared Lives",
-];
-const CHARITY_KINDS: [&str; 4] = ["Trust", "Alliance", "Network", "Foundation"];
-
-/// Pledges people made on each change: title and what they will do.
-fn pledge_text(change: Change, place: &str) -> (String, String) {
-    match change {
-        Change::CommunitiesWhereEveryoneBelongs => (
-            format!("Community circles across {place}"),
-            format!(
-                "Start community circles in every ward of {place}, so people who draw on care are known by their neighbours and take part in local life."
-            ),
-        ),
-        Change::LivingInThePlaceWeCallHome => (
-            format!("Homes, not placements, in {place}"),
-            format!(
-                "Support everyone in {place} who is living in a hospital or placement far from home to move to a home of their own choosing."
-            ),
-        ),
-        Change::LeadingTheLivesWeWantToLive => (
-            format!("Direct payments that work in {place}"),
-            format!(
-                "Make direct payments and individual service funds simple to use in {place}, with peer support from people who use them."
-            ),
-        ),
-        Change::MoreResourcesBetterUsed => (
-            format!("Funding following people in {place}"),
-            format!(
-                "Move money from block contracts to flexible support people in {place} design with us, and publish what we spend."
-            ),
-        ),
-        Change::SharingPowerAsEquals => (
-            format!("Co-production board for {place}"),
-            format!(
-                "Share decisions about care in {place} with people who draw on it, paid as equals, from commissioning to checking results."
-            ),
-        ),
-    }
-}
-
-const UPDATE_TEXT: [(&str, ProgressSignal); 6] = [
-    (
-        "Planning with people who draw on care is under way; the first meetings were well attended.",
-        ProgressSignal::OnTrack,
-    ),
-    (
-        "Recruited peer supporters and agreed the budget. On track for the next stage.",
-        ProgressSignal::OnTrack,
-    ),
-    (
-        "Staff shortages slowed us down this month; we are looking at what to change.",
-        ProgressSignal::AtRisk,
-    ),
-    (
-        "Halfway there: people are telling us what difference it makes.",
-        ProgressSignal::OnTrack,
-    ),
-    (
-        "Funding was cut and the work has stalled. We are asking partners for help.",
-        ProgressSignal::OffTrack,
-    ),
-    (
-        "Back on course after a difficult quarter.",
-        ProgressSignal::OnTrack,
-    ),
-];
+/// What a coalition's members report together.
+const COALITION_NOTE: &str = "The coalition met with people who draw on care; we agreed the next joint steps and who leads each.";
 
 /// A small deterministic generator, so every seed is the same movement.
 struct Dice(u64);
@@ -171,7 +76,32 @@ pub async fn seed(db: &Database, now: DateTime<Utc>) -> anyhow::Result<Seeded> {
     let mut seeded = Seeded::default();
     let year_start = now - TimeDelta::days(365);
 
-    // Organisations, each with an owner who acts for it.
+    let orgs = organisations(db, year_start).await?;
+    seeded.organisations = orgs.len();
+    let coalition_members = coalitions(db, &orgs, year_start).await?;
+    seeded.coalitions = coalition_members.len();
+
+    // Pledges: every organisation makes one, some two; coalition members pledge together.
+    for (i, org) in orgs.iter().enumerate() {
+        let count = if i % 3 == 0 { 2 } else { 1 };
+        for p in 0..count {
+            let coalition_id = coalition_members
+                .iter()
+                .find(|(_, members)| p == 0 && members.contains(&i))
+                .map(|(id, _)| *id);
+            let made = pledge(db, &mut dice, org, i + 2 * p, coalition_id, year_start).await?;
+            seeded.pledges += 1;
+            report_on_pledge(db, &mut dice, org, i, made, now, &mut seeded).await?;
+        }
+    }
+
+    seeded.updates += report_on_coalitions(db, &orgs, &coalition_members, year_start, now).await?;
+    Ok(seeded)
+}
+
+/// Every place's council, care provider, user-led organisation, community group and NHS body,
+/// then the national charities, each with an owner who acts for it.
+async fn organisations(db: &Database, year_start: DateTime<Utc>) -> anyhow::Result<Vec<Org>> {
     let mut orgs: Vec<Org> = Vec::new();
     let kinds = [
         OrganisationKind::Council,
@@ -180,24 +110,17 @@ pub async fn seed(db: &Database, now: DateTime<Utc>) -> anyhow::Result<Seeded> {
         OrganisationKind::CommunityGroup,
         OrganisationKind::NhsBody,
     ];
-    for (index, (place, region)) in PLACES.iter().enumerate() {
+    for (index, (place, region)) in samples::PLACES.iter().enumerate() {
         for kind in kinds {
-            let name = match kind {
-                OrganisationKind::Council => format!("{place} Council"),
-                OrganisationKind::CareProvider => format!("{place} Home Support"),
-                OrganisationKind::UserLedOrganisation if index % 2 == 0 => {
-                    format!("{place} Disabled People's Forum")
-                }
-                OrganisationKind::UserLedOrganisation => format!("{place} Carers' Voice"),
-                OrganisationKind::CommunityGroup => format!("{place} Community Circles"),
-                _ => format!("NHS {place} Integrated Care"),
-            };
+            // Each place takes the next ending in turn, so neighbours' names differ.
+            let endings = samples::local_name_endings(kind);
+            let name = samples::local_name(kind, place, endings[index % endings.len()]);
             orgs.push(organisation(db, &name, kind, *region, place, year_start).await?);
         }
     }
-    for word in CHARITY_WORDS {
-        for suffix in CHARITY_KINDS {
-            let name = format!("{word} {suffix} UK");
+    for word in samples::CHARITY_WORDS {
+        for suffix in samples::CHARITY_KINDS {
+            let name = samples::charity_name(word, suffix);
             orgs.push(
                 organisation(
                     db,
@@ -211,12 +134,19 @@ pub async fn seed(db: &Database, now: DateTime<Utc>) -> anyhow::Result<Seeded> {
             );
         }
     }
-    seeded.organisations = orgs.len();
+    Ok(orgs)
+}
 
-    // One coalition of the willing per region, led by a council, joined by its neighbours.
+/// One coalition of the willing per region, led by a council, joined by its neighbours: each
+/// coalition's id and its members (indices into `orgs`, the lead first).
+async fn coalitions(
+    db: &Database,
+    orgs: &[Org],
+    year_start: DateTime<Utc>,
+) -> anyhow::Result<Vec<(Uuid, Vec<usize>)>> {
     let mut coalition_members: Vec<(Uuid, Vec<usize>)> = Vec::new();
     let regions: Vec<Region> = {
-        let mut regions: Vec<Region> = PLACES.iter().map(|(_, r)| *r).collect();
+        let mut regions: Vec<Region> = samples::PLACES.iter().map(|(_, r)| *r).collect();
         regions.dedup();
         regions
     };
@@ -251,141 +181,186 @@ pub async fn seed(db: &Database, now: DateTime<Utc>) -> anyhow::Result<Seeded> {
         )
         .await
         .context("forming a coalition")?;
-        seeded.coalitions += 1;
+        let others: Vec<usize> = in_region.into_iter().filter(|i| *i != lead).collect();
         let mut members = vec![lead];
-        for (k, &other) in in_region.iter().filter(|i| **i != lead).take(5).enumerate() {
-            let at = formed_at + TimeDelta::days(3 + k as i64);
-            if k % 2 == 0 {
-                let invited =
-                    coalitions::invite(db, &orgs[lead].actor, coalition.id, orgs[other].id, at)
-                        .await?;
-                if k < 4 {
-                    coalitions::accept(db, &orgs[other].actor, invited.id, at + TimeDelta::days(2))
-                        .await?;
-                    members.push(other);
-                }
-            } else {
-                let asked = coalitions::request_to_join(
-                    db,
-                    &orgs[other].actor,
-                    coalition.id,
-                    orgs[other].id,
-                    at,
-                )
-                .await?;
-                coalitions::accept(db, &orgs[lead].actor, asked.id, at + TimeDelta::days(1))
+        members.extend(join(db, orgs, lead, &others, coalition.id, formed_at).await?);
+        coalition_members.push((coalition.id, members));
+    }
+    Ok(coalition_members)
+}
+
+/// Up to five of `others` join the lead's coalition in turn: by invitation (the fifth invited
+/// never answers) or by asking. Returns those who became members.
+async fn join(
+    db: &Database,
+    orgs: &[Org],
+    lead: usize,
+    others: &[usize],
+    coalition_id: Uuid,
+    formed_at: DateTime<Utc>,
+) -> anyhow::Result<Vec<usize>> {
+    let mut members = Vec::new();
+    for (k, &other) in others.iter().take(5).enumerate() {
+        let at = formed_at + TimeDelta::days(3 + k as i64);
+        if k % 2 == 0 {
+            let invited =
+                coalitions::invite(db, &orgs[lead].actor, coalition_id, orgs[other].id, at).await?;
+            if k < 4 {
+                coalitions::accept(db, &orgs[other].actor, invited.id, at + TimeDelta::days(2))
                     .await?;
                 members.push(other);
             }
-        }
-        coalition_members.push((coalition.id, members));
-    }
-
-    // Pledges: every organisation makes one, some two; coalition members pledge together.
-    for (i, org) in orgs.iter().enumerate() {
-        let count = if i % 3 == 0 { 2 } else { 1 };
-        for p in 0..count {
-            let change = Change::ALL[(i + 2 * p) % 5];
-            let mut changes = vec![change];
-            if dice.roll(3) == 0 {
-                changes.push(Change::ALL[(i + 2 * p + 1) % 5]);
-            }
-            let coalition_id = coalition_members
-                .iter()
-                .find(|(_, members)| p == 0 && members.contains(&i))
-                .map(|(id, _)| *id);
-            let made_at = year_start + TimeDelta::days(30 + dice.roll(150) as i64);
-            let (title, commitment) = pledge_text(change, org.place);
-            let pledge = pledges::make(
+        } else {
+            let asked = coalitions::request_to_join(
                 db,
-                &org.actor,
-                NewPledge {
-                    organisation_id: org.id,
-                    coalition_id,
-                    changes: ChangeSet::parse(changes)?,
-                    title: PledgeTitle::parse(&title)?,
-                    commitment: Commitment::parse(&commitment)?,
-                    due_by: Some(groundswell_domain::time::Day::new(
-                        (made_at + TimeDelta::days(300 + dice.roll(120) as i64)).date_naive(),
-                    )?),
-                },
-                made_at,
+                &orgs[other].actor,
+                coalition_id,
+                orgs[other].id,
+                at,
             )
-            .await
-            .context("making a pledge")?;
-            seeded.pledges += 1;
-
-            // A year of updates: most report every month or two; some go quiet; a few finish.
-            let fate = dice.roll(10);
-            if fate == 0 {
-                pledges::withdraw(
-                    db,
-                    &org.actor,
-                    pledge.id,
-                    WithdrawalReason::parse("Our funding for this work ended; we are folding it into a partner's pledge.")?,
-                    made_at + TimeDelta::days(90),
-                )
-                .await?;
-                continue;
-            }
-            let stops_at = if fate <= 2 {
-                now - TimeDelta::days(75)
-            } else {
-                now
-            };
-            let mut at = made_at + TimeDelta::days(20 + dice.roll(25) as i64);
-            let mut percent: i32 = 0;
-            while at < stops_at {
-                percent = (percent + 10 + dice.roll(15) as i32).min(100);
-                let done = fate == 9 && percent >= 60;
-                let (body, signal) = if done {
-                    (
-                        "Done: what we pledged is in place, and people tell us it works.",
-                        ProgressSignal::Done,
-                    )
-                } else {
-                    UPDATE_TEXT[dice.roll(UPDATE_TEXT.len() as u64) as usize]
-                };
-                let evidence: Vec<String> = if dice.roll(3) == 0 {
-                    vec![format!(
-                        "https://{}.example/updates/{}",
-                        org.place.to_lowercase(),
-                        seeded.updates
-                    )]
-                } else {
-                    Vec::new()
-                };
-                progress::post(
-                    db,
-                    &org.actor,
-                    NewProgressUpdate {
-                        subject: Subject::Pledge(pledge.id),
-                        organisation_id: None,
-                        body: UpdateBody::parse(body)?,
-                        signal,
-                        percent_complete: Some(PercentComplete::parse(if done {
-                            100
-                        } else {
-                            percent.min(95)
-                        })?),
-                        evidence_urls: EvidenceUrls::parse(evidence.iter().map(String::as_str))?,
-                        mark_achieved: true,
-                    },
-                    at,
-                )
-                .await
-                .context("posting an update")?;
-                seeded.updates += 1;
-                if done {
-                    break;
-                }
-                at += TimeDelta::days(40 + dice.roll(20) as i64);
-            }
+            .await?;
+            coalitions::accept(db, &orgs[lead].actor, asked.id, at + TimeDelta::days(1)).await?;
+            members.push(other);
         }
     }
+    Ok(members)
+}
 
-    // Coalitions report together, about every other month.
-    for (coalition_id, members) in &coalition_members {
+/// A pledge the seed made, and when.
+#[derive(Clone, Copy)]
+struct Made {
+    id: Uuid,
+    at: DateTime<Utc>,
+}
+
+/// `org`'s pledge on the `nth` change (counting round the five), sometimes on the next one
+/// too, made in the year's first half.
+async fn pledge(
+    db: &Database,
+    dice: &mut Dice,
+    org: &Org,
+    nth: usize,
+    coalition_id: Option<Uuid>,
+    year_start: DateTime<Utc>,
+) -> anyhow::Result<Made> {
+    let change = Change::ALL[nth % 5];
+    let mut changes = vec![change];
+    if dice.roll(3) == 0 {
+        changes.push(Change::ALL[(nth + 1) % 5]);
+    }
+    let made_at = year_start + TimeDelta::days(30 + dice.roll(150) as i64);
+    let (title, commitment) = samples::pledge_text(change, org.place);
+    let pledge = pledges::make(
+        db,
+        &org.actor,
+        NewPledge {
+            organisation_id: org.id,
+            coalition_id,
+            changes: ChangeSet::parse(changes)?,
+            title: PledgeTitle::parse(&title)?,
+            commitment: Commitment::parse(&commitment)?,
+            due_by: Some(groundswell_domain::time::Day::new(
+                (made_at + TimeDelta::days(300 + dice.roll(120) as i64)).date_naive(),
+            )?),
+        },
+        made_at,
+    )
+    .await
+    .context("making a pledge")?;
+    Ok(Made {
+        id: pledge.id,
+        at: made_at,
+    })
+}
+
+/// A year of updates on one pledge of the `i`th organisation: most report every month or two;
+/// some go quiet; a few finish; one in ten is withdrawn instead.
+async fn report_on_pledge(
+    db: &Database,
+    dice: &mut Dice,
+    org: &Org,
+    i: usize,
+    pledge: Made,
+    now: DateTime<Utc>,
+    seeded: &mut Seeded,
+) -> anyhow::Result<()> {
+    let fate = dice.roll(10);
+    if fate == 0 {
+        let reason = samples::WITHDRAWAL_REASONS[i % samples::WITHDRAWAL_REASONS.len()];
+        pledges::withdraw(
+            db,
+            &org.actor,
+            pledge.id,
+            WithdrawalReason::parse(reason)?,
+            pledge.at + TimeDelta::days(90),
+        )
+        .await?;
+        return Ok(());
+    }
+    let stops_at = if fate <= 2 {
+        now - TimeDelta::days(75)
+    } else {
+        now
+    };
+    let mut at = pledge.at + TimeDelta::days(20 + dice.roll(25) as i64);
+    let mut percent: i32 = 0;
+    while at < stops_at {
+        percent = (percent + 10 + dice.roll(15) as i32).min(100);
+        let done = fate == 9 && percent >= 60;
+        let (body, signal) = if done {
+            (DONE_NOTE, ProgressSignal::Done)
+        } else {
+            samples::PROGRESS_NOTES[dice.roll(samples::PROGRESS_NOTES.len() as u64) as usize]
+        };
+        let evidence: Vec<String> = if dice.roll(3) == 0 {
+            vec![format!(
+                "https://{}.example/updates/{}",
+                org.place.to_lowercase(),
+                seeded.updates
+            )]
+        } else {
+            Vec::new()
+        };
+        progress::post(
+            db,
+            &org.actor,
+            NewProgressUpdate {
+                subject: Subject::Pledge(pledge.id),
+                organisation_id: None,
+                body: UpdateBody::parse(body)?,
+                signal,
+                percent_complete: Some(PercentComplete::parse(if done {
+                    100
+                } else {
+                    percent.min(95)
+                })?),
+                evidence_urls: EvidenceUrls::parse(evidence.iter().map(String::as_str))?,
+                mark_achieved: true,
+            },
+            at,
+        )
+        .await
+        .context("posting an update")?;
+        seeded.updates += 1;
+        if done {
+            break;
+        }
+        at += TimeDelta::days(40 + dice.roll(20) as i64);
+    }
+    Ok(())
+}
+
+/// Coalitions report together, about every other month, their members taking turns; returns
+/// how many updates they posted.
+async fn report_on_coalitions(
+    db: &Database,
+    orgs: &[Org],
+    coalition_members: &[(Uuid, Vec<usize>)],
+    year_start: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> anyhow::Result<usize> {
+    let mut posted = 0;
+    for (coalition_id, members) in coalition_members {
         let mut at = year_start + TimeDelta::days(60);
         let mut turn = 0;
         while at < now {
@@ -396,10 +371,12 @@ pub async fn seed(db: &Database, now: DateTime<Utc>) -> anyhow::Result<Seeded> {
                 NewProgressUpdate {
                     subject: Subject::Coalition(*coalition_id),
                     organisation_id: Some(poster.id),
-                    body: UpdateBody::parse(
-                        "The coalition met with people who draw on care; we agreed the next joint steps and who leads each.",
-                    )?,
-                    signal: if turn % 4 == 3 { ProgressSignal::AtRisk } else { ProgressSignal::OnTrack },
+                    body: UpdateBody::parse(COALITION_NOTE)?,
+                    signal: if turn % 4 == 3 {
+                        ProgressSignal::AtRisk
+                    } else {
+                        ProgressSignal::OnTrack
+                    },
                     percent_complete: None,
                     evidence_urls: EvidenceUrls::default(),
                     mark_achieved: false,
@@ -407,12 +384,12 @@ pub async fn seed(db: &Database, now: DateTime<Utc>) -> anyhow::Result<Seeded> {
                 at,
             )
             .await?;
-            seeded.updates += 1;
+            posted += 1;
             turn += 1;
             at += TimeDelta::days(61);
         }
     }
-    Ok(seeded)
+    Ok(posted)
 }
 
 async fn organisation(

@@ -630,6 +630,18 @@ fn caller(index: usize, iteration: u64, callers: usize) -> usize {
 /// Checks that Groundswell and the floor return the same data, so the two are measuring the
 /// same work.
 async fn agree(client: &Client, floor: &Floor, fixture: &Fixture) -> anyhow::Result<()> {
+    gathering_page_agrees(client, floor, fixture).await?;
+    anonymous_gathering_page_agrees(client, floor, fixture).await?;
+    pledge_wall_agrees(client, floor, fixture).await?;
+    five_changes_agree(client, floor).await
+}
+
+/// The gathering page as a page caller sees it, their own registration included.
+async fn gathering_page_agrees(
+    client: &Client,
+    floor: &Floor,
+    fixture: &Fixture,
+) -> anyhow::Result<()> {
     let token = fixture
         .page_callers
         .first()
@@ -675,7 +687,15 @@ async fn agree(client: &Client, floor: &Floor, fixture: &Fixture) -> anyhow::Res
         got == expected,
         "the gathering page differs: Groundswell {got}, floor {expected}"
     );
+    Ok(())
+}
 
+/// The gathering page as anyone sees it, signed out.
+async fn anonymous_gathering_page_agrees(
+    client: &Client,
+    floor: &Floor,
+    fixture: &Fixture,
+) -> anyhow::Result<()> {
     let data = client
         .data(
             ANONYMOUS_GATHERING_PAGE,
@@ -707,7 +727,15 @@ async fn agree(client: &Client, floor: &Floor, fixture: &Fixture) -> anyhow::Res
         got == expected,
         "the anonymous gathering page differs: Groundswell {got}, floor {expected}"
     );
+    Ok(())
+}
 
+/// The pledge wall's first page on the fixture's change.
+async fn pledge_wall_agrees(
+    client: &Client,
+    floor: &Floor,
+    fixture: &Fixture,
+) -> anyhow::Result<()> {
     let data = client
         .data(PLEDGE_WALL, json!({ "change": fixture.wall_change }), None)
         .await?;
@@ -741,7 +769,11 @@ async fn agree(client: &Client, floor: &Floor, fixture: &Fixture) -> anyhow::Res
         got == expected,
         "the pledge wall differs: Groundswell {got:?}, floor {expected:?}"
     );
+    Ok(())
+}
 
+/// The five changes with their figures, the last progress to the millisecond.
+async fn five_changes_agree(client: &Client, floor: &Floor) -> anyhow::Result<()> {
     let data = client.data(FIVE_CHANGES, json!({}), None).await?;
     let got: Vec<Value> = data["changes"]
         .as_array()

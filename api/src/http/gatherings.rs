@@ -104,38 +104,14 @@ pub async fn registrations_csv(
     Path(slug): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let actor = match auth::caller(&state.db, &auth::presented(&headers, true)).await {
+    let actor = match signed_in(&state, &headers).await {
         Ok(actor) => actor,
-        Err(auth::Refusal::Invalid) => {
-            return super::graphql::error_response(
-                StatusCode::UNAUTHORIZED,
-                auth::INVALID_CREDENTIAL,
-                "UNAUTHENTICATED",
-            );
-        }
-        Err(auth::Refusal::Unavailable) => {
-            return plain(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "Please try again in a minute.",
-            );
-        }
+        Err(refused) => return refused,
     };
-    if actor == Actor::Anonymous {
-        return plain(
-            StatusCode::UNAUTHORIZED,
-            "Sign in as one of the gathering's convenors.",
-        );
-    }
     let gathering = match gatherings::by_slug(&state.db, &actor, &slug).await {
         Ok(Some(gathering)) => gathering,
         Ok(None) => return plain(StatusCode::NOT_FOUND, "No gathering has that address."),
-        Err(err) => {
-            tracing::error!(error = %err, "loading a gathering failed");
-            return plain(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "Something went wrong on our side.",
-            );
-        }
+        Err(err) => return went_wrong("loading a gathering", &err),
     };
     let rows = match registrations::all_for_gathering(&state.db, &actor, gathering.id).await {
         Ok(rows) => rows,
@@ -145,24 +121,12 @@ pub async fn registrations_csv(
                 "Only the gathering's convenors can download its registrations.",
             );
         }
-        Err(err) => {
-            tracing::error!(error = %err, "loading registrations failed");
-            return plain(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "Something went wrong on our side.",
-            );
-        }
+        Err(err) => return went_wrong("loading registrations", &err),
     };
     let ids: Vec<_> = rows.iter().map(|r| r.person_id).collect();
     let people: HashMap<_, _> = match people::by_ids(&state.db, &ids).await {
         Ok(found) => found.into_iter().map(|p| (p.id, p)).collect(),
-        Err(err) => {
-            tracing::error!(error = %err, "loading people failed");
-            return plain(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "Something went wrong on our side.",
-            );
-        }
+        Err(err) => return went_wrong("loading people", &err),
     };
     match write_csv(&rows, &people) {
         Ok(bytes) => (
@@ -180,14 +144,38 @@ pub async fn registrations_csv(
             bytes,
         )
             .into_response(),
-        Err(err) => {
-            tracing::error!(error = %err, "writing CSV failed");
-            plain(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "Something went wrong on our side.",
-            )
-        }
+        Err(err) => went_wrong("writing CSV", &*err),
     }
+}
+
+/// The signed-in caller: a credential that is not valid is refused with 401 as GraphQL
+/// refuses it, and no credential with a plain 401 asking to sign in.
+async fn signed_in(state: &AppState, headers: &HeaderMap) -> Result<Actor, Response> {
+    match auth::caller(&state.db, &auth::presented(headers, true)).await {
+        Ok(Actor::Anonymous) => Err(plain(
+            StatusCode::UNAUTHORIZED,
+            "Sign in as one of the gathering's convenors.",
+        )),
+        Ok(actor) => Ok(actor),
+        Err(auth::Refusal::Invalid) => Err(super::graphql::error_response(
+            StatusCode::UNAUTHORIZED,
+            auth::INVALID_CREDENTIAL,
+            "UNAUTHENTICATED",
+        )),
+        Err(auth::Refusal::Unavailable) => Err(plain(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Please try again in a minute.",
+        )),
+    }
+}
+
+/// A 500 for a failure of ours, logged once here with what was being done.
+fn went_wrong(doing: &str, err: &(dyn std::error::Error + 'static)) -> Response {
+    tracing::error!(error = %err, "{doing} failed");
+    plain(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "Something went wrong on our side.",
+    )
 }
 
 fn write_csv(

@@ -13,7 +13,7 @@
 mod answer;
 mod params;
 
-use std::net::SocketAddr;
+use std::{net::SocketAddr, sync::Arc};
 
 use async_graphql::{ServerError, parser::types::OperationType};
 use axum::{
@@ -41,7 +41,7 @@ use crate::{
         new_loader,
         visibility::{self, Answered, Visibility},
     },
-    response_cache::{self, Key, Lookup},
+    response_cache::{self, Entry, Flight, Key, Lookup},
 };
 use groundswell_domain::generations::{Areas, Snapshot};
 
@@ -165,6 +165,25 @@ enum Prepared {
     Refused(Box<async_graphql::Response>),
 }
 
+/// A cacheable operation that missed: its key, the generations read before it runs, and its
+/// place as the one running it for identical requests (held until its answer is stored).
+struct Miss {
+    key: Key,
+    snapshot: Snapshot,
+    _flight: Option<Flight>,
+}
+
+/// What executing a request's operations gave.
+struct Executed {
+    /// Each operation's response, and whether it ran (rather than being refused in `prepare`).
+    answers: Vec<(async_graphql::Response, bool)>,
+    is_batch: bool,
+    only_queries: bool,
+    /// What the one cacheable operation read, for invalidating its cached answer.
+    areas: Areas,
+    visibility: Visibility,
+}
+
 async fn run(
     state: &AppState,
     peer: SocketAddr,
@@ -174,26 +193,9 @@ async fn run(
     body: RequestBody,
 ) -> Response {
     let presented = auth::presented(headers, method == Method::Get);
-    // The cache of public answers, for one anonymous operation: a hit is answered without
-    // parsing or running anything; a miss remembers the generations before it runs.
-    // Identical misses arriving together run once: the first leads (holding `_flight` until
-    // its answer is stored), the others wait for it and then look again.
     let mut body = body;
-    let mut cacheable: Option<(Key, Snapshot)> = None;
-    let mut _flight = None;
-    if let (Some(cache), false, RequestBody::Single(params)) =
-        (&state.response_cache, presented.is_presented(), &mut body)
-        && let Some(key) = cache_key(state, params)
-    {
-        let hit = match cache.begin(key) {
-            Lookup::Hit(entry) => Some(entry),
-            Lookup::Lead(flight) => {
-                _flight = Some(flight);
-                None
-            }
-            Lookup::Follow(running) => cache.follow(&key, running).await,
-        };
-        if let Some(entry) = hit {
+    let miss = match from_cache(state, &presented, &mut body).await {
+        Cached::Hit(entry) => {
             let mut response = send(
                 media,
                 Answer {
@@ -211,8 +213,9 @@ async fn run(
                 .insert(X_CACHE, HeaderValue::from_static("HIT"));
             return response;
         }
-        cacheable = Some((key, cache.snapshot()));
-    }
+        Cached::Miss(miss) => Some(miss),
+        Cached::NotCacheable => None,
+    };
     let actor = match caller(state, &presented, media).await {
         Ok(actor) => actor,
         Err(refused) => return refused,
@@ -229,8 +232,66 @@ async fn run(
             Err(bad) => return bad_request(media, &bad.message, bad.field),
         }
     }
+    if let Some(refused) = refused_before_running(&mut prepared, is_batch, method, media) {
+        return refused;
+    }
 
-    // A GET may only read: refuse before anything runs, as the specification asks.
+    let context = RequestContext {
+        actor,
+        client_ip: Some(peer.ip()),
+    };
+    let executed = execute(state, prepared, is_batch, &context, miss.is_some()).await;
+    respond(state, headers, method, media, &presented, executed, miss)
+}
+
+/// What the cache of public answers holds for a request.
+enum Cached {
+    Hit(Arc<Entry>),
+    Miss(Miss),
+    /// Not one anonymous operation, or the cache is off.
+    NotCacheable,
+}
+
+/// The cache of public answers, for one anonymous operation: a hit is answered without
+/// parsing or running anything; a miss remembers the generations before it runs. Identical
+/// misses arriving together run once: the first leads (holding its flight until its answer
+/// is stored), the others wait for it and then look again.
+async fn from_cache(state: &AppState, presented: &Presented, body: &mut RequestBody) -> Cached {
+    let (Some(cache), false, RequestBody::Single(params)) =
+        (&state.response_cache, presented.is_presented(), body)
+    else {
+        return Cached::NotCacheable;
+    };
+    let Some(key) = cache_key(state, params) else {
+        return Cached::NotCacheable;
+    };
+    let mut flight = None;
+    let hit = match cache.begin(key) {
+        Lookup::Hit(entry) => Some(entry),
+        Lookup::Lead(lead) => {
+            flight = Some(lead);
+            None
+        }
+        Lookup::Follow(running) => cache.follow(&key, running).await,
+    };
+    match hit {
+        Some(entry) => Cached::Hit(entry),
+        None => Cached::Miss(Miss {
+            key,
+            snapshot: cache.snapshot(),
+            _flight: flight,
+        }),
+    }
+}
+
+/// The refusal, before anything runs, of what may not run: writes sent with GET (405, as the
+/// specification asks), a NUL in any text (400), operations past the cost limits (400).
+fn refused_before_running(
+    prepared: &mut [Prepared],
+    is_batch: bool,
+    method: Method,
+    media: Media,
+) -> Option<Response> {
     let writes = prepared.iter().any(
         |p| matches!(p, Prepared::Run { kind: Some(kind), .. } if *kind != OperationType::Query),
     );
@@ -245,37 +306,43 @@ async fn run(
         response
             .headers_mut()
             .insert(header::ALLOW, HeaderValue::from_static("POST"));
-        return response;
+        return Some(response);
     }
 
     let run = prepared.iter().filter_map(|one| match one {
         Prepared::Run { request, .. } => Some(&**request),
-        _ => None,
+        Prepared::Refused(_) => None,
     });
     if let Err(nul) = crate::graphql::limits::find_nul(run) {
-        return refusal(
+        return Some(refusal(
             media,
             StatusCode::BAD_REQUEST,
             crate::graphql::limits::HoldsNul::MESSAGE,
             "BAD_USER_INPUT",
             nul.field.as_deref(),
-        );
+        ));
     }
-    if let Err(refused) = within_cost(&mut prepared, is_batch) {
-        return refusal(
+    if let Err(refused) = within_cost(prepared, is_batch) {
+        return Some(refusal(
             media,
             StatusCode::BAD_REQUEST,
             &refused,
             "BAD_USER_INPUT",
             None,
-        );
+        ));
     }
+    None
+}
 
+/// Executes each operation that was not refused, in order, with its own loader.
+async fn execute(
+    state: &AppState,
+    prepared: Vec<Prepared>,
+    is_batch: bool,
+    context: &RequestContext,
+    cacheable: bool,
+) -> Executed {
     let visibility = Visibility::new();
-    let context = RequestContext {
-        actor,
-        client_ip: Some(peer.ip()),
-    };
     let mut only_queries = true;
     let mut areas = Areas::ALL;
     let mut answers = Vec::with_capacity(prepared.len());
@@ -284,7 +351,7 @@ async fn run(
             Prepared::Refused(response) => (*response, false),
             Prepared::Run { mut request, kind } => {
                 only_queries &= kind == Some(OperationType::Query);
-                if cacheable.is_some() {
+                if cacheable {
                     let name = request.operation_name.clone();
                     areas = request.parsed_query().map_or(Areas::ALL, |document| {
                         response_cache::areas_read(document, name.as_deref())
@@ -302,38 +369,38 @@ async fn run(
         assign_codes(&mut response);
         answers.push((response, ran));
     }
+    Executed {
+        answers,
+        is_batch,
+        only_queries,
+        areas,
+        visibility,
+    }
+}
 
+/// Answers with the status, media type and cache headers the outcome calls for, keeping a
+/// public answer to a cacheable operation in the cache.
+fn respond(
+    state: &AppState,
+    headers: &HeaderMap,
+    method: Method,
+    media: Media,
+    presented: &Presented,
+    executed: Executed,
+    miss: Option<Miss>,
+) -> Response {
+    let answers = &executed.answers;
+    let is_batch = executed.is_batch;
     let had_errors = answers.iter().any(|(r, _)| !r.errors.is_empty());
     let public = visibility::is_public(&Answered {
         credential_presented: presented.is_presented(),
-        only_queries,
+        only_queries: executed.only_queries,
         had_errors,
-        marked_private: visibility.is_marked_private(),
+        marked_private: executed.visibility.is_marked_private(),
     });
-    let mut before_execution = false;
-    let mut body = Vec::with_capacity(1024);
-    if is_batch {
-        body.push(b'[');
-    }
-    for (n, (response, ran)) in answers.iter().enumerate() {
-        let failed_early = !ran || failed_before_execution(response);
-        before_execution |= failed_early;
-        if n > 0 {
-            body.push(b',');
-        }
-        let written = if media == Media::GraphqlResponse && failed_early {
-            // No `data` key at all: the request never reached execution.
-            serde_json::to_writer(
-                &mut body,
-                &NoData {
-                    errors: &response.errors,
-                    extensions: &response.extensions,
-                },
-            )
-        } else {
-            serde_json::to_writer(&mut body, response)
-        };
-        if let Err(err) = written {
+    let (body, before_execution) = match serialise(answers, is_batch, media) {
+        Ok(written) => written,
+        Err(err) => {
             tracing::error!(error = %err, "serialising a GraphQL response failed");
             return refusal(
                 media,
@@ -343,22 +410,20 @@ async fn run(
                 None,
             );
         }
-    }
-    if is_batch {
-        body.push(b']');
-    }
+    };
     let status = if !is_batch && media == Media::GraphqlResponse && before_execution {
         StatusCode::BAD_REQUEST
     } else {
         StatusCode::OK
     };
     let body = Bytes::from(body);
-    let cacheable = cacheable.filter(|_| public && !is_batch && status == StatusCode::OK);
+    let miss = miss.filter(|_| public && !is_batch && status == StatusCode::OK);
     let mut etag = None;
-    if let (Some((key, snapshot)), Some(cache)) = (cacheable, &state.response_cache) {
+    let stored = miss.is_some();
+    if let (Some(miss), Some(cache)) = (miss, &state.response_cache) {
         let etags = Media::ALL.map(|m| strong_etag(m, &body));
         etag = Some(etags[media.index()].clone());
-        cache.put(key, body.clone(), etags, areas, snapshot);
+        cache.put(miss.key, body.clone(), etags, executed.areas, miss.snapshot);
     }
     let mut response = send(
         media,
@@ -372,12 +437,49 @@ async fn run(
         method == Method::Get,
         state.public_cache_max_age_seconds,
     );
-    if cacheable.is_some() {
+    if stored {
         response
             .headers_mut()
             .insert(X_CACHE, HeaderValue::from_static("MISS"));
     }
     response
+}
+
+/// The answers as one JSON body (an array for a batch), and whether any failed before
+/// execution. Under `application/graphql-response+json` such an answer has no `data` key.
+fn serialise(
+    answers: &[(async_graphql::Response, bool)],
+    is_batch: bool,
+    media: Media,
+) -> serde_json::Result<(Vec<u8>, bool)> {
+    let mut before_execution = false;
+    let mut body = Vec::with_capacity(1024);
+    if is_batch {
+        body.push(b'[');
+    }
+    for (n, (response, ran)) in answers.iter().enumerate() {
+        let failed_early = !ran || failed_before_execution(response);
+        before_execution |= failed_early;
+        if n > 0 {
+            body.push(b',');
+        }
+        if media == Media::GraphqlResponse && failed_early {
+            // No `data` key at all: the request never reached execution.
+            serde_json::to_writer(
+                &mut body,
+                &NoData {
+                    errors: &response.errors,
+                    extensions: &response.extensions,
+                },
+            )?;
+        } else {
+            serde_json::to_writer(&mut body, response)?;
+        }
+    }
+    if is_batch {
+        body.push(b']');
+    }
+    Ok((body, before_execution))
 }
 
 /// The cache key of one operation: its document (from the persisted-query store when only a
