@@ -210,6 +210,20 @@ impl PeriodDigest {
         }
     }
 
+    /// Whether the digest of someone following `interests` has anything to tell: the same as
+    /// `!self.for_changes(interests, _).is_empty()`, without cutting it. A section keeps a
+    /// change's group only when it has items, so a kept group is news.
+    pub fn has_news_for(&self, interests: &[Change]) -> bool {
+        fn kept<T>(groups: &[ChangeGroup<T>], interests: &[Change]) -> bool {
+            groups.iter().any(|g| interests.contains(&g.change))
+        }
+        !self.gatherings.items.is_empty()
+            || kept(&self.new_pledges.groups, interests)
+            || kept(&self.progress.groups, interests)
+            || kept(&self.coalitions.groups, interests)
+            || kept(&self.quiet_pledges.groups, interests)
+    }
+
     /// `recipient`'s digest: their changes of interest, named for their frequency.
     pub fn for_recipient(&self, recipient: &Recipient) -> Digest {
         self.for_changes(
@@ -385,8 +399,12 @@ pub async fn send_due(
 }
 
 /// Digests claimed in one write transaction: a few statements and one commit per batch rather
-/// than per digest, while a batch's mail contexts stay a few megabytes.
+/// than per digest.
 const CLAIM_BATCH: usize = 250;
+
+/// Digest messages built and inserted at once within a batch: each mail context is about a
+/// hundred kilobytes of JSON, held three times over while its insert is bound.
+const MAILS_AT_ONCE: usize = 25;
 
 /// A digest due to one recipient: their period's news, not yet cut down to their changes.
 struct Due {
@@ -424,16 +442,11 @@ async fn claim_batch(
     if batch.is_empty() {
         return Ok(outcome);
     }
-    // Cut per batch, so only a batch's digests are held whole at once.
-    let digests: Vec<Digest> = batch
-        .iter()
-        .map(|due| due.news.for_recipient(&due.recipient))
-        .collect();
     let claims: Vec<(Uuid, Option<(Uuid, EmailAddress)>)> = batch
         .iter()
-        .zip(&digests)
-        .map(|(due, digest)| {
-            let send = !digest.is_empty() || due.recipient.person.digest.send_empty;
+        .map(|due| {
+            let empty = !due.news.has_news_for(&due.recipient.changes_of_interest());
+            let send = !empty || due.recipient.person.digest.send_empty;
             let mail = EmailAddress::parse(&due.recipient.person.email)
                 .ok()
                 .filter(|_| send)
@@ -469,8 +482,8 @@ async fn claim_batch(
         .iter()
         .map(|row| row.try_get::<Uuid>("", "id"))
         .collect::<Result<_, _>>()?;
-    let mut mails = Vec::new();
-    for ((due, digest), (id, mail)) in batch.iter().zip(&digests).zip(claims) {
+    let mut sending = Vec::new();
+    for (due, (id, mail)) in batch.iter().zip(claims) {
         if !claimed.contains(&id) {
             outcome.already_claimed += 1;
             continue;
@@ -479,17 +492,28 @@ async fn claim_batch(
             outcome.skipped_empty += 1;
             continue;
         };
-        mails.push((
-            outbox_id,
-            Mail {
-                recipient: email,
-                template: Template::Digest,
-                context: digest.mail_context(&due.recipient),
-            },
-        ));
+        sending.push((due, outbox_id, email));
     }
-    outcome.queued = mails.len() as u64;
-    mail::enqueue_many(&*txn, mails, now).await?;
+    outcome.queued = sending.len() as u64;
+    // A digest's mail context is large (a hundred kilobytes of JSON, copied again as the
+    // insert binds it), so only a few are cut and held at once, not the batch's.
+    for chunk in sending.chunks(MAILS_AT_ONCE) {
+        let mails = chunk
+            .iter()
+            .map(|(due, outbox_id, email)| {
+                let digest = due.news.for_recipient(&due.recipient);
+                (
+                    *outbox_id,
+                    Mail {
+                        recipient: email.clone(),
+                        template: Template::Digest,
+                        context: digest.mail_context(&due.recipient),
+                    },
+                )
+            })
+            .collect();
+        mail::enqueue_many(&*txn, mails, now).await?;
+    }
     txn.commit().await?;
     Ok(outcome)
 }
