@@ -2,6 +2,7 @@
 //! their convenors. Registrations against them live in `registrations`.
 
 mod calendar;
+pub mod with_counts;
 
 pub use calendar::CalendarEntry;
 

@@ -13,7 +13,10 @@
 mod answer;
 mod params;
 
-use std::net::SocketAddr;
+use std::{
+    net::SocketAddr,
+    sync::atomic::{AtomicUsize, Ordering},
+};
 
 use async_graphql::{ServerError, parser::types::OperationType};
 use axum::{
@@ -44,6 +47,12 @@ use crate::{
     response_cache::{self, Key, Lookup},
 };
 use groundswell_domain::generations::{Areas, Snapshot};
+
+/// The size of the last answer written, as the starting capacity of the next one's buffer.
+static ANSWER_SIZE_HINT: AtomicUsize = AtomicUsize::new(MIN_ANSWER_CAPACITY);
+/// The least and most capacity an answer's buffer starts with.
+const MIN_ANSWER_CAPACITY: usize = 1024;
+const MAX_ANSWER_CAPACITY: usize = 256 * 1024;
 
 /// The header saying whether a cacheable answer came from the cache of public answers.
 const X_CACHE: &str = "x-cache";
@@ -311,7 +320,8 @@ async fn run(
         marked_private: visibility.is_marked_private(),
     });
     let mut before_execution = false;
-    let mut body = Vec::with_capacity(1024);
+    // Sized like the last answer, so a page's JSON is written without growing its buffer.
+    let mut body = Vec::with_capacity(ANSWER_SIZE_HINT.load(Ordering::Relaxed));
     if is_batch {
         body.push(b'[');
     }
@@ -352,6 +362,10 @@ async fn run(
     } else {
         StatusCode::OK
     };
+    ANSWER_SIZE_HINT.store(
+        body.len().clamp(MIN_ANSWER_CAPACITY, MAX_ANSWER_CAPACITY),
+        Ordering::Relaxed,
+    );
     let body = Bytes::from(body);
     let cacheable = cacheable.filter(|_| public && !is_batch && status == StatusCode::OK);
     let mut etag = None;
@@ -488,16 +502,28 @@ fn prepare(state: &AppState, params: Params) -> Result<Prepared, params::Malform
             ))));
         }
     };
+    // The same text parses to the same document: parse it once per server, not per request.
+    // Every check of the document still runs on each request (`run`, and execution's own).
+    let cached = state.parsed_documents.get(&query);
+    let text_to_keep = cached.is_none().then(|| query.clone());
     let mut request = async_graphql::Request::new(query).variables(
         async_graphql::Variables::from_json(Value::Object(params.variables)),
     );
+    if let Some(document) = cached {
+        request.set_parsed_query(document);
+    }
     if let Some(name) = &params.operation_name {
         request = request.operation_name(name.clone());
     }
     request.extensions =
         serde_json::from_value(Value::Object(params.extensions)).unwrap_or_default();
     let kind = match request.parsed_query() {
-        Ok(document) => operation_kind(document, params.operation_name.as_deref()),
+        Ok(document) => {
+            if let Some(text) = &text_to_keep {
+                state.parsed_documents.insert(text, document);
+            }
+            operation_kind(document, params.operation_name.as_deref())
+        }
         Err(error) => {
             return Ok(Prepared::Refused(Box::new(
                 async_graphql::Response::from_errors(vec![error]),
