@@ -424,6 +424,7 @@ impl PledgesQuery {
                 loaded
                     .latest_updates
                     .into_iter()
+                    .map(groundswell_domain::progress::ProgressUpdate::from)
                     .map(|u| (ProgressUpdateId(u.id), u)),
             )
             .await;

@@ -20,8 +20,11 @@ use crate::{
     entities::{organisation, pledge, progress_update},
     organisations::Organisation,
     page::{Page, PageRequest},
-    progress::ProgressUpdate,
 };
+
+/// A pledge's latest progress update, as read with its page.
+#[derive(Debug)]
+pub struct LatestUpdate(pub(crate) progress_update::Model);
 
 /// Which of a page's relations to load with it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -37,8 +40,9 @@ pub struct PageWith {
     pub page: Page<Pledge>,
     /// The pledging organisations, one per pledge (several pledges may share one).
     pub organisations: Vec<Organisation>,
-    /// The latest progress updates of the pledges that have one.
-    pub latest_updates: Vec<ProgressUpdate>,
+    /// The latest progress updates of the pledges that have one (`progress::ProgressUpdate`
+    /// is made from each: `progress` depends on `pledges`, not the other way).
+    pub latest_updates: Vec<LatestUpdate>,
     /// Each pledge's changes, in their published order; every pledge of the page is a key.
     pub changes: HashMap<Uuid, Vec<Change>>,
 }
@@ -103,7 +107,7 @@ pub async fn list_with(
             if include.latest_update
                 && let Some(update) = update
             {
-                latest_updates.push(ProgressUpdate::from(update));
+                latest_updates.push(LatestUpdate(update));
             }
             pledges.push(row);
         }
