@@ -12,6 +12,7 @@ on_both_databases!(
     the_registrations_csv_opens_cleanly_for_convenors_only,
     bad_gathering_input_names_the_field,
     an_update_is_saved_and_read_back_and_a_larger_capacity_promotes,
+    the_benchmarks_gathering_page_signed_in_costs_three_statements,
 );
 
 async fn convenors_create_and_publish_gatherings_and_drafts_stay_hidden(
@@ -399,6 +400,65 @@ async fn an_update_is_saved_and_read_back_and_a_larger_capacity_promotes(
         read["gathering"],
         json!({ "title": "A new title", "venue": "The new hall", "inPersonCapacity": 2,
                 "confirmedCount": 2, "viewerRegistration": { "status": "CONFIRMED" } })
+    );
+    Ok(())
+}
+
+/// The gathering page as the benchmark (`bench/src/run.rs`) asks for it, signed in.
+const BENCHMARK_GATHERING_PAGE: &str = "query GatheringPage($slug: String!) { gathering(slug: $slug) { \
+    id title startsAt endsAt format venue placesLeft confirmedCount confirmedPlaces \
+    waitlistedCount registrationOpen viewerRegistration { id status mode companions waitlistPosition } } }";
+
+async fn the_benchmarks_gathering_page_signed_in_costs_three_statements(
+    db: Backend,
+) -> anyhow::Result<()> {
+    let app = spawn_app(db).await?;
+    let convenor = app.convenor("convenor@example.org").await?;
+    let gathering = app
+        .gathering(&convenor, json!({ "slug": "page-2027" }))
+        .await?;
+    let registered = app.sign_in("registered@example.org").await?;
+    app.register(&registered, &gathering["id"], json!({}))
+        .await?
+        .ok()?;
+    let other = app.sign_in("other@example.org").await?;
+    app.register(&other, &gathering["id"], json!({}))
+        .await?
+        .ok()?;
+    let not_registered = app.sign_in("browsing@example.org").await?;
+    app.settle().await;
+
+    // Who is calling; the gathering with its counts; the caller's registration.
+    let (page, count) = app
+        .gql_counting(
+            Some(&registered),
+            BENCHMARK_GATHERING_PAGE,
+            json!({ "slug": "page-2027" }),
+        )
+        .await?;
+    let page = page.ok()?;
+    assert_eq!(page["gathering"]["confirmedCount"], 2);
+    assert_eq!(page["gathering"]["waitlistedCount"], 0);
+    assert_eq!(
+        page["gathering"]["viewerRegistration"]["status"],
+        "CONFIRMED"
+    );
+    println!("statements: the benchmark's gathering page, signed in = {count}");
+    assert_eq!(count, 3, "statements for the gathering page signed in");
+
+    // Someone not registered: the same count, and no registration.
+    let (page, count) = app
+        .gql_counting(
+            Some(&not_registered),
+            BENCHMARK_GATHERING_PAGE,
+            json!({ "slug": "page-2027" }),
+        )
+        .await?;
+    let page = page.ok()?;
+    assert!(page["gathering"]["viewerRegistration"].is_null());
+    assert_eq!(
+        count, 3,
+        "statements for the gathering page, not registered"
     );
     Ok(())
 }

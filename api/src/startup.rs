@@ -146,6 +146,7 @@ impl Application {
                 ),
                 subscriptions_per_connection: config.ws_subscriptions_per_connection,
                 persisted: Arc::default(),
+                parsed_documents: Arc::default(),
                 public_cache_max_age_seconds: config.public_cache_max_age_seconds,
                 response_cache: response_cache.clone(),
                 app: context_for_pages,

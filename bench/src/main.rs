@@ -66,6 +66,13 @@ async fn main() -> anyhow::Result<()> {
                 fixture.counts,
                 started.elapsed().as_secs_f64()
             );
+            // What a profile of one page needs to ask for it as the benchmark does.
+            println!(
+                "page gathering slug: {}\nwall change: {}\na page caller's token: {}",
+                fixture.page_gathering_slug,
+                fixture.wall_change,
+                fixture.page_callers.first().map_or("", String::as_str)
+            );
             Ok(())
         }
         Command::Run(args) => run::run(args).await,

@@ -292,6 +292,26 @@ async fn viewer_registration(
         })
         .await
         .map_err(ApiError::internal)
+        .map(Option::flatten)
+}
+
+/// Loads the caller's own registration for a gathering straight into the request's loader
+/// when the selected fields will ask for it, so they neither query again nor wait for a batch.
+async fn prime_viewer_registration(
+    ctx: &Context<'_>,
+    gathering_id: uuid::Uuid,
+    selection: async_graphql::Lookahead<'_>,
+) -> ApiResult<()> {
+    let Actor::Person { person_id, .. } = actor(ctx)? else {
+        return Ok(());
+    };
+    if !(selection.field("viewerRegistration").exists() || selection.field("joiningUrl").exists()) {
+        return Ok(());
+    }
+    let found =
+        super::loaders::viewer_registrations(&app(ctx)?.db, *person_id, &[gathering_id]).await?;
+    ctx.data::<RequestLoader>()?.feed_many(found).await;
+    Ok(())
 }
 
 /// How many live registrations need one access requirement.
@@ -565,9 +585,30 @@ impl GatheringsQuery {
         if slug.len() > Slug::MAX {
             return Ok(None);
         }
-        Ok(gatherings::by_slug(&app(ctx)?.db, actor(ctx)?, &slug)
-            .await?
-            .map(Gathering))
+        let (db, actor) = (&app(ctx)?.db, actor(ctx)?);
+        let selection = ctx.look_ahead();
+        // The page's counts come with the gathering when they are asked for, straight into the
+        // request's loader.
+        let counted = selection.field("confirmedCount").exists()
+            || selection.field("waitlistedCount").exists();
+        let gathering = if counted {
+            let Some((gathering, counts)) =
+                gatherings::with_counts::by_slug_with_counts(db, actor, &slug).await?
+            else {
+                return Ok(None);
+            };
+            ctx.data::<RequestLoader>()?
+                .feed_one(GatheringCounts(gathering.id), counts)
+                .await;
+            gathering
+        } else {
+            let Some(gathering) = gatherings::by_slug(db, actor, &slug).await? else {
+                return Ok(None);
+            };
+            gathering
+        };
+        prime_viewer_registration(ctx, gathering.id, selection).await?;
+        Ok(Some(Gathering(gathering)))
     }
 
     /// Gatherings: upcoming soonest first (the default), or past most recent first.

@@ -241,13 +241,15 @@ impl Loader<GatheringCounts> for DbLoader {
 }
 
 impl Loader<ViewerRegistration> for DbLoader {
-    type Value = Registration;
+    /// Answered for every key (`None`: not registered), so "not registered" is cached for the
+    /// request as a registration is, and a page that loaded it first is not asked again.
+    type Value = Option<Registration>;
     type Error = Arc<sea_orm::DbErr>;
 
     async fn load(
         &self,
         keys: &[ViewerRegistration],
-    ) -> Result<HashMap<ViewerRegistration, Registration>, Self::Error> {
+    ) -> Result<HashMap<ViewerRegistration, Option<Registration>>, Self::Error> {
         let mut by_person: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
         for key in keys {
             by_person
@@ -257,20 +259,40 @@ impl Loader<ViewerRegistration> for DbLoader {
         }
         let mut found = HashMap::new();
         for (person_id, gathering_ids) in by_person {
-            for registration in
-                registrations::of_person_for(&self.db, person_id, &gathering_ids).await?
-            {
-                found.insert(
-                    ViewerRegistration {
-                        gathering_id: registration.gathering_id,
-                        person_id,
-                    },
-                    registration,
-                );
-            }
+            found.extend(viewer_registrations(&self.db, person_id, &gathering_ids).await?);
         }
         Ok(found)
     }
+}
+
+/// One person's registrations for some gatherings, with an answer (perhaps `None`) for each.
+pub(crate) async fn viewer_registrations(
+    db: &Database,
+    person_id: Uuid,
+    gathering_ids: &[Uuid],
+) -> Result<HashMap<ViewerRegistration, Option<Registration>>, sea_orm::DbErr> {
+    let mut found: HashMap<ViewerRegistration, Option<Registration>> = gathering_ids
+        .iter()
+        .map(|&gathering_id| {
+            (
+                ViewerRegistration {
+                    gathering_id,
+                    person_id,
+                },
+                None,
+            )
+        })
+        .collect();
+    for registration in registrations::of_person_for(db, person_id, gathering_ids).await? {
+        found.insert(
+            ViewerRegistration {
+                gathering_id: registration.gathering_id,
+                person_id,
+            },
+            Some(registration),
+        );
+    }
+    Ok(found)
 }
 
 /// Whether a person is one of a gathering's own convenors (not merely an admin): asked for each

@@ -7,6 +7,7 @@ use groundswell_domain::{
     pledges::{
         self, Commitment, NewPledge, Pledge as DomainPledge, PledgeEdit,
         PledgeFilter as DomainFilter, PledgeTitle, WithdrawalReason,
+        with_related::{Include, list_with},
     },
     progress::ProgressFilter,
 };
@@ -392,20 +393,51 @@ impl PledgesQuery {
         let had_cursor = after.is_some();
         let filter = DomainFilter::try_from(filter.unwrap_or_default())?;
         let app = app(ctx)?;
-        let page = pledges::list(
+        let node = ctx.look_ahead().field("edges").field("node");
+        // The relations the page shows come with it (two statements in all), straight into
+        // the request's loader, so the nested fields neither query nor wait for a batch.
+        let include = Include {
+            organisation: node.field("organisation").exists(),
+            latest_update: node.field("latestUpdate").exists(),
+            changes: node.field("changes").exists(),
+        };
+        let loaded = list_with(
             &app.db,
             &filter,
             page_request(ctx, first, after)?,
             groundswell_domain::now(),
             app.quiet_after,
+            include,
         )
         .await?;
-        prime(
-            ctx,
-            &page.items,
-            ctx.look_ahead().field("edges").field("node"),
-        )
-        .await?;
+        let loader = ctx.data::<RequestLoader>()?;
+        loader
+            .feed_many(
+                loaded
+                    .organisations
+                    .into_iter()
+                    .map(|o| (OrganisationId(o.id), o)),
+            )
+            .await;
+        loader
+            .feed_many(
+                loaded
+                    .latest_updates
+                    .into_iter()
+                    .map(groundswell_domain::progress::ProgressUpdate::from)
+                    .map(|u| (ProgressUpdateId(u.id), u)),
+            )
+            .await;
+        loader
+            .feed_many(
+                loaded
+                    .changes
+                    .into_iter()
+                    .map(|(id, changes)| (PledgeChanges(id), changes)),
+            )
+            .await;
+        let page = loaded.page;
+        prime(ctx, &page.items, node).await?;
         Ok(connection(page, had_cursor, |p| p.id, Pledge))
     }
 }

@@ -7,6 +7,7 @@ mod graphiql;
 mod graphql;
 mod health;
 pub mod pages;
+pub mod parsed;
 pub mod persisted;
 mod sign_in;
 mod unsubscribe;
@@ -47,6 +48,8 @@ pub struct AppState {
     pub subscriptions_per_connection: usize,
     /// Automatic persisted queries this server has seen.
     pub persisted: Arc<persisted::PersistedQueries>,
+    /// Documents parsed before, by their text.
+    pub parsed_documents: Arc<parsed::ParsedDocuments>,
     /// `max-age` of public GraphQL answers.
     pub public_cache_max_age_seconds: u64,
     /// Public answers kept in memory; `None` when RESPONSE_CACHE_BYTES is 0.

@@ -7,6 +7,7 @@
 mod calendar;
 pub(crate) mod mail;
 mod waitlist;
+pub mod with_counts;
 
 pub use calendar::CalendarEntry;
 pub use mail::{local_time, when};
@@ -32,6 +33,13 @@ use crate::{
     text::{self, Slug, WebUrl},
     time::Moment,
 };
+
+/// Confirmed and waitlisted registrations of one gathering (`registrations` counts them).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub confirmed: u64,
+    pub waitlisted: u64,
+}
 
 pub use crate::entities::enums::{GatheringFormat, GatheringStatus};
 

@@ -3,6 +3,7 @@
 //! ones too); only the pledging organisation's people and API tokens change them.
 
 pub mod nudges;
+pub mod with_related;
 
 use crate::generations::Areas;
 use std::collections::HashMap;

@@ -47,6 +47,12 @@ pub struct ProgressUpdate {
     pub posted_at: DateTime<Utc>,
 }
 
+impl From<crate::pledges::with_related::LatestUpdate> for ProgressUpdate {
+    fn from(update: crate::pledges::with_related::LatestUpdate) -> Self {
+        Self::from(update.0)
+    }
+}
+
 impl From<progress_update::Model> for ProgressUpdate {
     fn from(row: progress_update::Model) -> Self {
         let evidence_urls = row

@@ -663,12 +663,9 @@ pub async fn of_person_for(
     with_positions(db.conn(), rows).await
 }
 
-/// Confirmed and waitlisted registrations per gathering.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Counts {
-    pub confirmed: u64,
-    pub waitlisted: u64,
-}
+/// A gathering's confirmed and waitlisted registrations (defined with the gathering, which
+/// reads them with its own row on the gathering page).
+pub use crate::gatherings::Counts;
 
 /// Counts for several gatherings in one query.
 pub async fn counts(db: &Database, gathering_ids: &[Uuid]) -> Result<HashMap<Uuid, Counts>, DbErr> {

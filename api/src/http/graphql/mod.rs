@@ -590,16 +590,28 @@ fn prepare(state: &AppState, params: Params) -> Result<Prepared, params::Malform
             ))));
         }
     };
+    // The same text parses to the same document: parse it once per server, not per request.
+    // Every check of the document still runs on each request (`run`, and execution's own).
+    let cached = state.parsed_documents.get(&query);
+    let text_to_keep = cached.is_none().then(|| query.clone());
     let mut request = async_graphql::Request::new(query).variables(
         async_graphql::Variables::from_json(Value::Object(params.variables)),
     );
+    if let Some(document) = cached {
+        request.set_parsed_query(document);
+    }
     if let Some(name) = &params.operation_name {
         request = request.operation_name(name.clone());
     }
     request.extensions =
         serde_json::from_value(Value::Object(params.extensions)).unwrap_or_default();
     let kind = match request.parsed_query() {
-        Ok(document) => operation_kind(document, params.operation_name.as_deref()),
+        Ok(document) => {
+            if let Some(text) = &text_to_keep {
+                state.parsed_documents.insert(text, document);
+            }
+            operation_kind(document, params.operation_name.as_deref())
+        }
         Err(error) => {
             return Ok(Prepared::Refused(Box::new(
                 async_graphql::Response::from_errors(vec![error]),
