@@ -8,27 +8,34 @@
 //!
 //! `lru` behind a mutex, as for the persisted queries (`persisted`): a lookup is a hash of the
 //! text and a probe, and the clone handed to the request is far cheaper than parsing. Bounded in
-//! entries and in an estimate of bytes (the text's length times [`BYTES_PER_CHARACTER`], since a
-//! parsed document holds every name and position of its text in its own allocations).
+//! entries and in bytes, estimated from above: a parsed document holds each selection as a node
+//! of a few hundred bytes, however short its text (`{ a a a … }` is two characters a field),
+//! so the weight counts the selections as well as the text. A hostile client sending many
+//! different documents therefore cannot make the store hold more than [`MAX_BYTES`] or so.
 
 use std::{num::NonZeroUsize, sync::Mutex};
 
-use async_graphql::parser::types::ExecutableDocument;
+use async_graphql::parser::types::{
+    DocumentOperations, ExecutableDocument, Selection, SelectionSet,
+};
 use lru::LruCache;
 
 /// Most documents kept.
 const MAX_ENTRIES: usize = 1_000;
 /// Most estimated bytes kept, all documents together.
 const MAX_BYTES: usize = 32 * 1024 * 1024;
-/// The estimated size of a parsed document per byte of its text.
-const BYTES_PER_CHARACTER: usize = 16;
+/// Bytes counted per byte of text (names, values and the text kept as the key).
+const BYTES_PER_CHARACTER: usize = 32;
+/// Bytes counted per selection, argument or directive (its node, position and vectors).
+const BYTES_PER_NODE: usize = 512;
 
 pub struct ParsedDocuments {
     inner: Mutex<Store>,
 }
 
 struct Store {
-    documents: LruCache<String, ExecutableDocument>,
+    /// Each document with the weight it was counted at.
+    documents: LruCache<String, (ExecutableDocument, usize)>,
     bytes: usize,
 }
 
@@ -45,20 +52,66 @@ impl Default for ParsedDocuments {
     }
 }
 
-fn weight(text: &str) -> usize {
-    text.len().saturating_mul(BYTES_PER_CHARACTER)
+/// An estimate from above of what keeping `document`, parsed from `text`, costs in bytes.
+fn weight(text: &str, document: &ExecutableDocument) -> usize {
+    fn nodes(set: &SelectionSet) -> usize {
+        set.items
+            .iter()
+            .map(|item| match &item.node {
+                Selection::Field(field) => {
+                    1 + field.node.arguments.len()
+                        + field.node.directives.len()
+                        + nodes(&field.node.selection_set.node)
+                }
+                Selection::FragmentSpread(spread) => 1 + spread.node.directives.len(),
+                Selection::InlineFragment(inline) => {
+                    1 + inline.node.directives.len() + nodes(&inline.node.selection_set.node)
+                }
+            })
+            .fold(0, usize::saturating_add)
+    }
+    let operations: usize = match &document.operations {
+        DocumentOperations::Single(op) => {
+            1 + op.node.variable_definitions.len()
+                + op.node.directives.len()
+                + nodes(&op.node.selection_set.node)
+        }
+        DocumentOperations::Multiple(ops) => ops
+            .values()
+            .map(|op| {
+                1 + op.node.variable_definitions.len()
+                    + op.node.directives.len()
+                    + nodes(&op.node.selection_set.node)
+            })
+            .fold(0, usize::saturating_add),
+    };
+    let fragments: usize = document
+        .fragments
+        .values()
+        .map(|f| 1 + f.node.directives.len() + nodes(&f.node.selection_set.node))
+        .fold(0, usize::saturating_add);
+    text.len()
+        .saturating_mul(BYTES_PER_CHARACTER)
+        .saturating_add(
+            operations
+                .saturating_add(fragments)
+                .saturating_mul(BYTES_PER_NODE),
+        )
 }
 
 impl ParsedDocuments {
     /// The document `text` parsed to, when it is kept.
     pub fn get(&self, text: &str) -> Option<ExecutableDocument> {
         let mut store = self.inner.lock().ok()?;
-        store.documents.get(text).cloned()
+        store
+            .documents
+            .get(text)
+            .map(|(document, _)| document.clone())
     }
 
     /// Keeps `document`, the parse of `text`, dropping the least recently used to make room.
     pub fn insert(&self, text: &str, document: &ExecutableDocument) {
-        let weight = weight(text);
+        let weight = weight(text, document);
         if weight > MAX_BYTES {
             return;
         }
@@ -71,12 +124,15 @@ impl ParsedDocuments {
         }
         while store.bytes + weight > MAX_BYTES {
             match store.documents.pop_lru() {
-                Some((old, _)) => store.bytes -= self::weight(&old),
+                Some((_, (_, old))) => store.bytes -= old,
                 None => break,
             }
         }
-        if let Some((old, _)) = store.documents.push(text.to_owned(), document.clone()) {
-            store.bytes -= self::weight(&old);
+        if let Some((_, (_, old))) = store
+            .documents
+            .push(text.to_owned(), (document.clone(), weight))
+        {
+            store.bytes -= old;
         }
         store.bytes += weight;
     }
@@ -107,6 +163,13 @@ mod tests {
                 .get("{ pledges { edges { node { id } } } }")
                 .is_none()
         );
+    }
+
+    #[test]
+    fn many_short_fields_weigh_more_than_their_text() {
+        let text = format!("{{ {} }}", "a ".repeat(10_000));
+        let parsed = parse_query(&text).unwrap_or_else(|e| panic!("{e}"));
+        assert!(weight(&text, &parsed) >= 10_000 * BYTES_PER_NODE);
     }
 
     #[test]
