@@ -2,8 +2,9 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect, QueryTrait,
+    ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect, QueryTrait,
+    sea_query::LockType,
     sea_query::{Expr, ExprTrait},
 };
 use serde::{Deserialize, Serialize};
@@ -136,6 +137,28 @@ fn in_codes(codes: &[&'static str]) -> sea_orm::sea_query::SimpleExpr {
     change::Column::Code.is_in(codes.iter().copied())
 }
 
+/// Locks the rows of `codes` in one order, the codes', before they are updated. An `UPDATE …
+/// WHERE code IN (…)` locks rows in the order it happens to find them, and PostgreSQL moves a
+/// row each time it is updated, so two writers counting overlapping changes (a progress update
+/// and a new pledge, say) could each hold one row and wait for the other's: a deadlock, which
+/// PostgreSQL breaks by failing one of them. Locked in one order, the second simply waits.
+/// SQLite has one writer at a time, so it needs nothing here.
+async fn lock_in_order(conn: &impl ConnectionTrait, codes: &[&'static str]) -> Result<(), DbErr> {
+    if conn.get_database_backend() != DbBackend::Postgres {
+        return Ok(());
+    }
+    change::Entity::find()
+        .select_only()
+        .column(change::Column::Code)
+        .filter(in_codes(codes))
+        .order_by_asc(change::Column::Code)
+        .lock(LockType::NoKeyUpdate)
+        .into_tuple::<String>()
+        .all(conn)
+        .await?;
+    Ok(())
+}
+
 async fn add(
     conn: &impl ConnectionTrait,
     column: change::Column,
@@ -145,6 +168,7 @@ async fn add(
     if codes.is_empty() {
         return Ok(());
     }
+    lock_in_order(conn, codes).await?;
     change::Entity::update_many()
         .col_expr(column, Expr::col(column).add(delta))
         .filter(in_codes(codes))
