@@ -976,13 +976,36 @@ async fn concurrent_updates_and_pledges_on_overlapping_changes_all_land(
         pledges.push((owner.clone(), pledge));
         owners.push((owner, org));
     }
+    // A second pledge per organisation whose changes are edited every round, taking some off
+    // and putting others on in one transaction, in orders that cross the other writers'.
+    let mut edited = Vec::new();
+    for (n, (owner, org)) in owners.iter().enumerate() {
+        let pledge = app
+            .pledge_id(owner, org, json!({ "changes": [ALL[(n + 2) % 5]] }))
+            .await?;
+        edited.push((owner.clone(), pledge));
+    }
     let mut calls = Vec::new();
     for round in 0..8 {
+        for (n, (owner, pledge)) in edited.iter().enumerate() {
+            let changes = if round % 2 == 0 {
+                [ALL[(n + 4) % 5], ALL[(n + 1) % 5]]
+            } else {
+                [ALL[(n + 2) % 5], ALL[n]]
+            };
+            calls.push(futures::future::Either::Left(futures::future::Either::Right(
+                app.gql(
+                    Some(owner),
+                    "mutation($id: ID!, $c: [Change!]) { updatePledge(id: $id, input: { changes: $c }) { id } }",
+                    json!({ "id": pledge, "c": changes }),
+                ),
+            )));
+        }
         for (owner, pledge) in &pledges {
-            calls.push(futures::future::Either::Left(app.post_update(
+            calls.push(futures::future::Either::Left(futures::future::Either::Left(app.post_update(
                 Some(owner),
                 json!({ "pledgeId": pledge, "body": format!("Round {round}."), "signal": "ON_TRACK" }),
-            )));
+            ))));
         }
         for (n, (owner, org)) in owners.iter().enumerate() {
             let changes = [ALL[(n + 4) % 5], ALL[(n + 2) % 5]];
@@ -1006,6 +1029,17 @@ async fn concurrent_updates_and_pledges_on_overlapping_changes_all_land(
         updates,
         8 * 5 * 3,
         "every update counted on each of its changes"
+    );
+    let pledged: i64 = figures
+        .values()
+        .filter_map(|f| f["pledgeCount"].as_i64())
+        .sum();
+    let held = app
+        .count("SELECT COUNT(*) FROM pledge_changes JOIN pledges ON pledges.id = pledge_changes.pledge_id WHERE pledges.status <> 'WITHDRAWN'")
+        .await?;
+    assert_eq!(
+        pledged, held,
+        "every pledge counted once on each change it holds"
     );
     Ok(())
 }

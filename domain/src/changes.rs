@@ -142,9 +142,14 @@ fn in_codes(codes: &[&'static str]) -> sea_orm::sea_query::SimpleExpr {
 /// row each time it is updated, so two writers counting overlapping changes (a progress update
 /// and a new pledge, say) could each hold one row and wait for the other's: a deadlock, which
 /// PostgreSQL breaks by failing one of them. Locked in one order, the second simply waits.
-/// SQLite has one writer at a time, so it needs nothing here.
-async fn lock_in_order(conn: &impl ConnectionTrait, codes: &[&'static str]) -> Result<(), DbErr> {
-    if conn.get_database_backend() != DbBackend::Postgres {
+/// SQLite has one writer at a time, so it needs nothing here. A transaction that counts more
+/// than once (a pledge's changes edited: some uncounted, others counted) locks all of them here
+/// first, or its second count would lock out of order.
+pub(crate) async fn lock_in_order(
+    conn: &impl ConnectionTrait,
+    codes: &[&'static str],
+) -> Result<(), DbErr> {
+    if codes.is_empty() || conn.get_database_backend() != DbBackend::Postgres {
         return Ok(());
     }
     change::Entity::find()

@@ -301,6 +301,9 @@ pub async fn update(
             .copied()
             .filter(|c| !changes.as_slice().contains(c))
             .collect();
+        // Both counts below take the changes' rows: lock them all first, in one order.
+        let touched: Vec<&'static str> = removed.iter().chain(&added).map(|c| c.code()).collect();
+        changes::lock_in_order(&*txn, &touched).await?;
         if !removed.is_empty() {
             pledge_change::Entity::delete_many()
                 .filter(pledge_change::Column::PledgeId.eq(id))
