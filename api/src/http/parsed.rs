@@ -13,7 +13,10 @@
 //! so the weight counts the selections as well as the text. A hostile client sending many
 //! different documents therefore cannot make the store hold more than [`MAX_BYTES`] or so.
 
-use std::{num::NonZeroUsize, sync::Mutex};
+use std::{
+    num::NonZeroUsize,
+    sync::{Arc, Mutex},
+};
 
 use async_graphql::parser::types::{
     DocumentOperations, ExecutableDocument, Selection, SelectionSet,
@@ -35,7 +38,8 @@ pub struct ParsedDocuments {
 
 struct Store {
     /// Each document with the weight it was counted at.
-    documents: LruCache<String, (ExecutableDocument, usize)>,
+    /// Shared, so the lock is held for a pointer's copy, never for a document's deep clone.
+    documents: LruCache<String, (Arc<ExecutableDocument>, usize)>,
     bytes: usize,
 }
 
@@ -102,11 +106,14 @@ fn weight(text: &str, document: &ExecutableDocument) -> usize {
 impl ParsedDocuments {
     /// The document `text` parsed to, when it is kept.
     pub fn get(&self, text: &str) -> Option<ExecutableDocument> {
-        let mut store = self.inner.lock().ok()?;
-        store
-            .documents
-            .get(text)
-            .map(|(document, _)| document.clone())
+        let kept = {
+            let mut store = self.inner.lock().ok()?;
+            store
+                .documents
+                .get(text)
+                .map(|(document, _)| Arc::clone(document))
+        };
+        kept.map(|document| ExecutableDocument::clone(&document))
     }
 
     /// Keeps `document`, the parse of `text`, dropping the least recently used to make room.
@@ -115,6 +122,9 @@ impl ParsedDocuments {
         if weight > MAX_BYTES {
             return;
         }
+        // Copied before the lock is taken, so other requests never wait on it.
+        let document = Arc::new(document.clone());
+        let key = text.to_owned();
         let Ok(mut store) = self.inner.lock() else {
             return;
         };
@@ -128,10 +138,7 @@ impl ParsedDocuments {
                 None => break,
             }
         }
-        if let Some((_, (_, old))) = store
-            .documents
-            .push(text.to_owned(), (document.clone(), weight))
-        {
+        if let Some((_, (_, old))) = store.documents.push(key, (document, weight)) {
             store.bytes -= old;
         }
         store.bytes += weight;
