@@ -15,6 +15,7 @@ use groundswell_domain::{
     changes::Change,
     organisations::{OrganisationKind, Region},
     people::SESSION_TOKEN_PREFIX,
+    registrations::AccessRequirement,
     secrets::hash_token,
 };
 use groundswell_samples as samples;
@@ -87,18 +88,8 @@ const OTHER_ZONES: [&str; 6] = [
     "Australia/Sydney",
 ];
 
-/// Access requirements in the domain's order (`AccessRequirement`, serialised).
-const ACCESS: [&str; 9] = [
-    "STEP_FREE_ACCESS",
-    "BSL_INTERPRETER",
-    "HEARING_LOOP",
-    "EASY_READ",
-    "LARGE_PRINT",
-    "QUIET_SPACE",
-    "DIETARY",
-    "PERSONAL_ASSISTANT",
-    "OTHER",
-];
+/// Access requirements in the domain's order.
+const ACCESS: [AccessRequirement; 9] = AccessRequirement::ALL;
 
 /// A URL-safe slug (lowercase letters, digits, single hyphens) of `name`.
 fn slugify(name: &str) -> String {
@@ -1684,7 +1675,7 @@ fn registration_rows(
             let mut picked =
                 rand::seq::index::sample(&mut g.rng, ACCESS.len(), how_many).into_vec();
             picked.sort_unstable();
-            let names: Vec<&str> = picked.into_iter().map(|i| ACCESS[i]).collect();
+            let names: Vec<&str> = picked.into_iter().map(|i| ACCESS[i].code()).collect();
             let notes = g
                 .chance(0.3)
                 .then(|| "Please seat me near the door; I use a wheelchair.".to_owned());

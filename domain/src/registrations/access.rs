@@ -32,6 +32,34 @@ pub enum AccessRequirement {
 }
 
 impl AccessRequirement {
+    /// Every requirement, in the order forms offer them.
+    pub const ALL: [AccessRequirement; 9] = [
+        AccessRequirement::StepFreeAccess,
+        AccessRequirement::BslInterpreter,
+        AccessRequirement::HearingLoop,
+        AccessRequirement::EasyRead,
+        AccessRequirement::LargePrint,
+        AccessRequirement::QuietSpace,
+        AccessRequirement::Dietary,
+        AccessRequirement::PersonalAssistant,
+        AccessRequirement::Other,
+    ];
+
+    /// The name it is stored and sent under (its serialised form).
+    pub fn code(self) -> &'static str {
+        match self {
+            AccessRequirement::StepFreeAccess => "STEP_FREE_ACCESS",
+            AccessRequirement::BslInterpreter => "BSL_INTERPRETER",
+            AccessRequirement::HearingLoop => "HEARING_LOOP",
+            AccessRequirement::EasyRead => "EASY_READ",
+            AccessRequirement::LargePrint => "LARGE_PRINT",
+            AccessRequirement::QuietSpace => "QUIET_SPACE",
+            AccessRequirement::Dietary => "DIETARY",
+            AccessRequirement::PersonalAssistant => "PERSONAL_ASSISTANT",
+            AccessRequirement::Other => "OTHER",
+        }
+    }
+
     pub(crate) fn from_json(value: &serde_json::Value) -> Vec<Self> {
         serde_json::from_value(value.clone()).unwrap_or_default()
     }
@@ -243,6 +271,20 @@ pub async fn erase_expired_access_data(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_requirements_code_is_its_stored_name_and_all_lists_each_once() {
+        for requirement in AccessRequirement::ALL {
+            assert_eq!(
+                serde_json::to_value(requirement).ok(),
+                Some(serde_json::Value::from(requirement.code()))
+            );
+        }
+        let mut codes: Vec<_> = AccessRequirement::ALL.map(AccessRequirement::code).to_vec();
+        codes.sort_unstable();
+        codes.dedup();
+        assert_eq!(codes.len(), 9);
+    }
 
     #[test]
     fn access_needs_need_an_explicit_yes() {
