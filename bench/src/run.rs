@@ -237,10 +237,12 @@ async fn measure(
                 continue;
             }
             for &clients in &args.clients {
-                let groundswell = drive_groundswell(args, read, clients, &client, &fixture).await;
+                let groundswell = drive_graphql(args, read, clients, &client, &GROUNDSWELL_QUERIES, &fixture).await;
                 let raw = drive_floor(args, read, clients, &floor, &fixture).await;
                 let theirs = match &peer_client {
-                    Some(peer) => Some(drive_peer(args, read, clients, peer, &fixture).await),
+                    Some(peer) => Some(
+                        drive_graphql(args, read, clients, peer, &PEER_QUERIES, &fixture).await,
+                    ),
                     None => None,
                 };
                 let run = ScenarioRun::new(read.name(), clients, &groundswell, &raw, theirs.as_ref());
@@ -315,12 +317,33 @@ async fn measure(
     Ok(report)
 }
 
-/// Drives `read` against Groundswell with `clients` concurrent clients.
-async fn drive_groundswell(
+/// The query texts a GraphQL system answers the three read scenarios with.
+struct Queries {
+    gathering_page: &'static str,
+    pledge_wall: &'static str,
+    five_changes: &'static str,
+}
+
+const GROUNDSWELL_QUERIES: Queries = Queries {
+    gathering_page: GATHERING_PAGE,
+    pledge_wall: PLEDGE_WALL,
+    five_changes: FIVE_CHANGES,
+};
+
+const PEER_QUERIES: Queries = Queries {
+    gathering_page: peer::GATHERING_PAGE,
+    pledge_wall: peer::PLEDGE_WALL,
+    five_changes: peer::FIVE_CHANGES,
+};
+
+/// Drives `read` against a GraphQL system (Groundswell or the peer, by `queries`) with
+/// `clients` concurrent clients.
+async fn drive_graphql(
     args: &RunArgs,
     read: Read,
     clients: usize,
     client: &Client,
+    queries: &Queries,
     fixture: &Fixture,
 ) -> Measured {
     let requests: Arc<Vec<Prepared>> = Arc::new(match read {
@@ -329,18 +352,18 @@ async fn drive_groundswell(
             .iter()
             .map(|token| {
                 Prepared::new(
-                    GATHERING_PAGE,
+                    queries.gathering_page,
                     json!({ "slug": fixture.page_gathering_slug }),
                     Some(token),
                 )
             })
             .collect(),
         Read::PledgeWall => vec![Prepared::new(
-            PLEDGE_WALL,
+            queries.pledge_wall,
             json!({ "change": fixture.wall_change }),
             None,
         )],
-        Read::FiveChanges => vec![Prepared::new(FIVE_CHANGES, json!({}), None)],
+        Read::FiveChanges => vec![Prepared::new(queries.five_changes, json!({}), None)],
     });
     let client = client.clone();
     load::closed_loop(
@@ -395,50 +418,6 @@ async fn drive_floor(
                     Ok(()) => Outcome::Ok,
                     Err(err) => Outcome::Error(format!("{err:#}")),
                 }
-            }
-        },
-    )
-    .await
-}
-
-/// Drives PostGraphile's query for `read` with `clients` concurrent clients.
-async fn drive_peer(
-    args: &RunArgs,
-    read: Read,
-    clients: usize,
-    peer: &Client,
-    fixture: &Fixture,
-) -> Measured {
-    let requests: Arc<Vec<Prepared>> = Arc::new(match read {
-        Read::GatheringPage => fixture
-            .page_callers
-            .iter()
-            .map(|token| {
-                Prepared::new(
-                    peer::GATHERING_PAGE,
-                    json!({ "slug": fixture.page_gathering_slug }),
-                    Some(token),
-                )
-            })
-            .collect(),
-        Read::PledgeWall => vec![Prepared::new(
-            peer::PLEDGE_WALL,
-            json!({ "change": fixture.wall_change }),
-            None,
-        )],
-        Read::FiveChanges => vec![Prepared::new(peer::FIVE_CHANGES, json!({}), None)],
-    });
-    let client = peer.clone();
-    load::closed_loop(
-        clients,
-        Duration::from_secs(args.warmup),
-        Duration::from_secs(args.seconds),
-        move |index, iteration| {
-            let client = client.clone();
-            let requests = requests.clone();
-            async move {
-                let request = &requests[caller(index, iteration, requests.len())];
-                client.send(request).await
             }
         },
     )
