@@ -967,10 +967,9 @@ async fn a_lead_hand_over_racing_a_leave_never_leaves_a_lead_that_has_left(
     still_up(&app).await
 }
 
-async fn a_digest_run_ahead_of_time_leaves_later_news_to_the_next_digest(
-    db: Backend,
-) -> anyhow::Result<()> {
-    let app = spawn_app(db).await?;
+/// An admin (signed in, to run digests) and a convenor, `reader@example.org`, taking a daily
+/// digest even when empty, due two hours from now; returns the admin's session.
+async fn admin_and_daily_reader(app: &TestApp) -> anyhow::Result<String> {
     app.grant_role("admin@example.org", "ADMIN").await?;
     let admin = app.sign_in("admin@example.org").await?;
     let hour = (Utc::now() + chrono::Duration::hours(2)).hour();
@@ -982,6 +981,14 @@ async fn a_digest_run_ahead_of_time_leaves_later_news_to_the_next_digest(
     )
     .await?
     .ok()?;
+    Ok(admin)
+}
+
+async fn a_digest_run_ahead_of_time_leaves_later_news_to_the_next_digest(
+    db: Backend,
+) -> anyhow::Result<()> {
+    let app = spawn_app(db).await?;
+    let admin = admin_and_daily_reader(&app).await?;
     let owner = app.sign_in("owner@example.org").await?;
     let org = app.create_organisation(&owner, "Steady Reporters").await?;
     app.pledge_id(&owner, &org, json!({ "title": "Before the first digest" }))
@@ -1253,17 +1260,7 @@ async fn asking_for_sign_in_links_answers_alike_for_known_and_unknown_addresses(
 async fn news_committed_after_a_digest_was_built_goes_to_the_next_digest() -> anyhow::Result<()> {
     use sea_orm::{ConnectionTrait, TransactionTrait};
     let app = spawn_app(Backend::Postgres).await?;
-    app.grant_role("admin@example.org", "ADMIN").await?;
-    let admin = app.sign_in("admin@example.org").await?;
-    let hour = (Utc::now() + chrono::Duration::hours(2)).hour();
-    let reader = app.convenor("reader@example.org").await?;
-    app.gql(
-        Some(&reader),
-        "mutation($input: DigestPreferencesInput!) { updateDigestPreferences(input: $input) { id } }",
-        json!({ "input": { "frequency": "DAILY", "hour": hour, "timeZone": "UTC", "sendEmpty": true } }),
-    )
-    .await?
-    .ok()?;
+    let admin = admin_and_daily_reader(&app).await?;
     let owner = app.sign_in("owner@example.org").await?;
     let org = app.create_organisation(&owner, "Late Reporters").await?;
     let pledge = app
