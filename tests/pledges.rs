@@ -1,6 +1,7 @@
 //! Pledges: making, changing and withdrawing them, who may, the public list and its filters,
 //! going quiet, the changes' figures, and what a page of them costs.
 
+use anyhow::Context;
 use serde_json::{Value, json};
 
 use crate::{helpers::*, on_both_databases};
@@ -14,6 +15,7 @@ on_both_databases!(
     an_active_pledge_without_updates_for_sixty_days_has_gone_quiet,
     a_page_of_fifty_pledges_costs_the_same_statements_as_a_page_of_five,
     the_benchmarks_pledge_wall_and_five_changes_cost_two_statements_and_one,
+    a_listed_pledge_answers_exactly_as_the_pledge_asked_alone,
     the_demo_seed_fills_an_empty_movement_once,
     concurrent_pledges_and_withdrawals_keep_the_figures_exact,
 );
@@ -795,5 +797,171 @@ async fn concurrent_pledges_and_withdrawals_keep_the_figures_exact(
         (7, 2),
         "one of the first's still counts"
     );
+    Ok(())
+}
+
+/// Node selections for the one-step path (`api/src/graphql/listed.rs`), each with the
+/// fragments and variables it uses: every field it writes itself; then aliases, fragments
+/// and `__typename`; then what it must leave to the ordinary resolver (fields it does not
+/// write, repeated keys that merge, `@skip` and `@include`). Whether it should be written in
+/// one step is the last item.
+const LISTED_SELECTIONS: [(&str, &str, bool); 5] = [
+    (
+        "__typename id title commitment dueBy status withdrawnReason lastActivityAt createdAt \
+         updatedAt achievedAt withdrawnAt changes \
+         organisation { __typename id name slug kind region website createdAt } \
+         latestUpdate { __typename id body signal percentComplete evidenceUrls postedAt }",
+        "",
+        true,
+    ),
+    (
+        "... on Pledge { heading: title } ...Bits kind: __typename \
+         organisation { ...Org } latestUpdate { ... { how: signal } when: postedAt }",
+        "fragment Bits on Pledge { id status changes } \
+         fragment Org on Organisation { name where: region }",
+        true,
+    ),
+    (
+        "id goneQuiet coalition { slug } organisation { viewerRole name } updates { totalCount }",
+        "",
+        false,
+    ),
+    (
+        "title title organisation { name } organisation { slug }",
+        "",
+        false,
+    ),
+    (
+        "id title @skip(if: $yes) status @include(if: $yes) \
+         organisation @include(if: $no) { name } latestUpdate { id @skip(if: $no) }",
+        "",
+        false,
+    ),
+];
+
+/// Items written out in one step so far, from the server's metrics.
+async fn written_whole(app: &TestApp) -> anyhow::Result<u64> {
+    let metrics = app
+        .http
+        .get(app.url("/metrics"))
+        .send()
+        .await?
+        .text()
+        .await?;
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("groundswell_graphql_items_written_whole_total "))
+        .context("no groundswell_graphql_items_written_whole_total in /metrics")?
+        .trim()
+        .parse()
+        .context("the metric is not a number")
+}
+
+async fn a_listed_pledge_answers_exactly_as_the_pledge_asked_alone(
+    db: Backend,
+) -> anyhow::Result<()> {
+    let app = spawn_app(db).await?;
+    let owner = app.sign_in("owner@example.org").await?;
+    let with_site = app
+        .gql(
+            Some(&owner),
+            "mutation { createOrganisation(input: { name: \"Sheffield Voices\", kind: NATIONAL_CHARITY, \
+             region: YORKSHIRE_AND_THE_HUMBER, website: \"https://voices.example.org\" }) { id } }",
+            json!({}),
+        )
+        .await?
+        .ok()?["createOrganisation"]["id"]
+        .as_str()
+        .context("no id")?
+        .to_owned();
+    let plain = app
+        .create_organisation(&owner, "Leeds Carers Forum")
+        .await?;
+    let coalition = app
+        .form_coalition(
+            &owner,
+            &plain,
+            "Homes First",
+            json!(["SHARING_POWER_AS_EQUALS"]),
+        )
+        .await?;
+    let mut ids = Vec::new();
+    for n in 0..6 {
+        let mut input = json!({ "title": format!("Pledge {n}"),
+            "changes": ["SHARING_POWER_AS_EQUALS", "COMMUNITIES_WHERE_EVERYONE_BELONGS"] });
+        if n % 2 == 0 {
+            input["dueBy"] = json!("2027-03-31");
+        }
+        if n == 3 {
+            input["coalitionId"] = json!(coalition);
+        }
+        let org = if n % 2 == 0 { &with_site } else { &plain };
+        ids.push(app.pledge_id(&owner, org, input).await?);
+    }
+    app.post_update(
+        Some(&owner),
+        json!({ "pledgeId": ids[0], "body": "Half way", "signal": "ON_TRACK", "percentComplete": 50,
+                "evidenceUrls": ["https://voices.example.org/report"] }),
+    )
+    .await?
+    .ok()?;
+    app.post_update(
+        Some(&owner),
+        json!({ "pledgeId": ids[1], "body": "Stuck on funding", "signal": "AT_RISK" }),
+    )
+    .await?
+    .ok()?;
+    app.gql(
+        Some(&owner),
+        "mutation($id: ID!) { withdrawPledge(id: $id, reason: \"Merged into another\") { id } }",
+        json!({ "id": ids[2] }),
+    )
+    .await?
+    .ok()?;
+    app.settle().await;
+
+    for (selection, fragments, one_step) in LISTED_SELECTIONS {
+        let (declared, variables) = if selection.contains('$') {
+            (
+                ", $yes: Boolean!, $no: Boolean!",
+                json!({ "yes": true, "no": false }),
+            )
+        } else {
+            ("", json!({}))
+        };
+        for caller in [None, Some(owner.as_str())] {
+            let before = written_whole(&app).await?;
+            let list = format!(
+                "query($first: Int{declared}) {{ pledges(first: $first) {{ edges {{ node {{ {selection} }} }} }} }} {fragments}"
+            );
+            let mut list_variables = variables.clone();
+            list_variables["first"] = json!(50);
+            let page = app.gql(caller, &list, list_variables).await?.ok()?;
+            let written = written_whole(&app).await? - before;
+            let nodes: Vec<Value> = page["pledges"]["edges"]
+                .as_array()
+                .context("no edges")?
+                .iter()
+                .map(|edge| edge["node"].clone())
+                .collect();
+            assert_eq!(nodes.len(), 6, "{selection}");
+            if one_step && caller.is_some() {
+                // Other tests in this process may add to the count, never take from it.
+                assert!(
+                    written >= 6,
+                    "{written} items written in one step for {selection}"
+                );
+            }
+            let alone = format!(
+                "query($id: ID!{declared}) {{ pledge(id: $id) {{ {selection} }} }} {fragments}"
+            );
+            for (node, id) in nodes.iter().zip(&ids) {
+                let mut vars = variables.clone();
+                vars["id"] = json!(id);
+                let single = app.gql(caller, &alone, vars).await?.ok()?;
+                assert_eq!(node, &single["pledge"], "{selection}, pledge {id}");
+            }
+        }
+    }
     Ok(())
 }

@@ -67,6 +67,8 @@ pub async fn render(State(state): State<AppState>) -> Response {
             metrics::gauge!("groundswell_database_up").set(0.0);
         }
     }
+    metrics::counter!("groundswell_graphql_items_written_whole_total")
+        .absolute(crate::graphql::listed::WRITTEN_WHOLE.load(std::sync::atomic::Ordering::Relaxed));
     let body = handle().map(PrometheusHandle::render).unwrap_or_default();
     (
         [(

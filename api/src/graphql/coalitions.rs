@@ -18,6 +18,7 @@ use super::{
     changes::Change,
     connection::{Paged, connection, page_request},
     error::FieldContext,
+    listed::ListedPledge,
     loaders::{
         CoalitionChanges, CoalitionId, CoalitionMembers, OrganisationId, RequestLoader,
         forget_cached,
@@ -126,7 +127,7 @@ impl Coalition {
         ctx: &Context<'_>,
         first: Option<i32>,
         after: Option<String>,
-    ) -> ApiResult<Paged<Pledge>> {
+    ) -> ApiResult<Paged<ListedPledge>> {
         let had_cursor = after.is_some();
         let app = app(ctx)?;
         let filter = PledgeFilter {
@@ -147,7 +148,12 @@ impl Coalition {
             ctx.look_ahead().field("edges").field("node"),
         )
         .await?;
-        Ok(connection(page, had_cursor, |p| p.id, Pledge))
+        Ok(connection(
+            page,
+            had_cursor,
+            |p| p.id,
+            |p| ListedPledge::alone(Pledge(p)),
+        ))
     }
 
     /// Progress updates posted against the coalition itself, newest first.

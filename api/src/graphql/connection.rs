@@ -51,7 +51,7 @@ pub fn connection<D, T: OutputType>(
     page: Page<D>,
     had_cursor: bool,
     id: impl Fn(&D) -> Uuid,
-    node: impl Fn(D) -> T,
+    mut node: impl FnMut(D) -> T,
 ) -> Paged<T> {
     let mut connection = Connection::with_additional_fields(
         had_cursor,

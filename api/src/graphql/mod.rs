@@ -11,6 +11,7 @@ mod digests;
 pub mod error;
 mod gatherings;
 pub(crate) mod limits;
+pub mod listed;
 mod loaders;
 mod organisations;
 mod people;

@@ -1,16 +1,20 @@
 //! Pledges: organisations' public commitments to act on the five changes.
 
+use std::{collections::HashMap, sync::Arc};
+
 use async_graphql::{Context, Enum, ID, InputObject, Lookahead, MaybeUndefined, Object};
 use chrono::{DateTime, Utc};
 use groundswell_domain::{
     changes::ChangeSet,
+    organisations::Organisation as DomainOrganisation,
     pledges::{
         self, Commitment, NewPledge, Pledge as DomainPledge, PledgeEdit,
         PledgeFilter as DomainFilter, PledgeTitle, WithdrawalReason,
         with_related::{Include, list_with},
     },
-    progress::ProgressFilter,
+    progress::{ProgressFilter, ProgressUpdate as DomainUpdate},
 };
+use uuid::Uuid;
 
 use super::{
     ApiError, ApiResult, actor, app,
@@ -18,6 +22,7 @@ use super::{
     coalitions::{Coalition, load_coalition},
     connection::{Paged, connection, page_request},
     error::FieldContext,
+    listed::ListedPledge,
     loaders::{
         CoalitionChanges, CoalitionId, OrganisationId, PledgeChanges, ProgressUpdateId,
         RequestLoader, forget_cached,
@@ -389,13 +394,14 @@ impl PledgesQuery {
         first: Option<i32>,
         after: Option<String>,
         filter: Option<PledgeFilter>,
-    ) -> ApiResult<Paged<Pledge>> {
+    ) -> ApiResult<Paged<ListedPledge>> {
         let had_cursor = after.is_some();
         let filter = DomainFilter::try_from(filter.unwrap_or_default())?;
         let app = app(ctx)?;
         let node = ctx.look_ahead().field("edges").field("node");
-        // The relations the page shows come with it (two statements in all), straight into
-        // the request's loader, so the nested fields neither query nor wait for a batch.
+        // The relations the page shows come with it (two statements in all). Each item
+        // carries its own, to be written out in one step (`listed`); the request's loader
+        // gets them too, for items the ordinary resolver answers.
         let include = Include {
             organisation: node.field("organisation").exists(),
             latest_update: node.field("latestUpdate").exists(),
@@ -410,35 +416,65 @@ impl PledgesQuery {
             include,
         )
         .await?;
+        let organisations: HashMap<Uuid, Arc<DomainOrganisation>> = loaded
+            .organisations
+            .into_iter()
+            .map(|o| (o.id, Arc::new(o)))
+            .collect();
+        let updates: HashMap<Uuid, Arc<DomainUpdate>> = loaded
+            .latest_updates
+            .into_iter()
+            .map(|u| {
+                let u = DomainUpdate::from(u);
+                (u.id, Arc::new(u))
+            })
+            .collect();
+        let mut changes = loaded.changes;
         let loader = ctx.data::<RequestLoader>()?;
         loader
             .feed_many(
-                loaded
-                    .organisations
-                    .into_iter()
-                    .map(|o| (OrganisationId(o.id), o)),
+                organisations
+                    .values()
+                    .map(|o| (OrganisationId(o.id), DomainOrganisation::clone(o))),
             )
             .await;
         loader
             .feed_many(
-                loaded
-                    .latest_updates
-                    .into_iter()
-                    .map(groundswell_domain::progress::ProgressUpdate::from)
-                    .map(|u| (ProgressUpdateId(u.id), u)),
+                updates
+                    .values()
+                    .map(|u| (ProgressUpdateId(u.id), DomainUpdate::clone(u))),
             )
             .await;
         loader
             .feed_many(
-                loaded
-                    .changes
-                    .into_iter()
-                    .map(|(id, changes)| (PledgeChanges(id), changes)),
+                changes
+                    .iter()
+                    .map(|(id, changes)| (PledgeChanges(*id), changes.clone())),
             )
             .await;
         let page = loaded.page;
         prime(ctx, &page.items, node).await?;
-        Ok(connection(page, had_cursor, |p| p.id, Pledge))
+        Ok(connection(
+            page,
+            had_cursor,
+            |p| p.id,
+            |pledge| ListedPledge {
+                organisation: include
+                    .organisation
+                    .then(|| organisations.get(&pledge.organisation_id).cloned())
+                    .flatten(),
+                latest_update: match pledge.latest_update_id {
+                    _ if !include.latest_update => None,
+                    None => Some(None),
+                    Some(id) => updates.get(&id).cloned().map(Some),
+                },
+                changes: include
+                    .changes
+                    .then(|| changes.remove(&pledge.id))
+                    .flatten(),
+                pledge: Pledge(pledge),
+            },
+        ))
     }
 }
 

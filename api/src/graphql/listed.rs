@@ -1,0 +1,279 @@
+//! The pledge wall's items, each written out in one step.
+//!
+//! async-graphql resolves every selected field of an object as a boxed future of its own, run
+//! through a `FuturesUnordered` and gathered into a map. A wall page of 50 pledges asks for
+//! about 750 fields, and resolving them was 93% of the request's instructions. Everything the
+//! wall shows is loaded with its page (`list_with`), so an item can be written out
+//! synchronously instead: one future per pledge, not one per field.
+//!
+//! [`ListedPledge`] is the schema's `Pledge`: it takes its name and type information from the
+//! ordinary [`Pledge`] object, so the schema is unchanged (the schema-drift test says so). It
+//! writes an item itself only when every field asked for is one it knows, from data the page
+//! loaded, and nothing in the selection could make its answer differ from the ordinary
+//! resolver's: no fragment on another type, no directive (`@skip` and `@include` are gone
+//! before execution), no response key given twice (those merge). Anything else goes to the
+//! ordinary `Pledge` object, whose loaders the page primed, so it answers exactly as before.
+
+use std::{
+    borrow::Cow,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+};
+
+use async_graphql::{
+    ContextSelectionSet, Name, OutputType, Positioned, ScalarType, ServerResult, Value,
+    indexmap::IndexMap,
+    parser::types::{Field, Selection, SelectionSet},
+    registry::Registry,
+    resolver_utils::enum_value,
+};
+use chrono::{DateTime, Utc};
+use groundswell_domain::{
+    changes::Change as DomainChange, organisations::Organisation as DomainOrganisation,
+    progress::ProgressUpdate as DomainUpdate,
+};
+use uuid::Uuid;
+
+use super::{
+    changes::Change,
+    organisations::{OrganisationKind, Region},
+    pledges::{Pledge, PledgeStatus},
+    progress::ProgressSignal,
+    scalars::Date,
+};
+
+/// Items written out in one step since the process started, for `/metrics`
+/// (`groundswell_graphql_items_written_whole_total`): a test reads it to know the one-step path
+/// ran, and an operator sees whether clients' queries take it.
+pub static WRITTEN_WHOLE: AtomicU64 = AtomicU64::new(0);
+
+/// A pledge in a list, with the relations its page loaded. `None` is "not loaded".
+pub struct ListedPledge {
+    pub pledge: Pledge,
+    pub organisation: Option<Arc<DomainOrganisation>>,
+    pub latest_update: Option<Option<Arc<DomainUpdate>>>,
+    pub changes: Option<Vec<DomainChange>>,
+}
+
+impl OutputType for ListedPledge {
+    fn type_name() -> Cow<'static, str> {
+        Pledge::type_name()
+    }
+
+    fn create_type_info(registry: &mut Registry) -> String {
+        Pledge::create_type_info(registry)
+    }
+
+    async fn resolve(
+        &self,
+        ctx: &ContextSelectionSet<'_>,
+        field: &Positioned<Field>,
+    ) -> ServerResult<Value> {
+        match self.write(ctx, &ctx.item.node) {
+            Some(value) => {
+                WRITTEN_WHOLE.fetch_add(1, Ordering::Relaxed);
+                Ok(value)
+            }
+            None => OutputType::resolve(&self.pledge, ctx, field).await,
+        }
+    }
+}
+
+impl ListedPledge {
+    /// A pledge listed without its relations: its own fields are written in one step, and a
+    /// selection asking for a relation goes to the ordinary resolver.
+    pub fn alone(pledge: Pledge) -> Self {
+        Self {
+            pledge,
+            organisation: None,
+            latest_update: None,
+            changes: None,
+        }
+    }
+}
+
+/// An object's value, its fields in the order they were asked for.
+type Object = IndexMap<Name, Value>;
+
+impl ListedPledge {
+    fn write(&self, ctx: &ContextSelectionSet<'_>, set: &SelectionSet) -> Option<Value> {
+        let pledge = &self.pledge.0;
+        let fields = fields_of(ctx, set, "Pledge")?;
+        let mut object = Object::with_capacity(fields.len());
+        for field in fields {
+            let value = match field.name.node.as_str() {
+                "__typename" => Value::String("Pledge".to_owned()),
+                "id" => id(pledge.id),
+                "title" => Value::String(pledge.title.clone()),
+                "commitment" => Value::String(pledge.commitment.clone()),
+                "dueBy" => pledge.due_by.map_or(Value::Null, |d| Date(d).to_value()),
+                "status" => enum_value(PledgeStatus::from(pledge.status)),
+                "withdrawnReason" => optional_text(pledge.withdrawn_reason.as_deref()),
+                "lastActivityAt" => moment(pledge.last_activity_at),
+                "createdAt" => moment(pledge.created_at),
+                "updatedAt" => moment(pledge.updated_at),
+                "achievedAt" => optional_moment(pledge.achieved_at),
+                "withdrawnAt" => optional_moment(pledge.withdrawn_at),
+                "organisation" => organisation(
+                    ctx,
+                    &field.selection_set.node,
+                    self.organisation.as_deref()?,
+                )?,
+                "changes" => Value::List(
+                    self.changes
+                        .as_ref()?
+                        .iter()
+                        .map(|&change| enum_value(Change::from(change)))
+                        .collect(),
+                ),
+                "latestUpdate" => match self.latest_update.as_ref()? {
+                    Some(update) => progress_update(ctx, &field.selection_set.node, update)?,
+                    None => Value::Null,
+                },
+                _ => return None,
+            };
+            put(&mut object, field, value)?;
+        }
+        Some(Value::Object(object))
+    }
+}
+
+fn organisation(
+    ctx: &ContextSelectionSet<'_>,
+    set: &SelectionSet,
+    organisation: &DomainOrganisation,
+) -> Option<Value> {
+    let fields = fields_of(ctx, set, "Organisation")?;
+    let mut object = Object::with_capacity(fields.len());
+    for field in fields {
+        let value = match field.name.node.as_str() {
+            "__typename" => Value::String("Organisation".to_owned()),
+            "id" => id(organisation.id),
+            "name" => Value::String(organisation.name.clone()),
+            "slug" => Value::String(organisation.slug.clone()),
+            "kind" => enum_value(OrganisationKind::from(organisation.kind)),
+            "region" => enum_value(Region::from(organisation.region)),
+            "website" => optional_text(organisation.website.as_deref()),
+            "createdAt" => moment(organisation.created_at),
+            _ => return None,
+        };
+        put(&mut object, field, value)?;
+    }
+    Some(Value::Object(object))
+}
+
+fn progress_update(
+    ctx: &ContextSelectionSet<'_>,
+    set: &SelectionSet,
+    update: &DomainUpdate,
+) -> Option<Value> {
+    let fields = fields_of(ctx, set, "ProgressUpdate")?;
+    let mut object = Object::with_capacity(fields.len());
+    for field in fields {
+        let value = match field.name.node.as_str() {
+            "__typename" => Value::String("ProgressUpdate".to_owned()),
+            "id" => id(update.id),
+            "body" => Value::String(update.body.clone()),
+            "signal" => enum_value(ProgressSignal::from(update.signal)),
+            "percentComplete" => update
+                .percent_complete
+                .map_or(Value::Null, |p| Value::from(i32::from(p))),
+            "evidenceUrls" => Value::List(
+                update
+                    .evidence_urls
+                    .iter()
+                    .map(|url| Value::String(url.clone()))
+                    .collect(),
+            ),
+            "postedAt" => moment(update.posted_at),
+            _ => return None,
+        };
+        put(&mut object, field, value)?;
+    }
+    Some(Value::Object(object))
+}
+
+/// The fields a selection set asks of the object type `type_name`, fragments expanded in
+/// place, or `None` when it holds anything only the ordinary resolver answers exactly: a
+/// fragment on another type (an interface, say), a directive, or no field at all (the
+/// ordinary resolver answers `null` for an object whose fields were all skipped).
+fn fields_of<'a>(
+    ctx: &ContextSelectionSet<'a>,
+    set: &'a SelectionSet,
+    type_name: &str,
+) -> Option<Vec<&'a Field>> {
+    let mut fields = Vec::with_capacity(set.items.len());
+    collect(ctx, set, type_name, &mut fields)?;
+    (!fields.is_empty()).then_some(fields)
+}
+
+fn collect<'a>(
+    ctx: &ContextSelectionSet<'a>,
+    set: &'a SelectionSet,
+    type_name: &str,
+    fields: &mut Vec<&'a Field>,
+) -> Option<()> {
+    let fragments = &ctx.query_env.fragments;
+    for selection in &set.items {
+        match &selection.node {
+            Selection::Field(field) => {
+                if !field.node.directives.is_empty() {
+                    return None;
+                }
+                fields.push(&field.node);
+            }
+            Selection::FragmentSpread(spread) => {
+                let fragment = &fragments.get(&spread.node.fragment_name.node)?.node;
+                if !spread.node.directives.is_empty()
+                    || !fragment.directives.is_empty()
+                    || fragment.type_condition.node.on.node != type_name
+                {
+                    return None;
+                }
+                collect(ctx, &fragment.selection_set.node, type_name, fields)?;
+            }
+            Selection::InlineFragment(inline) => {
+                let inline = &inline.node;
+                if !inline.directives.is_empty()
+                    || inline
+                        .type_condition
+                        .as_ref()
+                        .is_some_and(|condition| condition.node.on.node != type_name)
+                {
+                    return None;
+                }
+                collect(ctx, &inline.selection_set.node, type_name, fields)?;
+            }
+        }
+    }
+    Some(())
+}
+
+/// Adds a field's value under its response key; `None` when the key is already there, since
+/// the ordinary resolver merges repeated keys' selections.
+fn put(object: &mut Object, field: &Field, value: Value) -> Option<()> {
+    let key = &field.response_key().node;
+    if object.contains_key(key) {
+        return None;
+    }
+    object.insert(key.clone(), value);
+    Some(())
+}
+
+fn id(id: Uuid) -> Value {
+    Value::String(id.to_string())
+}
+
+fn moment(at: DateTime<Utc>) -> Value {
+    at.to_value()
+}
+
+fn optional_moment(at: Option<DateTime<Utc>>) -> Value {
+    at.map_or(Value::Null, moment)
+}
+
+fn optional_text(text: Option<&str>) -> Value {
+    text.map_or(Value::Null, |text| Value::String(text.to_owned()))
+}
