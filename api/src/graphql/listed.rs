@@ -24,7 +24,7 @@ use std::{
 
 use async_graphql::{
     ContextSelectionSet, Name, OutputType, Positioned, ScalarType, ServerResult, Value,
-    indexmap::IndexMap,
+    indexmap::{self, IndexMap},
     parser::types::{Field, Selection, SelectionSet},
     registry::Registry,
     resolver_utils::enum_value,
@@ -254,12 +254,13 @@ fn collect<'a>(
 /// Adds a field's value under its response key; `None` when the key is already there, since
 /// the ordinary resolver merges repeated keys' selections.
 fn put(object: &mut Object, field: &Field, value: Value) -> Option<()> {
-    let key = &field.response_key().node;
-    if object.contains_key(key) {
-        return None;
+    match object.entry(field.response_key().node.clone()) {
+        indexmap::map::Entry::Occupied(_) => None,
+        indexmap::map::Entry::Vacant(entry) => {
+            entry.insert(value);
+            Some(())
+        }
     }
-    object.insert(key.clone(), value);
-    Some(())
 }
 
 fn id(id: Uuid) -> Value {

@@ -384,13 +384,20 @@ pub async fn changes_of(
     if pledge_ids.is_empty() {
         return Ok(map);
     }
-    let rows = pledge_change::Entity::find()
+    // Two columns decoded by position: by name, sea-orm looks each up by hash.
+    let rows: Vec<(Uuid, String)> = pledge_change::Entity::find()
+        .select_only()
+        .columns([
+            pledge_change::Column::PledgeId,
+            pledge_change::Column::Change,
+        ])
         .filter(pledge_change::Column::PledgeId.is_in(pledge_ids.iter().copied()))
+        .into_tuple()
         .all(db.conn())
         .await?;
-    for row in rows {
-        if let Some(change) = Change::from_code(&row.change) {
-            map.entry(row.pledge_id).or_default().push(change);
+    for (pledge_id, code) in rows {
+        if let Some(change) = Change::from_code(&code) {
+            map.entry(pledge_id).or_default().push(change);
         }
     }
     for changes in map.values_mut() {
