@@ -8,6 +8,7 @@ on_both_databases!(
     changes_lists_the_five_changes_in_order_with_zero_figures,
     health_readiness_and_graphiql_answer,
     metrics_count_requests_and_show_the_outbox,
+    a_request_validated_once_answers_as_before_and_other_variables_are_validated_again,
 );
 
 async fn changes_lists_the_five_changes_in_order_with_zero_figures(
@@ -95,5 +96,48 @@ async fn metrics_count_requests_and_show_the_outbox(db: Backend) -> anyhow::Resu
     );
     assert!(text.contains("groundswell_mail_sent_total"), "{text}");
     assert!(!text.contains("counted@example.org"));
+    Ok(())
+}
+
+/// A request that passed validation in full runs on the schema that skips the rules it passed
+/// (`http::parsed`); the same document with other variables, or a document that failed, is
+/// validated in full each time, and answers exactly as it did on first sight.
+async fn a_request_validated_once_answers_as_before_and_other_variables_are_validated_again(
+    db: Backend,
+) -> anyhow::Result<()> {
+    let app = spawn_app(db).await?;
+    let query = "query Wall($change: Change!) { pledges(first: 5, filter: { changes: [$change] }) { totalCount } }";
+    let bad = json!({ "change": "NOT_A_CHANGE" });
+    let good = json!({ "change": "SHARING_POWER_AS_EQUALS" });
+    let refused_first = app.gql(None, query, bad.clone()).await?;
+    assert!(
+        refused_first.body["data"].is_null(),
+        "{:?}",
+        refused_first.body
+    );
+    assert!(
+        refused_first.body["errors"][0]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("Invalid value for argument")),
+        "{:?}",
+        refused_first.body
+    );
+    let answered_first = app.gql(None, query, good.clone()).await?;
+    for _ in 0..3 {
+        let answered = app.gql(None, query, good.clone()).await?;
+        assert_eq!(answered.status, answered_first.status);
+        assert_eq!(answered.body, answered_first.body);
+        assert_eq!(answered.body["data"]["pledges"]["totalCount"], 0);
+        let refused = app.gql(None, query, bad.clone()).await?;
+        assert_eq!(refused.status, refused_first.status);
+        assert_eq!(refused.body, refused_first.body);
+    }
+    let unknown_field = "{ changes { change notAField } }";
+    let first = app.gql(None, unknown_field, json!({})).await?;
+    assert!(first.body["data"].is_null(), "{:?}", first.body);
+    for _ in 0..3 {
+        let again = app.gql(None, unknown_field, json!({})).await?;
+        assert_eq!(again.body, first.body);
+    }
     Ok(())
 }

@@ -89,6 +89,7 @@ impl Application {
         };
         let context_for_pages = context.clone();
         let schema = graphql::build(context.clone());
+        let prevalidated_schema = graphql::build_prevalidated(context.clone());
         let websocket_schema = graphql::build_for_websocket(context);
         let transport = match &config.smtp_url {
             Some(url) => Transport::smtp(url)?,
@@ -137,6 +138,7 @@ impl Application {
             AppState {
                 db,
                 schema,
+                prevalidated_schema,
                 websocket_schema,
                 public_url: config.public_url.clone().into(),
                 max_body_bytes: config.max_body_bytes,

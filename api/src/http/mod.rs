@@ -36,6 +36,8 @@ pub const SESSION_COOKIE: &str = "groundswell_session";
 pub struct AppState {
     pub db: Database,
     pub schema: GroundswellSchema,
+    /// The same schema for requests already validated in full once (`parsed`).
+    pub prevalidated_schema: GroundswellSchema,
     /// The same schema for subscriptions over WebSocket, where it refuses anything else.
     pub websocket_schema: GroundswellSchema,
     pub public_url: Arc<str>,

@@ -12,6 +12,13 @@
 //! of a few hundred bytes, however short its text (`{ a a a … }` is two characters a field),
 //! so the weight counts the selections as well as the text. A hostile client sending many
 //! different documents therefore cannot make the store hold more than [`MAX_BYTES`] or so.
+//!
+//! Each document also remembers the operation names and variables with which async-graphql's
+//! full validation has accepted it. Validation is a pure function of the schema, the document,
+//! the operation name and the variables, so the same request passes it again: such a request
+//! runs on the schema that skips the rules already passed (`ValidationMode::Fast`, which still
+//! computes depth and complexity against their limits). Anything not seen to pass, including
+//! any request that was refused, is validated in full every time.
 
 use std::{
     num::NonZeroUsize,
@@ -31,16 +38,36 @@ const MAX_BYTES: usize = 32 * 1024 * 1024;
 const BYTES_PER_CHARACTER: usize = 32;
 /// Bytes counted per selection, argument or directive (its node, position and vectors).
 const BYTES_PER_NODE: usize = 512;
+/// Most operation name and variables pairs remembered as validated, per document.
+const MAX_VALIDATED: usize = 16;
+/// Longest operation name and variables (in JSON), together, remembered as validated.
+const MAX_VALIDATED_LENGTH: usize = 256;
+/// Bytes counted per document for what it remembers as validated, at its most.
+const VALIDATED_BYTES: usize = MAX_VALIDATED * (MAX_VALIDATED_LENGTH + 64);
 
 pub struct ParsedDocuments {
     inner: Mutex<Store>,
 }
 
 struct Store {
-    /// Each document with the weight it was counted at.
-    /// Shared, so the lock is held for a pointer's copy, never for a document's deep clone.
-    documents: LruCache<String, (Arc<ExecutableDocument>, usize)>,
+    documents: LruCache<String, Kept>,
     bytes: usize,
+}
+
+struct Kept {
+    /// Shared, so the lock is held for a pointer's copy, never for a document's deep clone.
+    document: Arc<ExecutableDocument>,
+    /// The weight it was counted at.
+    weight: usize,
+    /// Operation names and variables (JSON text) with which full validation accepted it.
+    validated: Vec<(Option<String>, String)>,
+}
+
+/// A kept document, and whether full validation has accepted it with the request's operation
+/// name and variables.
+pub struct Found {
+    pub document: ExecutableDocument,
+    pub validated: bool,
 }
 
 impl Default for ParsedDocuments {
@@ -96,6 +123,7 @@ fn weight(text: &str, document: &ExecutableDocument) -> usize {
         .fold(0, usize::saturating_add);
     text.len()
         .saturating_mul(BYTES_PER_CHARACTER)
+        .saturating_add(VALIDATED_BYTES)
         .saturating_add(
             operations
                 .saturating_add(fragments)
@@ -104,16 +132,49 @@ fn weight(text: &str, document: &ExecutableDocument) -> usize {
 }
 
 impl ParsedDocuments {
-    /// The document `text` parsed to, when it is kept.
-    pub fn get(&self, text: &str) -> Option<ExecutableDocument> {
-        let kept = {
+    /// The document `text` parsed to, when it is kept, and whether full validation accepted it
+    /// with `operation_name` and `variables` (JSON text).
+    pub fn get(&self, text: &str, operation_name: Option<&str>, variables: &str) -> Option<Found> {
+        let (document, validated) = {
             let mut store = self.inner.lock().ok()?;
-            store
-                .documents
-                .get(text)
-                .map(|(document, _)| Arc::clone(document))
+            let kept = store.documents.get(text)?;
+            let validated = kept
+                .validated
+                .iter()
+                .any(|(name, vars)| name.as_deref() == operation_name && vars == variables);
+            (Arc::clone(&kept.document), validated)
         };
-        kept.map(|document| ExecutableDocument::clone(&document))
+        Some(Found {
+            document: ExecutableDocument::clone(&document),
+            validated,
+        })
+    }
+
+    /// Notes that full validation accepted the kept document `text` with `operation_name` and
+    /// `variables` (JSON text). Long variables are not noted (they are validated each time), and
+    /// a document notes at most [`MAX_VALIDATED`] pairs, the oldest making way.
+    pub fn validated(&self, text: &str, operation_name: Option<&str>, variables: &str) {
+        if operation_name.map_or(0, str::len) + variables.len() > MAX_VALIDATED_LENGTH {
+            return;
+        }
+        let Ok(mut store) = self.inner.lock() else {
+            return;
+        };
+        let Some(kept) = store.documents.peek_mut(text) else {
+            return;
+        };
+        let known = kept
+            .validated
+            .iter()
+            .any(|(name, vars)| name.as_deref() == operation_name && vars == variables);
+        if known {
+            return;
+        }
+        if kept.validated.len() >= MAX_VALIDATED {
+            kept.validated.remove(0);
+        }
+        kept.validated
+            .push((operation_name.map(str::to_owned), variables.to_owned()));
     }
 
     /// Keeps `document`, the parse of `text`, dropping the least recently used to make room.
@@ -134,12 +195,17 @@ impl ParsedDocuments {
         }
         while store.bytes + weight > MAX_BYTES {
             match store.documents.pop_lru() {
-                Some((_, (_, old))) => store.bytes -= old,
+                Some((_, old)) => store.bytes -= old.weight,
                 None => break,
             }
         }
-        if let Some((_, (_, old))) = store.documents.push(key, (document, weight)) {
-            store.bytes -= old;
+        let kept = Kept {
+            document,
+            weight,
+            validated: Vec::new(),
+        };
+        if let Some((_, old)) = store.documents.push(key, kept) {
+            store.bytes -= old.weight;
         }
         store.bytes += weight;
     }
@@ -160,16 +226,50 @@ mod tests {
     fn a_kept_document_is_the_parse_of_its_text() {
         let documents = ParsedDocuments::default();
         let text = "query Wall { pledges { edges { node { id } } } }";
-        assert!(documents.get(text).is_none());
+        assert!(documents.get(text, None, "{}").is_none());
         let parsed = parse_query(text).unwrap_or_else(|e| panic!("{e}"));
         documents.insert(text, &parsed);
-        let kept = documents.get(text).map(|d| format!("{d:?}"));
+        let kept = documents
+            .get(text, None, "{}")
+            .map(|found| format!("{:?}", found.document));
         assert_eq!(kept, Some(format!("{parsed:?}")));
         assert!(
             documents
-                .get("{ pledges { edges { node { id } } } }")
+                .get("{ pledges { edges { node { id } } } }", None, "{}")
                 .is_none()
         );
+    }
+
+    #[test]
+    fn validation_is_remembered_only_for_the_same_operation_and_variables() {
+        let documents = ParsedDocuments::default();
+        let text = "query Page($slug: String!) { gathering(slug: $slug) { id } }";
+        let parsed = parse_query(text).unwrap_or_else(|e| panic!("{e}"));
+        documents.insert(text, &parsed);
+        let validated = |name: Option<&str>, vars: &str| {
+            documents
+                .get(text, name, vars)
+                .is_some_and(|found| found.validated)
+        };
+        assert!(!validated(Some("Page"), r#"{"slug":"a"}"#));
+        documents.validated(text, Some("Page"), r#"{"slug":"a"}"#);
+        assert!(validated(Some("Page"), r#"{"slug":"a"}"#));
+        assert!(!validated(Some("Page"), r#"{"slug":"b"}"#));
+        assert!(!validated(None, r#"{"slug":"a"}"#));
+        let long = format!(r#"{{"slug":"{}"}}"#, "x".repeat(MAX_VALIDATED_LENGTH));
+        documents.validated(text, Some("Page"), &long);
+        assert!(!validated(Some("Page"), &long));
+        for n in 0..MAX_VALIDATED {
+            documents.validated(text, Some("Page"), &format!(r#"{{"slug":"{n}"}}"#));
+        }
+        assert!(
+            !validated(Some("Page"), r#"{"slug":"a"}"#),
+            "the oldest made way"
+        );
+        assert!(validated(Some("Page"), r#"{"slug":"0"}"#));
+        // Nothing is noted for a document not kept.
+        documents.validated("{ changes { title } }", None, "{}");
+        assert!(documents.get("{ changes { title } }", None, "{}").is_none());
     }
 
     #[test]

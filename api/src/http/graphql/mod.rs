@@ -160,9 +160,24 @@ enum Prepared {
     Run {
         request: Box<async_graphql::Request>,
         kind: Option<OperationType>,
+        validation: Validation,
     },
     /// Failed before execution (no such persisted query, a document that does not parse).
     Refused(Box<async_graphql::Response>),
+}
+
+/// Whether full validation has accepted an operation's document with its operation name and
+/// variables before (`parsed`), or what to note when it does now.
+enum Validation {
+    Passed,
+    NotYet(Option<Box<ToNote>>),
+}
+
+/// What the parsed-document store notes once full validation accepts a request.
+struct ToNote {
+    text: String,
+    operation_name: Option<String>,
+    variables: String,
 }
 
 /// A cacheable operation that missed: its key, the generations read before it runs, and its
@@ -349,7 +364,11 @@ async fn execute(
     for one in prepared {
         let (mut response, ran) = match one {
             Prepared::Refused(response) => (*response, false),
-            Prepared::Run { mut request, kind } => {
+            Prepared::Run {
+                mut request,
+                kind,
+                validation,
+            } => {
                 only_queries &= kind == Some(OperationType::Query);
                 if cacheable {
                     let name = request.operation_name.clone();
@@ -363,7 +382,23 @@ async fn execute(
                     .data(context.clone())
                     .data(new_loader(state.db.clone()))
                     .data(visibility.clone());
-                (state.schema.execute(request).await, true)
+                let response = match validation {
+                    Validation::Passed => state.prevalidated_schema.execute(request).await,
+                    Validation::NotYet(note) => {
+                        let response = state.schema.execute(request).await;
+                        if let Some(note) = note
+                            && !failed_before_execution(&response)
+                        {
+                            state.parsed_documents.validated(
+                                &note.text,
+                                note.operation_name.as_deref(),
+                                &note.variables,
+                            );
+                        }
+                        response
+                    }
+                };
+                (response, true)
             }
         };
         assign_codes(&mut response);
@@ -591,14 +626,28 @@ fn prepare(state: &AppState, params: Params) -> Result<Prepared, params::Malform
         }
     };
     // The same text parses to the same document: parse it once per server, not per request.
-    // Every check of the document still runs on each request (`run`, and execution's own).
-    let cached = state.parsed_documents.get(&query);
+    // Every check of the document still runs on each request (`run`, and execution's own),
+    // validation in full until it has accepted the same operation name and variables once.
+    let variables = serde_json::to_string(&params.variables).unwrap_or_default();
+    let cached = state
+        .parsed_documents
+        .get(&query, params.operation_name.as_deref(), &variables);
     let text_to_keep = cached.is_none().then(|| query.clone());
+    let validation = match &cached {
+        Some(found) if found.validated => Validation::Passed,
+        Some(_) => Validation::NotYet(Some(Box::new(ToNote {
+            text: query.clone(),
+            operation_name: params.operation_name.clone(),
+            variables,
+        }))),
+        // Noted from the next request on, once the document is kept.
+        None => Validation::NotYet(None),
+    };
     let mut request = async_graphql::Request::new(query).variables(
         async_graphql::Variables::from_json(Value::Object(params.variables)),
     );
-    if let Some(document) = cached {
-        request.set_parsed_query(document);
+    if let Some(found) = cached {
+        request.set_parsed_query(found.document);
     }
     if let Some(name) = &params.operation_name {
         request = request.operation_name(name.clone());
@@ -621,6 +670,7 @@ fn prepare(state: &AppState, params: Params) -> Result<Prepared, params::Malform
     Ok(Prepared::Run {
         request: Box::new(request),
         kind,
+        validation,
     })
 }
 
