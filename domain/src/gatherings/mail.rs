@@ -53,10 +53,23 @@ pub(crate) async fn send(
     waitlist_position: Option<u64>,
     now: DateTime<Utc>,
 ) -> Result<(), DbErr> {
-    // Erased people have no address left to write to.
-    let Ok(recipient) = EmailAddress::parse(email) else {
-        return Ok(());
-    };
+    if let Some(mail) = message(template, gathering, row, email, waitlist_position) {
+        mail::enqueue(conn, mail, now).await?;
+    }
+    Ok(())
+}
+
+/// The message about `row` at `gathering`, to queue with others (a registration batch queues
+/// all of its messages in one statement); `None` for an erased person, who has no address left
+/// to write to.
+pub(crate) fn message(
+    template: Template,
+    gathering: &gathering::Model,
+    row: &registration::Model,
+    email: &str,
+    waitlist_position: Option<u64>,
+) -> Option<Mail> {
+    let recipient = EmailAddress::parse(email).ok()?;
     let view = Gathering::from(gathering.clone());
     let confirmed = row.status == RegistrationStatus::Confirmed;
     let online = row.mode == AttendanceMode::Online;
@@ -74,15 +87,9 @@ pub(crate) async fn send(
         "reason": view.cancel_reason,
         "calendar": calendar,
     });
-    mail::enqueue(
-        conn,
-        Mail {
-            recipient,
-            template,
-            context,
-        },
-        now,
-    )
-    .await?;
-    Ok(())
+    Some(Mail {
+        recipient,
+        template,
+        context,
+    })
 }

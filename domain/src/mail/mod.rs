@@ -85,12 +85,28 @@ pub(crate) async fn enqueue_many(
     mails: Vec<(Uuid, Mail)>,
     now: DateTime<Utc>,
 ) -> Result<(), DbErr> {
+    enqueue_each(
+        conn,
+        mails
+            .into_iter()
+            .map(|(id, mail)| (id, mail, now))
+            .collect(),
+    )
+    .await
+}
+
+/// As [`enqueue_many`], each message queued at its own time (a registration batch's messages
+/// are each queued when their registration was asked for, as one at a time would be).
+pub(crate) async fn enqueue_each(
+    conn: &impl ConnectionTrait,
+    mails: Vec<(Uuid, Mail, DateTime<Utc>)>,
+) -> Result<(), DbErr> {
     let mut mails = mails.into_iter().peekable();
     while mails.peek().is_some() {
         let rows: Vec<outbox::ActiveModel> = mails
             .by_ref()
             .take(ENQUEUED_AT_ONCE)
-            .map(|(id, mail)| pending(id, mail, now))
+            .map(|(id, mail, now)| pending(id, mail, now))
             .collect();
         outbox::Entity::insert_many(rows)
             .exec_without_returning(conn)

@@ -412,6 +412,9 @@ impl<'a> Decided<'a> {
         // A registration answered twice (registered again in one batch) is mailed once and
         // keeps the place its first answer gave it.
         let mut answered: HashMap<Uuid, Option<u64>> = HashMap::new();
+        // Every message of the batch, queued in one statement (in the order they were made)
+        // rather than one statement a registration.
+        let mut mails = Vec::with_capacity(self.written.len());
         for (index, row, waiting) in &self.written {
             let position = match answered.get(&row.id) {
                 Some(position) => *position,
@@ -427,23 +430,22 @@ impl<'a> Decided<'a> {
                         }
                         _ => crate::mail::Template::RegistrationWaitlisted,
                     };
-                    mail::send(
-                        conn,
+                    if let Some(message) = mail::message(
                         template,
                         gathering,
                         row,
                         emails.get(&waiting.person_id).map_or("", String::as_str),
                         position,
-                        waiting.now,
-                    )
-                    .await?;
+                    ) {
+                        mails.push((Uuid::now_v7(), message, waiting.now));
+                    }
                     answered.insert(row.id, position);
                     position
                 }
             };
             self.results[*index] = Some(Ok(Registration::from_row(row.clone(), position)));
         }
-        Ok(())
+        crate::mail::enqueue_each(conn, mails).await
     }
 
     /// Answers those already holding a place with the position a new registration would have,
