@@ -17,7 +17,8 @@ use std::{
 use chrono::{DateTime, Duration, TimeDelta, Utc};
 use sea_orm::{
     ActiveValue::Set,
-    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryTrait,
+    ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter, QueryTrait,
+    Statement,
     sea_query::{Expr, OnConflict},
 };
 use serde::Serialize;
@@ -476,6 +477,7 @@ async fn claim_batch(
         .into_query();
     insert.returning_col(digest::Column::Id);
     let txn = db.begin_write_on(Areas::NONE).await?;
+    fast_compression(&*txn).await?;
     let claimed: HashSet<Uuid> = txn
         .query_all(&insert)
         .await?
@@ -516,6 +518,23 @@ async fn claim_batch(
     }
     txn.commit().await?;
     Ok(outcome)
+}
+
+/// On PostgreSQL, has this transaction compress the large values it stores (the digests'
+/// mail contexts, tens of kilobytes of JSON each) with lz4 rather than the default pglz, where
+/// the server was built with it: the same values are stored and read back, and writing them
+/// takes about a third of the time (a digest run's outbox inserts spent ~3 s of the server's
+/// time in pglz). Only the rest of this transaction is affected (`set_config(…, true)`).
+async fn fast_compression(conn: &impl ConnectionTrait) -> Result<(), DbErr> {
+    if conn.get_database_backend() == DbBackend::Postgres {
+        conn.execute_raw(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT set_config('default_toast_compression', 'lz4', true) FROM pg_settings \
+             WHERE name = 'default_toast_compression' AND 'lz4' = ANY(enumvals)",
+        ))
+        .await?;
+    }
+    Ok(())
 }
 
 /// The signed-in person's next digest as it stands now: the time since their last digest (or
