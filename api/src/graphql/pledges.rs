@@ -399,9 +399,10 @@ impl PledgesQuery {
         let filter = DomainFilter::try_from(filter.unwrap_or_default())?;
         let app = app(ctx)?;
         let node = ctx.look_ahead().field("edges").field("node");
-        // The relations the page shows come with it (one statement when the organisation or latest update is asked for, two otherwise). Each item
-        // carries its own, to be written out in one step (`listed`); the request's loader
-        // gets them too, for items the ordinary resolver answers.
+        // The relations the page shows come with it (one statement when the organisation or
+        // latest update is asked for, two otherwise). Each item carries its own, to be written
+        // out in one step (`listed`); the request's loader gets them too, for items the
+        // ordinary resolver answers.
         let include = Include {
             organisation: node.field("organisation").exists(),
             latest_update: node.field("latestUpdate").exists(),
