@@ -663,6 +663,17 @@ impl TestApp {
         Ok(found)
     }
 
+    /// The text `GET /metrics` answers.
+    pub async fn metrics(&self) -> anyhow::Result<String> {
+        Ok(self
+            .http
+            .get(self.url("/metrics"))
+            .send()
+            .await?
+            .text()
+            .await?)
+    }
+
     /// Posts one GraphQL operation, with a bearer token when given.
     pub async fn gql(
         &self,

@@ -79,13 +79,7 @@ async fn health_readiness_and_graphiql_answer(db: Backend) -> anyhow::Result<()>
 async fn metrics_count_requests_and_show_the_outbox(db: Backend) -> anyhow::Result<()> {
     let app = spawn_app(db).await?;
     app.sign_in("counted@example.org").await?;
-    let text = app
-        .http
-        .get(app.url("/metrics"))
-        .send()
-        .await?
-        .text()
-        .await?;
+    let text = app.metrics().await?;
     assert!(
         text.contains(r#"groundswell_http_requests_total{route="/graphql",status="200"}"#),
         "{text}"

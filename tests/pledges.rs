@@ -841,14 +841,8 @@ const LISTED_SELECTIONS: [(&str, &str, bool); 5] = [
 
 /// Items written out in one step so far, from the server's metrics.
 async fn written_whole(app: &TestApp) -> anyhow::Result<u64> {
-    let metrics = app
-        .http
-        .get(app.url("/metrics"))
-        .send()
+    app.metrics()
         .await?
-        .text()
-        .await?;
-    metrics
         .lines()
         .find_map(|line| line.strip_prefix("groundswell_graphql_items_written_whole_total "))
         .context("no groundswell_graphql_items_written_whole_total in /metrics")?

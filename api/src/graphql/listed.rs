@@ -100,11 +100,8 @@ type Object = IndexMap<Name, Value>;
 impl ListedPledge {
     fn write(&self, ctx: &ContextSelectionSet<'_>, set: &SelectionSet) -> Option<Value> {
         let pledge = &self.pledge.0;
-        let fields = fields_of(ctx, set, "Pledge")?;
-        let mut object = Object::with_capacity(fields.len());
-        for field in fields {
-            let value = match field.name.node.as_str() {
-                "__typename" => Value::String("Pledge".to_owned()),
+        object(ctx, set, "Pledge", |field| {
+            Some(match field.name.node.as_str() {
                 "id" => id(pledge.id),
                 "title" => Value::String(pledge.title.clone()),
                 "commitment" => Value::String(pledge.commitment.clone()),
@@ -133,10 +130,8 @@ impl ListedPledge {
                     None => Value::Null,
                 },
                 _ => return None,
-            };
-            put(&mut object, field, value)?;
-        }
-        Some(Value::Object(object))
+            })
+        })
     }
 }
 
@@ -145,11 +140,8 @@ fn organisation(
     set: &SelectionSet,
     organisation: &DomainOrganisation,
 ) -> Option<Value> {
-    let fields = fields_of(ctx, set, "Organisation")?;
-    let mut object = Object::with_capacity(fields.len());
-    for field in fields {
-        let value = match field.name.node.as_str() {
-            "__typename" => Value::String("Organisation".to_owned()),
+    object(ctx, set, "Organisation", |field| {
+        Some(match field.name.node.as_str() {
             "id" => id(organisation.id),
             "name" => Value::String(organisation.name.clone()),
             "slug" => Value::String(organisation.slug.clone()),
@@ -158,10 +150,8 @@ fn organisation(
             "website" => optional_text(organisation.website.as_deref()),
             "createdAt" => moment(organisation.created_at),
             _ => return None,
-        };
-        put(&mut object, field, value)?;
-    }
-    Some(Value::Object(object))
+        })
+    })
 }
 
 fn progress_update(
@@ -169,11 +159,8 @@ fn progress_update(
     set: &SelectionSet,
     update: &DomainUpdate,
 ) -> Option<Value> {
-    let fields = fields_of(ctx, set, "ProgressUpdate")?;
-    let mut object = Object::with_capacity(fields.len());
-    for field in fields {
-        let value = match field.name.node.as_str() {
-            "__typename" => Value::String("ProgressUpdate".to_owned()),
+    object(ctx, set, "ProgressUpdate", |field| {
+        Some(match field.name.node.as_str() {
             "id" => id(update.id),
             "body" => Value::String(update.body.clone()),
             "signal" => enum_value(ProgressSignal::from(update.signal)),
@@ -189,6 +176,26 @@ fn progress_update(
             ),
             "postedAt" => moment(update.posted_at),
             _ => return None,
+        })
+    })
+}
+
+/// The object of type `type_name` a selection set asks for, each field's value from `value_of`
+/// (`__typename` answered here), or `None` when `value_of` or the selection leaves it to the
+/// ordinary resolver.
+fn object<'a>(
+    ctx: &ContextSelectionSet<'a>,
+    set: &'a SelectionSet,
+    type_name: &'static str,
+    mut value_of: impl FnMut(&'a Field) -> Option<Value>,
+) -> Option<Value> {
+    let fields = fields_of(ctx, set, type_name)?;
+    let mut object = Object::with_capacity(fields.len());
+    for field in fields {
+        let value = if field.name.node == "__typename" {
+            Value::String(type_name.to_owned())
+        } else {
+            value_of(field)?
         };
         put(&mut object, field, value)?;
     }

@@ -63,6 +63,15 @@ struct Kept {
     validated: Vec<(Option<String>, String)>,
 }
 
+impl Kept {
+    /// Whether full validation accepted it with `operation_name` and `variables`.
+    fn passed(&self, operation_name: Option<&str>, variables: &str) -> bool {
+        self.validated
+            .iter()
+            .any(|(name, vars)| name.as_deref() == operation_name && vars == variables)
+    }
+}
+
 /// A kept document, and whether full validation has accepted it with the request's operation
 /// name and variables.
 pub struct Found {
@@ -138,11 +147,10 @@ impl ParsedDocuments {
         let (document, validated) = {
             let mut store = self.inner.lock().ok()?;
             let kept = store.documents.get(text)?;
-            let validated = kept
-                .validated
-                .iter()
-                .any(|(name, vars)| name.as_deref() == operation_name && vars == variables);
-            (Arc::clone(&kept.document), validated)
+            (
+                Arc::clone(&kept.document),
+                kept.passed(operation_name, variables),
+            )
         };
         Some(Found {
             document: ExecutableDocument::clone(&document),
@@ -163,11 +171,7 @@ impl ParsedDocuments {
         let Some(kept) = store.documents.peek_mut(text) else {
             return;
         };
-        let known = kept
-            .validated
-            .iter()
-            .any(|(name, vars)| name.as_deref() == operation_name && vars == variables);
-        if known {
+        if kept.passed(operation_name, variables) {
             return;
         }
         if kept.validated.len() >= MAX_VALIDATED {

@@ -494,6 +494,20 @@ pub async fn list(
     now: DateTime<Utc>,
     quiet_after: TimeDelta,
 ) -> Result<Page<Pledge>, DbErr> {
+    let (total, query) = paged(db, filter, &page, now, quiet_after).await?;
+    let rows = query.all(db.conn()).await?;
+    Ok(Page::from_rows(rows, page, total).map(Pledge::from))
+}
+
+/// The count of pledges matching `filter` when the page asks for it, and the statement for the
+/// page's rows in id order, one past the page to tell whether another follows.
+async fn paged(
+    db: &Database,
+    filter: &PledgeFilter,
+    page: &PageRequest,
+    now: DateTime<Utc>,
+    quiet_after: TimeDelta,
+) -> Result<(Option<u64>, Select<pledge::Entity>), DbErr> {
     let total = if page.count_total {
         Some(filtered(filter, now, quiet_after).count(db.conn()).await?)
     } else {
@@ -503,8 +517,7 @@ pub async fn list(
     if let Some(after) = page.after {
         query = query.filter(pledge::Column::Id.gt(after));
     }
-    let rows = query.limit(page.first + 1).all(db.conn()).await?;
-    Ok(Page::from_rows(rows, page, total).map(Pledge::from))
+    Ok((total, query.limit(page.first + 1)))
 }
 
 #[cfg(test)]

@@ -8,12 +8,12 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use sea_orm::{
-    ConnectionTrait, DbBackend, DbErr, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect, QueryTrait, Related, RelationDef, entity::prelude::*,
+    ConnectionTrait, DbBackend, DbErr, EntityTrait, QuerySelect, QueryTrait, Related, RelationDef,
+    entity::prelude::*,
 };
 use uuid::Uuid;
 
-use super::{Pledge, PledgeFilter, changes_of, filtered};
+use super::{Pledge, PledgeFilter, changes_of, paged};
 use crate::{
     Database,
     changes::Change,
@@ -77,16 +77,7 @@ pub async fn list_with(
     quiet_after: TimeDelta,
     include: Include,
 ) -> Result<PageWith, DbErr> {
-    let total = if page.count_total {
-        Some(filtered(filter, now, quiet_after).count(db.conn()).await?)
-    } else {
-        None
-    };
-    let mut query = filtered(filter, now, quiet_after).order_by_asc(pledge::Column::Id);
-    if let Some(after) = page.after {
-        query = query.filter(pledge::Column::Id.gt(after));
-    }
-    let query = query.limit(page.first + 1);
+    let (total, query) = paged(db, filter, &page, now, quiet_after).await?;
     let mut organisations = Vec::new();
     let mut latest_updates = Vec::new();
     let mut changes = HashMap::new();

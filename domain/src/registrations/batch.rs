@@ -298,14 +298,11 @@ impl<'a> Decided<'a> {
                 .await;
         }
 
-        if waiting.registered_by.is_some() {
-            let so_far = made.entry(waiting.actor_id).or_default();
-            if let Err(refused) = super::check_on_behalf(&waiting.limits, *so_far) {
-                self.results.push(Some(Err(refused)));
-                return Ok(());
-            }
-            so_far.for_gathering += 1;
-            so_far.last_hour += 1;
+        if waiting.registered_by.is_some()
+            && let Err(refused) = count_on_behalf(made, waiting)
+        {
+            self.results.push(Some(Err(refused)));
+            return Ok(());
         }
         let (rejoins, rejoins_since) = match rejoins(previous, waiting) {
             Ok(rejoins) => rejoins,
@@ -354,13 +351,10 @@ impl<'a> Decided<'a> {
                     .push(Some(Ok(attempts::as_registration(attempt))));
                 return Ok(());
             }
-            let so_far = made.entry(waiting.actor_id).or_default();
-            if let Err(refused) = super::check_on_behalf(&waiting.limits, *so_far) {
+            if let Err(refused) = count_on_behalf(made, waiting) {
                 self.results.push(Some(Err(refused)));
                 return Ok(());
             }
-            so_far.for_gathering += 1;
-            so_far.last_hour += 1;
             // The answer a new registration would get, without taking anything.
             let mut probe = gathering.clone();
             let fits = places::take(&mut probe, mode, 1 + waiting.new.companions.0);
@@ -570,6 +564,19 @@ async fn waiting_before(
         before.insert(row.mode, position - 1);
     }
     Ok(before)
+}
+
+/// Counts one more registration of someone else by `waiting`'s caller, or refuses it when the
+/// caller has reached a limit (then nothing is counted).
+fn count_on_behalf(
+    made: &mut HashMap<Uuid, super::OnBehalfMade>,
+    waiting: &Waiting,
+) -> Result<(), super::RegistrationError> {
+    let so_far = made.entry(waiting.actor_id).or_default();
+    super::check_on_behalf(&waiting.limits, *so_far)?;
+    so_far.for_gathering += 1;
+    so_far.last_hour += 1;
+    Ok(())
 }
 
 #[cfg(test)]
