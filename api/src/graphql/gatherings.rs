@@ -295,25 +295,6 @@ async fn viewer_registration(
         .map(Option::flatten)
 }
 
-/// Loads the caller's own registration for a gathering straight into the request's loader
-/// when the selected fields will ask for it, so they neither query again nor wait for a batch.
-async fn prime_viewer_registration(
-    ctx: &Context<'_>,
-    gathering_id: uuid::Uuid,
-    selection: async_graphql::Lookahead<'_>,
-) -> ApiResult<()> {
-    let Actor::Person { person_id, .. } = actor(ctx)? else {
-        return Ok(());
-    };
-    if !(selection.field("viewerRegistration").exists() || selection.field("joiningUrl").exists()) {
-        return Ok(());
-    }
-    let found =
-        super::loaders::viewer_registrations(&app(ctx)?.db, *person_id, &[gathering_id]).await?;
-    ctx.data::<RequestLoader>()?.feed_many(found).await;
-    Ok(())
-}
-
 /// How many live registrations need one access requirement.
 #[derive(SimpleObject)]
 pub struct AccessRequirementTotal {
@@ -587,28 +568,44 @@ impl GatheringsQuery {
         }
         let (db, actor) = (&app(ctx)?.db, actor(ctx)?);
         let selection = ctx.look_ahead();
-        // The page's counts come with the gathering when they are asked for, straight into the
-        // request's loader.
+        // The page's counts, and the caller's own registration, come with the gathering when
+        // they are asked for, straight into the request's loader: one statement.
         let counted = selection.field("confirmedCount").exists()
             || selection.field("waitlistedCount").exists();
-        let gathering = if counted {
-            let Some((gathering, counts)) =
-                gatherings::with_counts::by_slug_with_counts(db, actor, &slug).await?
-            else {
-                return Ok(None);
-            };
-            ctx.data::<RequestLoader>()?
-                .feed_one(GatheringCounts(gathering.id), counts)
-                .await;
-            gathering
-        } else {
-            let Some(gathering) = gatherings::by_slug(db, actor, &slug).await? else {
-                return Ok(None);
-            };
-            gathering
+        let viewer = match actor {
+            Actor::Person { person_id, .. }
+                if selection.field("viewerRegistration").exists()
+                    || selection.field("joiningUrl").exists() =>
+            {
+                Some(*person_id)
+            }
+            _ => None,
         };
-        prime_viewer_registration(ctx, gathering.id, selection).await?;
-        Ok(Some(Gathering(gathering)))
+        if !counted && viewer.is_none() {
+            return Ok(gatherings::by_slug(db, actor, &slug).await?.map(Gathering));
+        }
+        let Some(read) =
+            registrations::gathering_page::by_slug_for_page(db, actor, &slug, viewer).await?
+        else {
+            return Ok(None);
+        };
+        let loader = ctx.data::<RequestLoader>()?;
+        let gathering_id = read.gathering.id;
+        loader
+            .feed_one(GatheringCounts(gathering_id), read.counts)
+            .await;
+        if let (Some(person_id), Some(mine)) = (viewer, read.viewer_registration) {
+            loader
+                .feed_one(
+                    ViewerRegistration {
+                        gathering_id,
+                        person_id,
+                    },
+                    mine,
+                )
+                .await;
+        }
+        Ok(Some(Gathering(read.gathering)))
     }
 
     /// Gatherings: upcoming soonest first (the default), or past most recent first.

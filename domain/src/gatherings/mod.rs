@@ -7,7 +7,6 @@
 mod calendar;
 pub(crate) mod mail;
 mod waitlist;
-pub mod with_counts;
 
 pub use calendar::CalendarEntry;
 pub use mail::{local_time, when};
@@ -354,7 +353,7 @@ pub async fn convened_by(
         .collect())
 }
 
-fn may_see_drafts(actor: &Actor) -> bool {
+pub(crate) fn may_see_drafts(actor: &Actor) -> bool {
     matches!(
         actor,
         Actor::Person {

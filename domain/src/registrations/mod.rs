@@ -6,6 +6,7 @@
 mod access;
 mod attempts;
 mod batch;
+pub mod gathering_page;
 mod requests;
 
 pub use crate::gatherings::{local_time, when};
@@ -96,7 +97,7 @@ pub struct Registration {
 }
 
 impl Registration {
-    fn from_row(row: registration::Model, waitlist_position: Option<u64>) -> Self {
+    pub(crate) fn from_row(row: registration::Model, waitlist_position: Option<u64>) -> Self {
         Self {
             id: row.id,
             gathering_id: row.gathering_id,
