@@ -125,10 +125,14 @@ pub fn random_token(prefix: &str) -> String {
 /// What is stored in place of a token: its SHA-256, hex. Tokens carry 256 random bits, so a
 /// fast hash is enough; a slow password hash would add nothing.
 pub fn hash_token(token: &str) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let digest = Sha256::digest(token.as_bytes());
+    // Every signed-in request hashes its token: written digit by digit, not a `format!` per
+    // byte (callgrind: 14k of a signed-in gathering page's 600k instructions).
     let mut hex = String::with_capacity(64);
     for byte in digest {
-        hex.push_str(&format!("{byte:02x}"));
+        hex.push(char::from(DIGITS[usize::from(byte >> 4)]));
+        hex.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
     }
     hex
 }
@@ -136,6 +140,15 @@ pub fn hash_token(token: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Stored hashes must not change: SHA-256's own test vector, in lower-case hex.
+    #[test]
+    fn a_token_hashes_to_its_sha256_in_lower_case_hex() {
+        assert_eq!(
+            hash_token("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
 
     #[test]
     fn derived_tokens_depend_on_key_purpose_and_id() {
