@@ -4,7 +4,10 @@
 //! process. Each event is loaded from the database once, here, for all of this server's
 //! subscribers, rather than once by each of them.
 
-use std::sync::Arc;
+use std::{
+    collections::HashSet,
+    sync::{Arc, Mutex},
+};
 
 use groundswell_domain::{
     Database,
@@ -39,6 +42,8 @@ pub struct Events {
     /// Events published on SQLite, loaded in turn (so their order holds) by one task.
     in_process: mpsc::UnboundedSender<Event>,
     db: Database,
+    /// Gatherings whose "places changed" is about to go out through NOTIFY (`publish`).
+    places_pending: Arc<Mutex<HashSet<Uuid>>>,
 }
 
 impl Events {
@@ -55,6 +60,7 @@ impl Events {
             local,
             in_process,
             db,
+            places_pending: Arc::default(),
         }
     }
 
@@ -70,10 +76,27 @@ impl Events {
         self.publish(Event::ProgressPosted { update_id });
     }
 
+    /// On PostgreSQL, a gathering's "places changed" that is already waiting to go out stands
+    /// for any published after it: subscribers load the gathering as it is when the event
+    /// arrives, and it goes out after every change that found it waiting had committed (it
+    /// stops waiting, under the lock, before it is sent). A rush of 2,000 registrations for
+    /// one gathering sent 2,000 NOTIFYs, each a statement on the pool the registrations need.
     fn publish(&self, event: Event) {
         if self.via_postgres() {
+            let pending = match event {
+                Event::PlacesChanged { gathering_id } => {
+                    if !lock(&self.places_pending).insert(gathering_id) {
+                        return;
+                    }
+                    Some((self.places_pending.clone(), gathering_id))
+                }
+                Event::ProgressPosted { .. } => None,
+            };
             let db = self.db.clone();
             tokio::spawn(async move {
+                if let Some((pending, gathering_id)) = pending {
+                    lock(&pending).remove(&gathering_id);
+                }
                 if let Err(err) = events::notify(&db, event).await {
                     tracing::warn!(error = %err, "publishing an event failed");
                 }
@@ -128,6 +151,14 @@ impl Events {
             }
         }
     }
+}
+
+/// The pending set, whose every use leaves it consistent, so a panic elsewhere never poisons
+/// it for good.
+fn lock(pending: &Mutex<HashSet<Uuid>>) -> std::sync::MutexGuard<'_, HashSet<Uuid>> {
+    pending
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Loads what `event` is about, once, and hands it to every subscriber; nothing is loaded when
