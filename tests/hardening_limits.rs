@@ -17,6 +17,7 @@ on_both_databases!(
     a_message_that_cannot_render_fails_alone_and_the_rest_are_delivered,
     lists_in_inputs_past_their_maximum_are_refused_naming_the_field,
     random_queries_and_mutations_from_the_schema_never_get_a_server_error,
+    connections_past_the_cap_wait_and_answers_close_them_once_places_run_low,
 );
 
 /// What a request refused for its cost answers: BAD_USER_INPUT saying what the limit is.
@@ -1052,4 +1053,92 @@ async fn random_queries_and_mutations_from_the_schema_never_get_a_server_error(
             .join("\n")
     );
     still_up(app).await
+}
+
+/// Sends a bare HTTP/1.1 request for `/healthz` on `stream` and reads the head of its answer,
+/// lower-cased (giving up after 30 seconds).
+async fn healthz_on(stream: &mut tokio::net::TcpStream) -> anyhow::Result<String> {
+    use tokio::io::AsyncWriteExt;
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: groundswell.test\r\n\r\n")
+        .await?;
+    answer_head(stream).await
+}
+
+/// Reads the head of the answer waiting on `stream`, lower-cased (giving up after 30 seconds).
+async fn answer_head(stream: &mut tokio::net::TcpStream) -> anyhow::Result<String> {
+    use tokio::io::AsyncReadExt;
+    tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            let n = stream.read(&mut byte).await?;
+            anyhow::ensure!(
+                n == 1,
+                "the connection closed before the answer's head ended"
+            );
+            head.push(byte[0]);
+        }
+        Ok(String::from_utf8_lossy(&head).to_lowercase())
+    })
+    .await
+    .context("no answer within 30 seconds")?
+}
+
+/// MAX_CONNECTIONS bounds the connections held at once: past it a connection waits, unanswered,
+/// until one closes; once three quarters are open, answers close their connections, so idle
+/// keep-alive connections cannot hold the places for good.
+async fn connections_past_the_cap_wait_and_answers_close_them_once_places_run_low(
+    db: Backend,
+) -> anyhow::Result<()> {
+    let smtp = SmtpServer::start()?;
+    let mut options = Options::new(&smtp);
+    options.max_connections = 4;
+    let app = start(fresh_database(db).await?, smtp, options).await?;
+    let connect = || tokio::net::TcpStream::connect(app.address);
+
+    // One of four open: the connection stays open for the next request.
+    let mut first = connect().await?;
+    let head = healthz_on(&mut first).await?;
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert!(!head.contains("connection: close"), "{head}");
+
+    // Two more, idle, and a fourth asking: all four places are taken, so its answer closes
+    // it (the server ends the connection: reading on finds its end).
+    let idle = [connect().await?, connect().await?];
+    let mut fourth = connect().await?;
+    let head = healthz_on(&mut fourth).await?;
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert!(head.contains("connection: close"), "{head}");
+    // Reading to the end returns (with the body) only once the server has closed it.
+    let mut body = Vec::new();
+    let closed = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        tokio::io::AsyncReadExt::read_to_end(&mut fourth, &mut body),
+    )
+    .await;
+    assert!(
+        matches!(closed, Ok(Ok(_))),
+        "the server kept the connection open: {closed:?}"
+    );
+
+    // The first closes too; two more idle connections take the freed places (they were
+    // queued first), so all four are held by connections that ask nothing: a fifth waits,
+    // unanswered, its request in the socket.
+    drop(first);
+    let more_idle = [connect().await?, connect().await?];
+    let mut fifth = connect().await?;
+    let waiting = tokio::time::timeout(
+        std::time::Duration::from_millis(500),
+        healthz_on(&mut fifth),
+    )
+    .await;
+    assert!(waiting.is_err(), "answered past the cap: {waiting:?}");
+
+    // An idle connection closes; the fifth is let in and answered.
+    drop(idle);
+    let head = answer_head(&mut fifth).await?;
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    drop(more_idle);
+    Ok(())
 }

@@ -450,6 +450,8 @@ pub struct Options {
     pub ws_subscriptions_per_connection: u32,
     /// RESPONSE_CACHE_BYTES: on (the default) unless a test turns it off with 0.
     pub response_cache_bytes: usize,
+    /// MAX_CONNECTIONS: the default, unless a test of the cap lowers it.
+    pub max_connections: usize,
 }
 
 impl Options {
@@ -483,6 +485,7 @@ impl Options {
             ws_connections_per_address: 16,
             ws_subscriptions_per_connection: 20,
             response_cache_bytes: 32 * 1024 * 1024,
+            max_connections: 512,
         }
     }
 }
@@ -549,6 +552,7 @@ pub async fn start(
         members_added_per_hour: options.limits.members_added_per_hour,
         ws_connections_per_address: options.ws_connections_per_address,
         ws_subscriptions_per_connection: options.ws_subscriptions_per_connection,
+        max_connections: options.max_connections,
         public_cache_max_age_seconds: 5,
         response_cache_bytes: options.response_cache_bytes,
         registration_request_ttl_hours: 24,

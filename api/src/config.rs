@@ -100,6 +100,10 @@ pub struct Settings {
     /// Subscriptions one WebSocket connection may run at once.
     #[arg(long, env = "WS_SUBSCRIPTIONS_PER_CONNECTION", default_value_t = 20)]
     pub ws_subscriptions_per_connection: u32,
+    /// HTTP connections the server holds open at once; more wait to be accepted until one
+    /// closes. Once three quarters are open, each answer closes its connection.
+    #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 512)]
+    pub max_connections: usize,
     /// Seconds a browser, proxy or CDN may keep a public GraphQL answer (one to nobody in
     /// particular, holding nothing private).
     #[arg(long, env = "PUBLIC_CACHE_MAX_AGE_SECONDS", default_value_t = 5)]
@@ -224,6 +228,8 @@ pub struct Config {
     pub limits: groundswell_domain::Limits,
     pub ws_connections_per_address: usize,
     pub ws_subscriptions_per_connection: usize,
+    /// HTTP connections held open at once.
+    pub max_connections: usize,
     /// `max-age` of public GraphQL answers.
     pub public_cache_max_age_seconds: u64,
     /// Bytes of public answers kept in memory; 0 when the cache is off.
@@ -294,6 +300,7 @@ impl Config {
             ws_connections_per_address: settings.ws_connections_per_address.max(1) as usize,
             ws_subscriptions_per_connection: settings.ws_subscriptions_per_connection.max(1)
                 as usize,
+            max_connections: settings.max_connections.max(1),
             public_cache_max_age_seconds: settings.public_cache_max_age_seconds,
             response_cache_bytes: settings.response_cache_bytes,
             registration_request_ttl: chrono::Duration::hours(i64::from(

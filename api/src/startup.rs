@@ -11,6 +11,7 @@ use std::{
 };
 
 use anyhow::Context;
+use axum::serve::ListenerExt;
 use governor::{Quota, RateLimiter};
 use groundswell_migration::{Migrator, MigratorTrait};
 use tokio::{net::TcpListener, sync::Notify};
@@ -31,6 +32,8 @@ use crate::{
 
 pub struct Application {
     listener: TcpListener,
+    /// The cap on connections held at once, which the listener takes places from.
+    connections: http::connections::Connections,
     events: Events,
     /// Public answers kept in memory, which hear of other servers' writes on PostgreSQL.
     response_cache: Option<Arc<ResponseCache>>,
@@ -95,6 +98,9 @@ impl Application {
             Some(url) => Transport::smtp(url)?,
             None => Transport::folder(config.mail_dir.clone())?,
         };
+        let connections = http::connections::Connections::new(config.max_connections);
+        // Requests held now, which mail delivery makes way for.
+        let load = http::load::Load::new(http::request_slots(config.database_max_connections));
         let worker = DeliveryWorker::new(
             worker_db.clone(),
             Renderer::new(config.public_url.clone(), config.secret_key.clone())?,
@@ -102,7 +108,8 @@ impl Application {
             config.mail_from.clone(),
             config.mail.clone(),
             mail_queued.clone(),
-        );
+        )
+        .yielding_to(load.clone());
         let webhooks = WebhookWorker::new(worker_db, config.webhooks.clone(), mail_queued.clone())?;
         let scheduler = DigestScheduler {
             db: db.clone(),
@@ -154,11 +161,11 @@ impl Application {
                 app: context_for_pages,
             },
             config.request_timeout,
-            config.database_max_connections,
+            load,
+            connections.clone(),
         );
-        let listener = TcpListener::bind(config.bind_addr)
-            .await
-            .with_context(|| format!("binding {}", config.bind_addr))?;
+        let listener =
+            listen(config.bind_addr).with_context(|| format!("binding {}", config.bind_addr))?;
         let address = listener.local_addr()?;
         let maintenance = Maintenance {
             db: db_for_maintenance,
@@ -167,6 +174,7 @@ impl Application {
         };
         Ok(Self {
             listener,
+            connections,
             events,
             response_cache,
             public_changes,
@@ -233,8 +241,11 @@ impl Application {
             signals.cancel();
         });
         tracing::info!(address = %self.address, "serving");
+        // `tap_io` keeps axum's `ConnectInfo<SocketAddr>` for the capped listener.
+        let listener = http::connections::Capped::new(self.listener, self.connections)
+            .tap_io(|_: &mut http::connections::Held| {});
         let server = axum::serve(
-            self.listener,
+            listener,
             self.router
                 .into_make_service_with_connect_info::<SocketAddr>(),
         )
@@ -261,6 +272,26 @@ impl Application {
         );
         served.context("serving HTTP")
     }
+}
+
+/// Connections the kernel completes and holds for the server before it accepts them. Tokio's
+/// `TcpListener::bind` asks for 128, the standard library's default: a rush of registrations
+/// opening 2,000 connections at once overflowed it, and every connection past it waited for the
+/// client's one-second SYN retry (the benchmark's rush: half its requests took over a second).
+/// The kernel caps this at `net.core.somaxconn` (4096 on current kernels).
+const LISTEN_BACKLOG: u32 = 4096;
+
+/// Binds `address` as `TcpListener::bind` does (reusing the address), with [`LISTEN_BACKLOG`].
+fn listen(address: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if address.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    #[cfg(unix)]
+    socket.set_reuseaddr(true)?;
+    socket.bind(address)?;
+    socket.listen(LISTEN_BACKLOG)
 }
 
 async fn wait_for_signal() {

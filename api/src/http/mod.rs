@@ -2,10 +2,12 @@
 //! bound every request (body size, time, logging without secrets).
 
 mod auth;
+pub mod connections;
 mod gatherings;
 mod graphiql;
 mod graphql;
 mod health;
+pub mod load;
 pub mod pages;
 pub mod parsed;
 pub mod persisted;
@@ -65,9 +67,21 @@ pub struct AppState {
 /// thousands costs little memory and holds no connection while it waits.
 const IN_FLIGHT_PER_CONNECTION: usize = 8;
 
-pub fn router(state: AppState, request_timeout: Duration, database_connections: u32) -> Router {
+/// Requests handled at once with `database_connections` connections.
+pub fn request_slots(database_connections: u32) -> usize {
+    (database_connections as usize * IN_FLIGHT_PER_CONNECTION).max(64)
+}
+
+/// The routes and the layers every request passes; `load` counts the requests held, and its
+/// slots are the most handled at once.
+pub fn router(
+    state: AppState,
+    request_timeout: Duration,
+    load: load::Load,
+    connections: connections::Connections,
+) -> Router {
     let max_body = state.max_body_bytes;
-    let in_flight = (database_connections as usize * IN_FLIGHT_PER_CONNECTION).max(64);
+    let in_flight = load.slots();
     Router::new()
         .route("/graphql", get(graphql::get).post(graphql::post))
         .route(
@@ -109,6 +123,8 @@ pub fn router(state: AppState, request_timeout: Duration, database_connections: 
         .route("/metrics", get(crate::metrics::render))
         .with_state(state)
         .layer(tower::limit::GlobalConcurrencyLimitLayer::new(in_flight))
+        // Outside the limit, so requests waiting for a slot count too.
+        .layer(middleware::from_fn_with_state(load, load::count))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             request_timeout,
@@ -118,6 +134,10 @@ pub fn router(state: AppState, request_timeout: Duration, database_connections: 
         .layer(CatchPanicLayer::new())
         .layer(middleware::map_response(json_for_bare_errors))
         .layer(middleware::from_fn(crate::metrics::track))
+        .layer(middleware::from_fn_with_state(
+            connections,
+            connections::close_when_low,
+        ))
         .layer(
             TraceLayer::new_for_http()
                 // The route pattern, never the URI: queries and paths can carry tokens.
