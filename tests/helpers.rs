@@ -485,7 +485,7 @@ impl Options {
             ws_connections_per_address: 16,
             ws_subscriptions_per_connection: 20,
             response_cache_bytes: 32 * 1024 * 1024,
-            max_connections: 512,
+            max_connections: 4096,
         }
     }
 }

@@ -101,8 +101,11 @@ pub struct Settings {
     #[arg(long, env = "WS_SUBSCRIPTIONS_PER_CONNECTION", default_value_t = 20)]
     pub ws_subscriptions_per_connection: u32,
     /// HTTP connections the server holds open at once; more wait to be accepted until one
-    /// closes. Once three quarters are open, each answer closes its connection.
-    #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 512)]
+    /// closes. Once three quarters are open, each answer closes its connection. Idle
+    /// connections are not timed out yet, so one that never sends a request (or a WebSocket)
+    /// keeps its place: the default is high, and a lower cap, which saves memory in a rush,
+    /// belongs behind a proxy that closes idle connections.
+    #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 4096)]
     pub max_connections: usize,
     /// Seconds a browser, proxy or CDN may keep a public GraphQL answer (one to nobody in
     /// particular, holding nothing private).

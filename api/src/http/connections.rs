@@ -3,9 +3,14 @@
 //! Each open connection costs hyper's read and write buffers whether it is busy or idle: a
 //! heap profile of the benchmark's rush, 2,000 connections opened at once, put 43 MiB there.
 //! Past the cap, connections wait in the kernel's accept queue (`startup::LISTEN_BACKLOG`)
-//! until one closes. So that the cap never starves them behind idle keep-alive connections,
-//! once three quarters of it are open every response asks its client to close the connection
-//! (`Connection: close`), and the connection ends with that answer.
+//! until one closes. Once three quarters of it are open, every answer asks its client to close
+//! the connection (`Connection: close`), and the connection ends with that answer, so a rush
+//! of one request per connection flows through the cap.
+//!
+//! What the cap cannot do yet: a connection that sends nothing more (one that never asks, an
+//! idle keep-alive connection, a WebSocket) keeps its place until its client closes it, since
+//! no idle timeout is set (`axum::serve` gives hyper no timer). A low cap could be filled that
+//! way, which is why the default is high (`MAX_CONNECTIONS`, 4096).
 
 use std::{
     io,
@@ -46,7 +51,8 @@ impl Connections {
         }
     }
 
-    /// Connections open now.
+    /// Connections open now, counting the place the listener takes before it accepts the next
+    /// one (so places run low one connection early).
     pub fn open(&self) -> usize {
         self.cap - self.places.available_permits()
     }

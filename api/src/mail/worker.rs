@@ -215,7 +215,6 @@ impl DeliveryWorker {
     }
 }
 
-/// `List-Unsubscribe: <https://…>` (RFC 2369).
 /// Waits while `load` is saturated, at most `longest` or until shutdown.
 async fn make_way(load: &Load, shutdown: &CancellationToken, longest: Duration) {
     let deadline = tokio::time::Instant::now() + longest;
@@ -227,6 +226,7 @@ async fn make_way(load: &Load, shutdown: &CancellationToken, longest: Duration) 
     }
 }
 
+/// `List-Unsubscribe: <https://…>` (RFC 2369).
 #[derive(Clone)]
 struct ListUnsubscribe(String);
 
