@@ -276,9 +276,10 @@ impl Application {
 
 /// Connections the kernel completes and holds for the server before it accepts them. Tokio's
 /// `TcpListener::bind` asks for 128, the standard library's default: a rush of registrations
-/// opening 2,000 connections at once overflowed it, and every connection past it waited for the
-/// client's one-second SYN retry (the benchmark's rush: half its requests took over a second).
-/// The kernel caps this at `net.core.somaxconn` (4096 on current kernels).
+/// opening 2,000 connections at once overflowed it, and each connection past it waited for its
+/// client's one-second SYN retry (one benchmark rush: `nstat` counted 314 ListenOverflows).
+/// Past `MAX_CONNECTIONS`, this queue is where connections wait. The kernel caps it at
+/// `net.core.somaxconn` (4096 on current kernels).
 const LISTEN_BACKLOG: u32 = 4096;
 
 /// Binds `address` as `TcpListener::bind` does (reusing the address), with [`LISTEN_BACKLOG`].
