@@ -37,16 +37,16 @@ fn counted(status: &str) -> Expr {
 }
 
 /// The viewer's place on the waitlist for their way of attending, counted as
-/// `super::with_positions` ranks it: the waitlisted registrations for the same mode
-/// that joined the queue no later than theirs. Null when they hold no registration;
-/// disregarded unless theirs is waitlisted. `registrations` is the viewer's own row, joined.
+/// `super::with_positions` ranks it: the waitlisted registrations for the same mode that joined
+/// the queue no later than theirs. Null when they hold no registration; disregarded unless
+/// theirs is waitlisted. `registrations` is the viewer's own row, joined.
 const WAITLIST_POSITION: &str = "(SELECT COUNT(*) FROM registrations w \
      WHERE w.gathering_id = gatherings.id AND w.status = 'WAITLISTED' \
      AND w.mode = registrations.mode AND w.waitlist_seq <= registrations.waitlist_seq)";
 
-/// A gathering by slug, as [`crate::gatherings::by_slug`] finds it (drafts only for those who may see
-/// them), with its confirmed and waitlisted counts and, when `viewer` is given, that person's
-/// registration for it with its waitlist position: one statement.
+/// A gathering by slug, as [`crate::gatherings::by_slug`] finds it (drafts only for those who
+/// may see them), with its confirmed and waitlisted counts and, when `viewer` is given, that
+/// person's registration for it with its waitlist position: one statement.
 #[tracing::instrument(skip_all)]
 pub async fn by_slug_for_page(
     db: &Database,
