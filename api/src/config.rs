@@ -201,6 +201,9 @@ impl WebhookSettings {
     }
 }
 
+/// The most `MAX_CONNECTIONS` can ask for: far past what one process's file descriptors allow.
+const MAX_CONNECTIONS_BOUND: usize = 1 << 20;
+
 /// Validated configuration.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -303,7 +306,9 @@ impl Config {
             ws_connections_per_address: settings.ws_connections_per_address.max(1) as usize,
             ws_subscriptions_per_connection: settings.ws_subscriptions_per_connection.max(1)
                 as usize,
-            max_connections: settings.max_connections.max(1),
+            // Bounded, so an absurd value is a working cap rather than a panic in the
+            // semaphore that holds the places.
+            max_connections: settings.max_connections.clamp(1, MAX_CONNECTIONS_BOUND),
             public_cache_max_age_seconds: settings.public_cache_max_age_seconds,
             response_cache_bytes: settings.response_cache_bytes,
             registration_request_ttl: chrono::Duration::hours(i64::from(
@@ -409,6 +414,19 @@ mod tests {
         );
         assert!(now.checked_sub_signed(settings.deactivate_after).is_some());
         assert!(settings.lease <= Duration::from_secs(24 * 3600));
+    }
+
+    #[test]
+    fn absurd_connection_caps_are_bounded_not_a_panic() {
+        let huge = usize::MAX.to_string();
+        assert_eq!(
+            config(&["--max-connections", &huge]).max_connections,
+            MAX_CONNECTIONS_BOUND
+        );
+        assert_eq!(config(&["--max-connections", "0"]).max_connections, 1);
+        assert_eq!(config(&[]).max_connections, 4096);
+        let capped = crate::http::connections::Connections::new(MAX_CONNECTIONS_BOUND);
+        assert_eq!(capped.open(), 0);
     }
 
     #[test]
