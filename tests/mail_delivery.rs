@@ -4,6 +4,7 @@
 use std::{collections::HashSet, sync::atomic::Ordering, time::Duration};
 
 use chrono::Utc;
+use serde_json::json;
 
 use crate::{helpers::*, on_both_databases};
 
@@ -11,12 +12,36 @@ on_both_databases!(
     mail_refused_by_the_smtp_server_for_a_while_is_delivered_once_it_recovers,
     mail_queued_while_smtp_is_down_is_delivered_by_the_restarted_server,
     a_server_killed_mid_delivery_loses_nothing_and_repeats_nothing,
+    a_message_keeps_every_character_its_words_were_written_in,
 );
 
 fn assert_each_once(mails: &[Mail], expected: usize) {
     let ids: HashSet<&str> = mails.iter().map(|m| m.message_id.as_str()).collect();
     assert_eq!(mails.len(), expected, "messages received");
     assert_eq!(ids.len(), expected, "distinct Message-IDs");
+}
+
+/// The outbox stores a message's words as JSON text: quotes, backslashes, accents, scripts
+/// and emoji written by a convenor come out of the mail exactly as they went in.
+async fn a_message_keeps_every_character_its_words_were_written_in(
+    db: Backend,
+) -> anyhow::Result<()> {
+    let app = spawn_app(db).await?;
+    let convenor = app.convenor("convenor@example.org").await?;
+    let title = r#"Zoë's "café" circle \ 東京 — 🌱 {"a": [1]}"#;
+    let gathering = app.gathering(&convenor, json!({ "title": title })).await?;
+    let attendee = app.sign_in("attendee@example.org").await?;
+    app.register(&attendee, &gathering["id"], json!({}))
+        .await?
+        .ok()?;
+    let mails = app.mail_to("attendee@example.org", 1).await?;
+    let mail = mails
+        .iter()
+        .find(|m| m.subject.contains("is confirmed"))
+        .ok_or_else(|| anyhow::anyhow!("no confirmation among {mails:?}"))?;
+    assert!(mail.subject.contains(title), "{}", mail.subject);
+    assert!(mail.text.contains(title), "{}", mail.text);
+    Ok(())
 }
 
 async fn mail_refused_by_the_smtp_server_for_a_while_is_delivered_once_it_recovers(
@@ -104,7 +129,7 @@ async fn mail_queued_while_smtp_is_down_is_delivered_by_the_restarted_server(
         .gql(
             None,
             "mutation($t: String!) { signIn(token: $t) { token } }",
-            serde_json::json!({ "t": token }),
+            json!({ "t": token }),
         )
         .await?
         .ok()?;

@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, sea_query::Expr,
+    ActiveEnum, ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect,
+    sea_query::{Expr, ExprTrait, Query},
 };
 use serde_json::Value;
 use uuid::Uuid;
@@ -68,9 +69,7 @@ pub(crate) async fn enqueue(
     now: DateTime<Utc>,
 ) -> Result<Uuid, DbErr> {
     let id = Uuid::now_v7();
-    outbox::Entity::insert(pending(id, mail, now))
-        .exec_without_returning(conn)
-        .await?;
+    enqueue_each(conn, vec![(id, mail, now)]).await?;
     Ok(id)
 }
 
@@ -101,34 +100,47 @@ pub(crate) async fn enqueue_each(
     conn: &impl ConnectionTrait,
     mails: Vec<(Uuid, Mail, DateTime<Utc>)>,
 ) -> Result<(), DbErr> {
+    let backend = conn.get_database_backend();
     let mut mails = mails.into_iter().peekable();
     while mails.peek().is_some() {
-        let rows: Vec<outbox::ActiveModel> = mails
-            .by_ref()
-            .take(ENQUEUED_AT_ONCE)
-            .map(|(id, mail, now)| pending(id, mail, now))
-            .collect();
-        outbox::Entity::insert_many(rows)
-            .exec_without_returning(conn)
-            .await?;
+        let mut insert = Query::insert();
+        insert.into_table(outbox::Entity).columns([
+            outbox::Column::Id,
+            outbox::Column::Recipient,
+            outbox::Column::Template,
+            outbox::Column::Context,
+            outbox::Column::Status,
+            outbox::Column::Attempts,
+            outbox::Column::NextAttemptAt,
+            outbox::Column::CreatedAt,
+        ]);
+        for (id, mail, now) in mails.by_ref().take(ENQUEUED_AT_ONCE) {
+            insert.values_panic([
+                Expr::val(id),
+                Expr::val(mail.recipient.as_str()),
+                Expr::val(mail.template.name()),
+                context_value(backend, &mail.context),
+                Expr::val(OutboxStatus::Pending.to_value()),
+                Expr::val(0_i32),
+                Expr::val(now),
+                Expr::val(now),
+            ]);
+        }
+        conn.execute(&insert).await?;
     }
     Ok(())
 }
 
-/// The outbox row of a message not yet tried.
-fn pending(id: Uuid, mail: Mail, now: DateTime<Utc>) -> outbox::ActiveModel {
-    outbox::ActiveModel {
-        id: Set(id),
-        recipient: Set(mail.recipient.as_str().to_owned()),
-        template: Set(mail.template.name().to_owned()),
-        context: Set(mail.context),
-        status: Set(OutboxStatus::Pending),
-        attempts: Set(0),
-        next_attempt_at: Set(now),
-        locked_until: Set(None),
-        last_error: Set(None),
-        created_at: Set(now),
-        sent_at: Set(None),
+/// A message's context as the outbox stores it: the JSON text, bound as text. On PostgreSQL
+/// the column is `json` and the text is cast to it, which checks it once. Bound as a
+/// `serde_json::Value`, sqlx would send it as `jsonb`, which PostgreSQL parses, prints and
+/// parses again to store it as `json` (a digest run spent 3.4 of its 9 s of database time
+/// binding its 5,000 digests of ~37 kB each), and sea-query would first clone the whole tree.
+fn context_value(backend: DbBackend, context: &Value) -> Expr {
+    let text = Expr::val(context.to_string());
+    match backend {
+        DbBackend::Postgres => text.cast_as("json"),
+        _ => text,
     }
 }
 
