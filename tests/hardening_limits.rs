@@ -18,6 +18,7 @@ on_both_databases!(
     lists_in_inputs_past_their_maximum_are_refused_naming_the_field,
     random_queries_and_mutations_from_the_schema_never_get_a_server_error,
     connections_past_the_cap_wait_and_answers_close_them_once_places_run_low,
+    connections_that_send_no_request_in_time_are_closed_and_give_up_their_place,
 );
 
 /// What a request refused for its cost answers: BAD_USER_INPUT saying what the limit is.
@@ -1140,5 +1141,72 @@ async fn connections_past_the_cap_wait_and_answers_close_them_once_places_run_lo
     let head = answer_head(&mut fifth).await?;
     assert!(head.starts_with("http/1.1 200"), "{head}");
     drop(more_idle);
+    Ok(())
+}
+
+/// Whether the server closes `stream` within 30 seconds: reading finds its end (perhaps after
+/// an answer the server sent as it closed).
+async fn closed_by_server(stream: &mut tokio::net::TcpStream) -> bool {
+    let mut rest = Vec::new();
+    matches!(
+        tokio::time::timeout(
+            std::time::Duration::from_secs(30),
+            tokio::io::AsyncReadExt::read_to_end(stream, &mut rest),
+        )
+        .await,
+        Ok(Ok(_))
+    )
+}
+
+/// HEADER_READ_TIMEOUT_SECONDS: a connection that sends nothing, one that sends half a request's
+/// headers and stops, and a kept-alive one idle after its answer are all closed once the
+/// timeout passes, so they cannot hold the places under MAX_CONNECTIONS for good; a connection
+/// waiting for a place is then let in and answered.
+async fn connections_that_send_no_request_in_time_are_closed_and_give_up_their_place(
+    db: Backend,
+) -> anyhow::Result<()> {
+    use tokio::io::AsyncWriteExt;
+    let smtp = SmtpServer::start()?;
+    let mut options = Options::new(&smtp);
+    options.max_connections = 8;
+    options.header_read_timeout_seconds = 1;
+    let app = start(fresh_database(db).await?, smtp, options).await?;
+    let connect = || tokio::net::TcpStream::connect(app.address);
+
+    // Kept alive after its answer (one of eight places open: no `Connection: close`).
+    let mut answered = connect().await?;
+    let head = healthz_on(&mut answered).await?;
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert!(!head.contains("connection: close"), "{head}");
+    let mut silent = connect().await?;
+    let mut halfway = connect().await?;
+    halfway
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: groundswell.test\r\n")
+        .await?;
+    // Five more that send nothing take the last places: a ninth waits for one.
+    let mut more_silent = Vec::new();
+    for _ in 0..5 {
+        more_silent.push(connect().await?);
+    }
+    let mut waiting = connect().await?;
+    waiting
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: groundswell.test\r\n\r\n")
+        .await?;
+
+    for (what, stream) in [
+        ("a connection idle after its answer", &mut answered),
+        ("a connection that sent nothing", &mut silent),
+        ("a connection that sent half its headers", &mut halfway),
+    ] {
+        assert!(
+            closed_by_server(stream).await,
+            "{what} was kept open past the timeout"
+        );
+    }
+    // Its places freed, the waiting connection is let in and answered, though it sent its
+    // request long before.
+    let head = answer_head(&mut waiting).await?;
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    drop(more_silent);
     Ok(())
 }

@@ -452,6 +452,8 @@ pub struct Options {
     pub response_cache_bytes: usize,
     /// MAX_CONNECTIONS: the default, unless a test of the cap lowers it.
     pub max_connections: usize,
+    /// HEADER_READ_TIMEOUT_SECONDS: the default, unless a test of the timeout shortens it.
+    pub header_read_timeout_seconds: u64,
 }
 
 impl Options {
@@ -486,6 +488,7 @@ impl Options {
             ws_subscriptions_per_connection: 20,
             response_cache_bytes: 32 * 1024 * 1024,
             max_connections: 4096,
+            header_read_timeout_seconds: 30,
         }
     }
 }
@@ -553,6 +556,7 @@ pub async fn start(
         ws_connections_per_address: options.ws_connections_per_address,
         ws_subscriptions_per_connection: options.ws_subscriptions_per_connection,
         max_connections: options.max_connections,
+        header_read_timeout_seconds: options.header_read_timeout_seconds,
         public_cache_max_age_seconds: 5,
         response_cache_bytes: options.response_cache_bytes,
         registration_request_ttl_hours: 24,

@@ -101,12 +101,16 @@ pub struct Settings {
     #[arg(long, env = "WS_SUBSCRIPTIONS_PER_CONNECTION", default_value_t = 20)]
     pub ws_subscriptions_per_connection: u32,
     /// HTTP connections the server holds open at once; more wait to be accepted until one
-    /// closes. Once three quarters are open, each answer closes its connection. Idle
-    /// connections are not timed out yet, so one that never sends a request (or a WebSocket)
-    /// keeps its place: the default is high, and a lower cap, which saves memory in a rush,
-    /// belongs behind a proxy that closes idle connections.
+    /// closes. Once three quarters are open, each answer closes its connection. A connection
+    /// that sends no request within HEADER_READ_TIMEOUT_SECONDS is closed, but an open
+    /// WebSocket keeps its place: the default is high; a lower cap saves memory in a rush.
     #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 4096)]
     pub max_connections: usize,
+    /// Seconds a client has to send a request's headers, counted from when the server starts
+    /// waiting for them: on a new connection, or after the last answer on a kept-alive one.
+    /// A connection that takes longer, or sits idle that long, is closed.
+    #[arg(long, env = "HEADER_READ_TIMEOUT_SECONDS", default_value_t = 30)]
+    pub header_read_timeout_seconds: u64,
     /// Seconds a browser, proxy or CDN may keep a public GraphQL answer (one to nobody in
     /// particular, holding nothing private).
     #[arg(long, env = "PUBLIC_CACHE_MAX_AGE_SECONDS", default_value_t = 5)]
@@ -236,6 +240,8 @@ pub struct Config {
     pub ws_subscriptions_per_connection: usize,
     /// HTTP connections held open at once.
     pub max_connections: usize,
+    /// How long a client has to send a request's headers, or an idle connection stays open.
+    pub header_read_timeout: Duration,
     /// `max-age` of public GraphQL answers.
     pub public_cache_max_age_seconds: u64,
     /// Bytes of public answers kept in memory; 0 when the cache is off.
@@ -309,6 +315,10 @@ impl Config {
             // Bounded, so an absurd value is a working cap rather than a panic in the
             // semaphore that holds the places.
             max_connections: settings.max_connections.clamp(1, MAX_CONNECTIONS_BOUND),
+            // At most a day: hyper adds it to the clock, and a timeout is never meant as "never".
+            header_read_timeout: Duration::from_secs(
+                settings.header_read_timeout_seconds.clamp(1, 24 * 60 * 60),
+            ),
             public_cache_max_age_seconds: settings.public_cache_max_age_seconds,
             response_cache_bytes: settings.response_cache_bytes,
             registration_request_ttl: chrono::Duration::hours(i64::from(
@@ -427,6 +437,21 @@ mod tests {
         assert_eq!(config(&[]).max_connections, 4096);
         let capped = crate::http::connections::Connections::new(MAX_CONNECTIONS_BOUND);
         assert_eq!(capped.open(), 0);
+    }
+
+    #[test]
+    fn the_header_read_timeout_is_a_second_to_a_day() {
+        let huge = u64::MAX.to_string();
+        let timeout = |args: &[&str]| config(args).header_read_timeout;
+        assert_eq!(timeout(&[]), Duration::from_secs(30));
+        assert_eq!(
+            timeout(&["--header-read-timeout-seconds", "0"]),
+            Duration::from_secs(1)
+        );
+        assert_eq!(
+            timeout(&["--header-read-timeout-seconds", &huge]),
+            Duration::from_secs(24 * 60 * 60)
+        );
     }
 
     #[test]

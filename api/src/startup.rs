@@ -11,7 +11,6 @@ use std::{
 };
 
 use anyhow::Context;
-use axum::serve::ListenerExt;
 use governor::{Quota, RateLimiter};
 use groundswell_migration::{Migrator, MigratorTrait};
 use tokio::{net::TcpListener, sync::Notify};
@@ -34,6 +33,8 @@ pub struct Application {
     listener: TcpListener,
     /// The cap on connections held at once, which the listener takes places from.
     connections: http::connections::Connections,
+    /// How long a client has to send a request's headers (`HEADER_READ_TIMEOUT_SECONDS`).
+    header_read_timeout: std::time::Duration,
     events: Events,
     /// Public answers kept in memory, which hear of other servers' writes on PostgreSQL.
     response_cache: Option<Arc<ResponseCache>>,
@@ -175,6 +176,7 @@ impl Application {
         Ok(Self {
             listener,
             connections,
+            header_read_timeout: config.header_read_timeout,
             events,
             response_cache,
             public_changes,
@@ -241,15 +243,12 @@ impl Application {
             signals.cancel();
         });
         tracing::info!(address = %self.address, "serving");
-        // `tap_io` keeps axum's `ConnectInfo<SocketAddr>` for the capped listener.
-        let listener = http::connections::Capped::new(self.listener, self.connections)
-            .tap_io(|_: &mut http::connections::Held| {});
-        let server = axum::serve(
-            listener,
-            self.router
-                .into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned());
+        let server = http::serve::serve(
+            http::connections::Capped::new(self.listener, self.connections),
+            self.router,
+            self.header_read_timeout,
+            shutdown.clone(),
+        );
         let background = async {
             if self.background_loops {
                 self.background.run(shutdown.clone()).await;
@@ -264,13 +263,13 @@ impl Application {
                 crate::response_cache::follow(cache, follow_url, listener, follow_shutdown).await;
             }
         };
-        let (served, (), (), ()) = tokio::join!(
+        tokio::join!(
             server,
             background,
             following,
             self.events.relay(self.database_url, shutdown.clone()),
         );
-        served.context("serving HTTP")
+        Ok(())
     }
 }
 

@@ -61,9 +61,9 @@ impl Server {
             )
             // Digests are queued by the digest scenario, not by the scheduler on its own clock.
             .env("DIGEST_INTERVAL_SECONDS", "0")
-            // A deployment that puts memory first caps its connections (the default, 4096, is
-            // high because idle connections are not timed out yet): the rush's 2,000 connections
-            // then pass through 512 places (README, "The benchmark").
+            // A deployment that puts memory first caps its connections lower than the default
+            // (4096): the rush's 2,000 connections then pass through 512 places (README, "The
+            // benchmark").
             .env("MAX_CONNECTIONS", "512")
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())

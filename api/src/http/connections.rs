@@ -7,10 +7,11 @@
 //! the connection (`Connection: close`), and the connection ends with that answer, so a rush
 //! of one request per connection flows through the cap.
 //!
-//! What the cap cannot do yet: a connection that sends nothing more (one that never asks, an
-//! idle keep-alive connection, a WebSocket) keeps its place until its client closes it, since
-//! no idle timeout is set (`axum::serve` gives hyper no timer). A low cap could be filled that
-//! way, which is why the default is high (`MAX_CONNECTIONS`, 4096).
+//! A connection that sends no request's headers in time (one that never asks, one sending a
+//! byte at a time, an idle keep-alive connection) is closed by `http::serve` after
+//! `HEADER_READ_TIMEOUT_SECONDS` and gives its place back. An open WebSocket keeps its place
+//! until it closes, so a low cap can still be filled by WebSockets (at most
+//! `WS_CONNECTIONS_PER_ADDRESS` from each address); the default is high (4096).
 
 use std::{
     io,

@@ -11,6 +11,7 @@ pub mod load;
 pub mod pages;
 pub mod parsed;
 pub mod persisted;
+pub mod serve;
 mod sign_in;
 mod unsubscribe;
 
