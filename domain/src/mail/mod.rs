@@ -73,7 +73,7 @@ pub(crate) async fn enqueue(
     Ok(id)
 }
 
-/// Messages one insert statement writes, at most: eleven columns each stays well under the
+/// Messages one insert statement writes, at most: eight values each stays well under the
 /// bind-parameter limits of PostgreSQL (65,535) and SQLite (32,766).
 const ENQUEUED_AT_ONCE: usize = 500;
 
