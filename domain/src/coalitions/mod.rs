@@ -685,6 +685,6 @@ pub async fn list(db: &Database, page: PageRequest) -> Result<Page<Coalition>, D
     if let Some(after) = page.after {
         query = query.filter(coalition::Column::Id.gt(after));
     }
-    let rows = query.limit(page.first + 1).all(db.conn()).await?;
+    let rows = crate::page::rows(db.conn(), query, &page).await?;
     Ok(Page::from_rows(rows, page, total).map(Coalition::from))
 }

@@ -410,6 +410,6 @@ pub async fn list(db: &Database, page: PageRequest) -> Result<Page<Organisation>
     if let Some(after) = page.after {
         query = query.filter(organisation::Column::Id.gt(after));
     }
-    let rows = query.limit(page.first + 1).all(db.conn()).await?;
+    let rows = crate::page::rows(db.conn(), query, &page).await?;
     Ok(Page::from_rows(rows, page, total).map(Organisation::from))
 }

@@ -495,12 +495,12 @@ pub async fn list(
     quiet_after: TimeDelta,
 ) -> Result<Page<Pledge>, DbErr> {
     let (total, query) = paged(db, filter, &page, now, quiet_after).await?;
-    let rows = query.all(db.conn()).await?;
+    let rows = crate::page::rows(db.conn(), query, &page).await?;
     Ok(Page::from_rows(rows, page, total).map(Pledge::from))
 }
 
 /// The count of pledges matching `filter` when the page asks for it, and the statement for the
-/// page's rows in id order, one past the page to tell whether another follows.
+/// page's rows in id order, with no limit: `PageRequest::limit_rows` cuts it.
 async fn paged(
     db: &Database,
     filter: &PledgeFilter,
@@ -517,7 +517,7 @@ async fn paged(
     if let Some(after) = page.after {
         query = query.filter(pledge::Column::Id.gt(after));
     }
-    Ok((total, query.limit(page.first + 1)))
+    Ok((total, query))
 }
 
 #[cfg(test)]

@@ -91,18 +91,7 @@ pub async fn list_with(
         if include.changes {
             joined = joined.column_as(Expr::cust(changes_column(db.backend())), "gs_changes");
         }
-        // The page size is written into the statement, not bound. PostgreSQL plans a prepared
-        // statement afresh on every execution while its generic plan looks costlier than the
-        // custom ones, and with `LIMIT $n` unknown it assumes a tenth of the rows, so it always
-        // did: half of a wall page's database time (EXPLAIN ANALYZE EXECUTE: 0.55 ms planning,
-        // 0.55 ms running) went to planning it again. With the number in the text the generic
-        // plan is the custom one and is kept after five runs. It is a number computed here,
-        // never text from a client; each page size is its own prepared statement.
-        QueryTrait::query(&mut joined).reset_limit();
-        let mut statement = joined.build(db.backend());
-        statement
-            .sql
-            .push_str(&format!(" LIMIT {}", page.first + 1));
+        let statement = page.limit_rows(joined.build(db.backend()));
         let rows = db.conn().query_all_raw(statement).await?;
         let mut pledges = Vec::with_capacity(rows.len());
         let mut seen = std::collections::HashSet::new();
@@ -126,7 +115,7 @@ pub async fn list_with(
         }
         pledges
     } else {
-        query.all(db.conn()).await?
+        crate::page::rows(db.conn(), query, &page).await?
     };
     let page = Page::from_rows(rows, page, total).map(Pledge::from);
     if include.changes && changes.is_empty() && !page.items.is_empty() {

@@ -415,7 +415,7 @@ pub async fn list(
     if let Some(after) = page.after {
         query = query.filter(progress_update::Column::Id.lt(after));
     }
-    let rows = query.limit(page.first + 1).all(db.conn()).await?;
+    let rows = crate::page::rows(db.conn(), query, &page).await?;
     Ok(Page::from_rows(rows, page, total).map(ProgressUpdate::from))
 }
 

@@ -601,7 +601,7 @@ pub async fn for_gathering(
     if let Some(after) = page.after {
         query = query.filter(registration::Column::Id.gt(after));
     }
-    let rows = query.limit(page.first + 1).all(db.conn()).await?;
+    let rows = crate::page::rows(db.conn(), query, &page).await?;
     let page = Page::from_rows(rows, page, total);
     let items = with_positions(db.conn(), page.items).await?;
     Ok(Page {

@@ -530,7 +530,7 @@ pub async fn deliveries(
     if let Some(after) = page.after {
         query = query.filter(webhook_delivery::Column::Id.lt(after));
     }
-    let rows = query.limit(page.first + 1).all(db.conn()).await?;
+    let rows = crate::page::rows(db.conn(), query, &page).await?;
     let page = Page::from_rows(rows, page, total);
     let mut attempts = attempts_of(db.conn(), page.items.iter().map(|d| d.id)).await?;
     Ok(page.map(|row| {
