@@ -23,6 +23,9 @@ use crate::generations::{Areas, Generations};
 /// How many in-process locks [`Database::serialize`] spreads its keys over.
 const STRIPES: usize = 64;
 
+/// How long a pooled connection may sit idle before it is tested again when taken out.
+const IDLE_BEFORE_TEST: Duration = Duration::from_secs(10);
+
 #[derive(Clone, Debug)]
 pub struct Database {
     conn: DatabaseConnection,
@@ -40,6 +43,11 @@ impl Database {
             .max_connections(max_connections)
             .min_connections(1)
             .acquire_timeout(Duration::from_secs(30))
+            // sqlx tests a connection with a round trip when it goes back to the pool, and by
+            // default again when it is taken out: a third round trip for every statement. A
+            // connection taken again soon after it passed the first test is not tested twice;
+            // one idle for longer (which a proxy or firewall may have dropped) still is.
+            .test_before_acquire_if_idle_for(IDLE_BEFORE_TEST)
             // Statements carry emails and token hashes: they stay out of the logs.
             .sqlx_logging(false)
             .map_sqlx_sqlite_opts(|opts| {
@@ -245,4 +253,19 @@ pub(crate) fn lease_claim(
         ),
     };
     sea_orm::Statement::from_sql_and_values(backend, sql, values)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A connection that went back to the pool moments ago (which sqlx tests on the way back)
+    /// is handed out again without another round trip; one idle for longer is tested first.
+    #[tokio::test]
+    async fn a_connection_used_moments_ago_is_not_tested_again_before_use() -> Result<(), DbErr> {
+        let db = Database::connect("sqlite::memory:", 1).await?;
+        let options = db.conn().get_sqlite_connection_pool().options();
+        assert!(!options.get_test_before_acquire());
+        Ok(())
+    }
 }
