@@ -143,7 +143,7 @@ impl Application {
             ))
         });
         let router = http::router(
-            AppState {
+            AppState::new(http::Shared {
                 db,
                 schema,
                 prevalidated_schema,
@@ -160,7 +160,7 @@ impl Application {
                 public_cache_max_age_seconds: config.public_cache_max_age_seconds,
                 response_cache: response_cache.clone(),
                 app: context_for_pages,
-            },
+            }),
             config.request_timeout,
             load,
             connections.clone(),

@@ -35,8 +35,28 @@ use groundswell_domain::{Database, secrets::SecretKey};
 
 pub const SESSION_COOKIE: &str = "groundswell_session";
 
+/// What every route shares, behind one `Arc`: axum clones the state for each request (into
+/// the route's handler and again for its `State` extractor), and a clone of the fields
+/// themselves was a score of reference counts changed twice over on every request.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl AppState {
+    pub fn new(shared: Shared) -> Self {
+        Self(Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// The fields of [`AppState`].
+pub struct Shared {
     pub db: Database,
     pub schema: GroundswellSchema,
     /// The same schema for requests already validated in full once (`parsed`).
