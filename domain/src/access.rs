@@ -4,7 +4,8 @@
 
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QuerySelect, sea_query::Expr,
+    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, FromQueryResult, QueryFilter, QuerySelect,
+    QueryTrait, sea_query::Expr,
 };
 use uuid::Uuid;
 
@@ -15,6 +16,7 @@ use crate::{
         enums::{OrganisationRole, Role},
         organisation_member, person, session,
     },
+    fixed::Fixed,
     generations::Areas,
     secrets::hash_token,
 };
@@ -109,13 +111,29 @@ async fn session_actor(
 ) -> Result<Option<Actor>, sea_orm::DbErr> {
     /// The session and its person's role, read in one statement: every signed-in request
     /// starts here.
-    #[derive(sea_orm::FromQueryResult)]
+    #[derive(FromQueryResult)]
     struct Live {
         session_id: Uuid,
         person_id: Uuid,
         role: Role,
     }
-    let live = session::Entity::find()
+    static STATEMENT: Fixed = Fixed::new();
+    let hash = hash_token(token);
+    let statement =
+        STATEMENT.statement(db.backend(), vec![hash.clone().into(), now.into()], || {
+            live_session(hash, now).build(db.backend())
+        });
+    let live = Live::find_by_statement(statement).one(db.conn()).await?;
+    Ok(live.map(|live| Actor::Person {
+        person_id: live.person_id,
+        role: live.role,
+        session_id: live.session_id,
+    }))
+}
+
+/// The select of a live session by its token's hash, with its person's role.
+fn live_session(hash: String, now: DateTime<Utc>) -> sea_orm::Select<session::Entity> {
+    session::Entity::find()
         .select_only()
         .column_as(session::Column::Id, "session_id")
         .column_as(person::Column::Id, "person_id")
@@ -127,17 +145,9 @@ async fn session_actor(
                 .to(person::Column::Id)
                 .into(),
         )
-        .filter(session::Column::TokenHash.eq(hash_token(token)))
+        .filter(session::Column::TokenHash.eq(hash))
         .filter(session::Column::RevokedAt.is_null())
         .filter(session::Column::ExpiresAt.gt(now))
-        .into_model::<Live>()
-        .one(db.conn())
-        .await?;
-    Ok(live.map(|live| Actor::Person {
-        person_id: live.person_id,
-        role: live.role,
-        session_id: live.session_id,
-    }))
 }
 
 /// The organisation behind an API token, if the token is live; notes when it was used.

@@ -2,8 +2,8 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect, QueryTrait,
+    ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, FromQueryResult, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, QueryTrait,
     sea_query::LockType,
     sea_query::{Expr, ExprTrait},
 };
@@ -13,6 +13,7 @@ use uuid::Uuid;
 use crate::{
     Database, InvalidInput,
     entities::{change, enums::PledgeStatus, pledge, pledge_change},
+    fixed::Fixed,
 };
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -102,8 +103,13 @@ pub struct ChangeSummary {
 /// writes that move them, so this is one small read however large the movement grows.
 #[tracing::instrument(skip_all)]
 pub async fn summaries(db: &Database) -> Result<Vec<ChangeSummary>, DbErr> {
-    let rows = change::Entity::find()
-        .order_by_asc(change::Column::Position)
+    static STATEMENT: Fixed = Fixed::new();
+    let statement = STATEMENT.statement(db.backend(), Vec::new(), || {
+        change::Entity::find()
+            .order_by_asc(change::Column::Position)
+            .build(db.backend())
+    });
+    let rows = change::Model::find_by_statement(statement)
         .all(db.conn())
         .await?;
     Ok(rows

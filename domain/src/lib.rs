@@ -9,6 +9,7 @@ pub mod db;
 pub mod digests;
 pub mod events;
 pub(crate) mod fence;
+mod fixed;
 pub mod gatherings;
 pub mod generations;
 mod layers;

@@ -14,6 +14,7 @@ use super::Registration;
 use crate::{
     Actor, Database,
     entities::{gathering, registration},
+    fixed::Fixed,
     gatherings::{Counts, Gathering, GatheringStatus, may_see_drafts},
 };
 
@@ -54,26 +55,30 @@ pub async fn by_slug_for_page(
     slug: &str,
     viewer: Option<Uuid>,
 ) -> Result<Option<PageRead>, DbErr> {
-    let found = gathering::Entity::find().filter(gathering::Column::Slug.eq(slug.trim()));
-    let row = match viewer {
+    static WITH_VIEWER: Fixed = Fixed::new();
+    static WITHOUT: Fixed = Fixed::new();
+    let slug = slug.trim();
+    let found = || gathering::Entity::find().filter(gathering::Column::Slug.eq(slug));
+    let statement = match viewer {
         Some(person_id) => {
-            let statement = found
-                .select_also(registration::Entity)
-                .join(JoinType::LeftJoin, viewers_registration(person_id))
+            WITH_VIEWER.statement(db.backend(), vec![person_id.into(), slug.into()], || {
+                found()
+                    .select_also(registration::Entity)
+                    .join(JoinType::LeftJoin, viewers_registration(person_id))
+                    .column_as(counted("CONFIRMED"), "confirmed_registrations")
+                    .column_as(counted("WAITLISTED"), "waitlisted_registrations")
+                    .column_as(Expr::cust(WAITLIST_POSITION), "waitlist_position")
+                    .build(db.backend())
+            })
+        }
+        None => WITHOUT.statement(db.backend(), vec![slug.into()], || {
+            found()
                 .column_as(counted("CONFIRMED"), "confirmed_registrations")
                 .column_as(counted("WAITLISTED"), "waitlisted_registrations")
-                .column_as(Expr::cust(WAITLIST_POSITION), "waitlist_position")
-                .build(db.backend());
-            db.conn().query_one_raw(statement).await?
-        }
-        None => {
-            let statement = found
-                .column_as(counted("CONFIRMED"), "confirmed_registrations")
-                .column_as(counted("WAITLISTED"), "waitlisted_registrations")
-                .build(db.backend());
-            db.conn().query_one_raw(statement).await?
-        }
+                .build(db.backend())
+        }),
     };
+    let row = db.conn().query_one_raw(statement).await?;
     let Some(row) = row else {
         return Ok(None);
     };
