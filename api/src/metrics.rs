@@ -1,7 +1,10 @@
 //! Prometheus metrics at `GET /metrics`: requests by route and status with their latency, mail
 //! delivery outcomes, and the outbox by state (read when scraped).
 
-use std::{sync::OnceLock, time::Instant};
+use std::{
+    sync::OnceLock,
+    time::{Duration, Instant},
+};
 
 use axum::{
     body::Body,
@@ -11,6 +14,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use tokio_util::sync::CancellationToken;
 
 use crate::http::AppState;
 
@@ -31,6 +35,29 @@ fn handle() -> Option<&'static PrometheusHandle> {
 /// Installs the recorder before anything records.
 pub fn init() {
     let _ = handle();
+}
+
+/// How often the recorder folds the latencies recorded since into their summaries.
+const UPKEEP_EVERY: Duration = Duration::from_secs(5);
+
+/// Folds recorded latencies into their summaries every [`UPKEEP_EVERY`] until `shutdown`.
+///
+/// The recorder keeps every latency recorded, about eight bytes a request, until it is folded
+/// in. `install_recorder` leaves that to its caller, and only reading `/metrics` did it, so a
+/// server nobody scraped grew without end. In the benchmark's mixed scenario (cached reads at
+/// tens of thousands a second) the server's peak was 11 to 15 MiB higher without this.
+pub async fn upkeep(shutdown: CancellationToken) {
+    let Some(handle) = handle() else {
+        return;
+    };
+    let mut every = tokio::time::interval(UPKEEP_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = every.tick() => handle.run_upkeep(),
+        }
+    }
 }
 
 /// Counts and times every request by its route pattern (never its URL, which may hold tokens).

@@ -268,6 +268,7 @@ impl Application {
             background,
             following,
             self.events.relay(self.database_url, shutdown.clone()),
+            crate::metrics::upkeep(shutdown.clone()),
         );
         Ok(())
     }
