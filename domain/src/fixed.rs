@@ -57,14 +57,11 @@ impl Fixed {
             );
             kept
         } else {
-            match kept.get() {
-                Some(kept) => kept,
-                None => {
-                    let built = build();
-                    let count = built.values.as_ref().map_or(0, |v| v.0.len());
-                    kept.get_or_init(|| (built.sql, count))
-                }
-            }
+            kept.get_or_init(|| {
+                let built = build();
+                let count = built.values.as_ref().map_or(0, |v| v.0.len());
+                (built.sql, count)
+            })
         };
         assert_eq!(
             *count,
