@@ -25,6 +25,7 @@ mod pages;
 mod pledges;
 mod process;
 mod progress;
+mod read_connections;
 mod registrations;
 mod response_cache;
 mod schema;

@@ -123,7 +123,7 @@ async fn session_actor(
         STATEMENT.statement(db.backend(), vec![hash.clone().into(), now.into()], || {
             live_session(hash, now).build(db.backend())
         });
-    let live = Live::find_by_statement(statement).one(db.conn()).await?;
+    let live = Live::find_by_statement(statement).one(db.reads()).await?;
     Ok(live.map(|live| Actor::Person {
         person_id: live.person_id,
         role: live.role,
@@ -159,7 +159,7 @@ async fn token_actor(
     let Some(row) = api_token::Entity::find()
         .filter(api_token::Column::TokenHash.eq(hash_token(token)))
         .filter(api_token::Column::RevokedAt.is_null())
-        .one(db.conn())
+        .one(db.reads())
         .await?
     else {
         return Ok(None);

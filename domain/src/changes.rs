@@ -110,7 +110,7 @@ pub async fn summaries(db: &Database) -> Result<Vec<ChangeSummary>, DbErr> {
             .build(db.backend())
     });
     let rows = change::Model::find_by_statement(statement)
-        .all(db.conn())
+        .all(db.reads())
         .await?;
     Ok(rows
         .into_iter()

@@ -18,7 +18,10 @@ use sea_orm::{
 use tokio::sync::{Mutex, OwnedMutexGuard};
 use uuid::Uuid;
 
-use crate::generations::{Areas, Generations};
+use crate::{
+    generations::{Areas, Generations},
+    reads::Reads,
+};
 
 /// How many in-process locks [`Database::serialize`] spreads its keys over.
 const STRIPES: usize = 64;
@@ -29,11 +32,15 @@ const IDLE_BEFORE_TEST: Duration = Duration::from_secs(10);
 #[derive(Clone, Debug)]
 pub struct Database {
     conn: DatabaseConnection,
+    reads: Reads,
     sqlite_writer: Option<Arc<Mutex<()>>>,
     stripes: Arc<[Arc<Mutex<()>>]>,
     local: Arc<Local>,
     generations: Arc<Generations>,
 }
+
+/// How long a statement waits for a connection before it fails.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How the pool is set up, on either backend.
 fn connect_options(url: &str, max_connections: u32) -> ConnectOptions {
@@ -41,7 +48,7 @@ fn connect_options(url: &str, max_connections: u32) -> ConnectOptions {
     options
         .max_connections(max_connections)
         .min_connections(1)
-        .acquire_timeout(Duration::from_secs(30))
+        .acquire_timeout(ACQUIRE_TIMEOUT)
         // sqlx tests a connection with a round trip when it goes back to the pool, and by
         // default again when it is taken out: three round trips for every statement. A
         // connection taken again soon after it passed the first test is not tested twice; one
@@ -64,13 +71,29 @@ fn connect_options(url: &str, max_connections: u32) -> ConnectOptions {
 
 impl Database {
     /// Connects to `sqlite://…` (creating the file) or `postgres://…`.
+    /// On PostgreSQL, half of `max_connections` (rounded down) serve single-statement reads
+    /// (see [`crate::reads`]) and the rest everything else.
     pub async fn connect(url: &str, max_connections: u32) -> Result<Self, DbErr> {
-        let options = connect_options(url, max_connections);
+        let postgres = url.starts_with("postgres:") || url.starts_with("postgresql:");
+        let for_reads = if postgres { max_connections / 2 } else { 0 };
+        let options = connect_options(url, max_connections - for_reads);
         let conn = sea_orm::Database::connect(options).await?;
+        let reads = if for_reads > 0 && conn.get_database_backend() == DbBackend::Postgres {
+            Reads::postgres(
+                url,
+                for_reads as usize,
+                ACQUIRE_TIMEOUT,
+                IDLE_BEFORE_TEST,
+                conn.clone(),
+            )?
+        } else {
+            Reads::main_only(conn.clone())
+        };
         let sqlite_writer =
             (conn.get_database_backend() == DbBackend::Sqlite).then(|| Arc::new(Mutex::new(())));
         Ok(Self {
             conn,
+            reads,
             sqlite_writer,
             stripes: (0..STRIPES).map(|_| Arc::new(Mutex::new(()))).collect(),
             local: Arc::default(),
@@ -78,9 +101,14 @@ impl Database {
         })
     }
 
-    /// The connection, for reads and for the migrator.
+    /// The main pool: for the migrator, and for reads that are more than one statement.
     pub fn conn(&self) -> &DatabaseConnection {
         &self.conn
+    }
+
+    /// Where a read that is one statement runs, outside any transaction.
+    pub fn reads(&self) -> &Reads {
+        &self.reads
     }
 
     pub fn backend(&self) -> DbBackend {
@@ -148,7 +176,10 @@ impl Database {
     /// Counts every statement run through this handle; used by tests and the benchmark to show
     /// that a page's statement count does not grow with its size.
     pub fn on_statement(&mut self, callback: impl Fn() + Send + Sync + 'static) {
-        self.conn.set_metric_callback(move |_| callback());
+        let callback: Arc<dyn Fn() + Send + Sync> = Arc::new(callback);
+        let count = callback.clone();
+        self.conn.set_metric_callback(move |_| count());
+        self.reads.on_statement(callback, self.conn.clone());
     }
 }
 

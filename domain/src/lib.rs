@@ -23,6 +23,7 @@ pub mod personal_data;
 pub mod places;
 pub mod pledges;
 pub mod progress;
+pub mod reads;
 pub mod registrations;
 pub mod secrets;
 pub mod text;

@@ -44,7 +44,9 @@ pub struct MovementSummary {
 
 /// One grouped count query's rows: the group's key (or none for totals) and its counts.
 async fn rows(db: &Database, statement: &SelectStatement) -> Result<Vec<QueryResult>, DbErr> {
-    db.conn().query_all_raw(db.backend().build(statement)).await
+    db.reads()
+        .query_all_raw(db.backend().build(statement))
+        .await
 }
 
 fn count(row: &QueryResult, index: usize) -> Result<i64, DbErr> {

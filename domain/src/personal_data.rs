@@ -22,7 +22,7 @@ use crate::{
 #[tracing::instrument(skip_all)]
 pub async fn my_data(db: &Database, actor: &Actor) -> Result<Value, PeopleError> {
     let (person_id, _) = actor.person()?;
-    let conn = db.conn();
+    let conn = db.reads();
     let person = person::Entity::find_by_id(person_id)
         .one(conn)
         .await?

@@ -576,7 +576,7 @@ pub async fn hand_over_lead(
 pub async fn by_slug(db: &Database, slug: &str) -> Result<Option<Coalition>, DbErr> {
     Ok(coalition::Entity::find()
         .filter(coalition::Column::Slug.eq(slug.trim()))
-        .one(db.conn())
+        .one(db.reads())
         .await?
         .map(Coalition::from))
 }
@@ -588,7 +588,7 @@ pub async fn by_ids(db: &Database, ids: &[Uuid]) -> Result<Vec<Coalition>, DbErr
     }
     Ok(coalition::Entity::find()
         .filter(coalition::Column::Id.is_in(ids.iter().copied()))
-        .all(db.conn())
+        .all(db.reads())
         .await?
         .into_iter()
         .map(Coalition::from)
@@ -600,7 +600,7 @@ pub async fn changes_of(
     db: &Database,
     coalition_ids: &[Uuid],
 ) -> Result<HashMap<Uuid, Vec<Change>>, DbErr> {
-    changes_of_in(db.conn(), coalition_ids).await
+    changes_of_in(db.reads(), coalition_ids).await
 }
 
 pub(crate) async fn changes_of_in(
@@ -642,7 +642,7 @@ pub async fn members_of(
     let rows = coalition_member::Entity::find()
         .filter(coalition_member::Column::CoalitionId.is_in(coalition_ids.iter().copied()))
         .order_by_asc(coalition_member::Column::Id)
-        .all(db.conn())
+        .all(db.reads())
         .await?;
     for row in rows {
         let members = map.entry(row.coalition_id).or_default();
@@ -677,7 +677,7 @@ pub(crate) async fn active_members_among(
 /// Coalitions in the order they formed.
 pub async fn list(db: &Database, page: PageRequest) -> Result<Page<Coalition>, DbErr> {
     let total = if page.count_total {
-        Some(coalition::Entity::find().count(db.conn()).await?)
+        Some(coalition::Entity::find().count(db.reads()).await?)
     } else {
         None
     };
@@ -685,6 +685,6 @@ pub async fn list(db: &Database, page: PageRequest) -> Result<Page<Coalition>, D
     if let Some(after) = page.after {
         query = query.filter(coalition::Column::Id.gt(after));
     }
-    let rows = crate::page::rows(db.conn(), query, &page).await?;
+    let rows = crate::page::rows(db.reads(), query, &page).await?;
     Ok(Page::from_rows(rows, page, total).map(Coalition::from))
 }

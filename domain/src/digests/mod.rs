@@ -270,7 +270,7 @@ async fn last_slots(
         let rows = digest::Entity::find()
             .filter(digest::Column::PersonId.is_in(chunk.iter().copied()))
             .filter(digest::Column::PeriodEnd.gte(as_of - RECENT_ROWS))
-            .all(db.conn())
+            .all(db.reads())
             .await?;
         for row in rows {
             let newer = last
@@ -298,7 +298,7 @@ async fn subscribers(db: &Database) -> Result<Vec<Person>, DbErr> {
     Ok(person::Entity::find()
         .filter(person::Column::DigestFrequency.ne(DigestFrequency::Never))
         .filter(person::Column::ErasedAt.is_null())
-        .all(db.conn())
+        .all(db.reads())
         .await?
         .into_iter()
         .map(Person::from)

@@ -355,7 +355,7 @@ async fn pledge_counts(
         .filter(pledge::Column::CreatedAt.lt(window.end))
         .group_by(pledge_change::Column::Change)
         .into_tuple()
-        .all(db.conn())
+        .all(db.reads())
         .await?;
     Ok(rows
         .into_iter()
@@ -389,7 +389,7 @@ async fn update_counts(
         .filter(progress_update::Column::PostedAt.lt(window.end))
         .group_by(pledge_change::Column::Change)
         .into_tuple()
-        .all(db.conn())
+        .all(db.reads())
         .await?;
     let on_coalitions: Vec<(String, i64)> = progress_update::Entity::find()
         .select_only()
@@ -410,7 +410,7 @@ async fn update_counts(
         .filter(progress_update::Column::PostedAt.lt(window.end))
         .group_by(coalition_change::Column::Change)
         .into_tuple()
-        .all(db.conn())
+        .all(db.reads())
         .await?;
     let mut counts: HashMap<String, u64> = HashMap::new();
     for (change, n) in on_pledges.into_iter().chain(on_coalitions) {
@@ -470,7 +470,7 @@ pub async fn new_pledges_section(
         )
         .order_by_desc(pledge::Column::CreatedAt)
         .order_by_desc(pledge::Column::Id)
-        .all(db.conn())
+        .all(db.reads())
         .await?;
     let ids: Vec<Uuid> = rows.iter().map(|p| p.id).collect();
     let changes = pledges::changes_of(db, &ids).await?;
@@ -552,7 +552,7 @@ pub async fn progress_section(
                     ),
                 ),
         )
-        .all(db.conn())
+        .all(db.reads())
         .await?;
     rows.sort_by(|a, b| {
         signal_rank(a.signal)
@@ -631,7 +631,7 @@ pub async fn coalitions_section(
         .filter(coalition::Column::CreatedAt.lt(period.end))
         .filter(coalition::Column::Id.in_subquery(on_interests()))
         .order_by_asc(coalition::Column::Id)
-        .all(db.conn())
+        .all(db.reads())
         .await?;
     let joined = coalition_member::Entity::find()
         .filter(coalition_member::Column::Status.eq(MembershipStatus::Active))
@@ -639,7 +639,7 @@ pub async fn coalitions_section(
         .filter(coalition_member::Column::UpdatedAt.lt(period.end))
         .filter(coalition_member::Column::CoalitionId.in_subquery(on_interests()))
         .order_by_asc(coalition_member::Column::Id)
-        .all(db.conn())
+        .all(db.reads())
         .await?;
     let mut coalition_ids: Vec<Uuid> = formed
         .iter()
@@ -739,7 +739,7 @@ pub async fn quiet_pledges_section(
         )
         .order_by_asc(pledge::Column::LastActivityAt)
         .order_by_asc(pledge::Column::Id)
-        .all(db.conn())
+        .all(db.reads())
         .await?;
     let ids: Vec<Uuid> = rows.iter().map(|p| p.id).collect();
     let changes = pledges::changes_of(db, &ids).await?;

@@ -346,7 +346,7 @@ pub async fn convened_by(
     Ok(gathering_convenor::Entity::find()
         .filter(gathering_convenor::Column::PersonId.eq(person_id))
         .filter(gathering_convenor::Column::GatheringId.is_in(gathering_ids.iter().copied()))
-        .all(db.conn())
+        .all(db.reads())
         .await?
         .into_iter()
         .map(|row| row.gathering_id)
@@ -575,7 +575,7 @@ pub async fn cancel(
 pub async fn by_slug(db: &Database, actor: &Actor, slug: &str) -> Result<Option<Gathering>, DbErr> {
     let row = gathering::Entity::find()
         .filter(gathering::Column::Slug.eq(slug.trim()))
-        .one(db.conn())
+        .one(db.reads())
         .await?;
     Ok(row
         .filter(|g| g.status != GatheringStatus::Draft || may_see_drafts(actor))
@@ -585,7 +585,7 @@ pub async fn by_slug(db: &Database, actor: &Actor, slug: &str) -> Result<Option<
 /// A gathering by id, whatever its status (callers decide what to show).
 pub async fn by_id(db: &Database, id: Uuid) -> Result<Option<Gathering>, DbErr> {
     Ok(gathering::Entity::find_by_id(id)
-        .one(db.conn())
+        .one(db.reads())
         .await?
         .map(Gathering::from))
 }
@@ -597,7 +597,7 @@ pub async fn by_ids(db: &Database, ids: &[Uuid]) -> Result<Vec<Gathering>, DbErr
     }
     Ok(gathering::Entity::find()
         .filter(gathering::Column::Id.is_in(ids.iter().copied()))
-        .all(db.conn())
+        .all(db.reads())
         .await?
         .into_iter()
         .map(Gathering::from)
@@ -647,7 +647,7 @@ pub async fn list(
     }
     let total = gathering::Entity::find()
         .filter(condition.clone())
-        .count(db.conn())
+        .count(db.reads())
         .await?;
     let query = gathering::Entity::find().filter(condition);
     let query = match filter.when {
@@ -658,7 +658,7 @@ pub async fn list(
         .order_by_asc(gathering::Column::Id)
         .offset(offset)
         .limit(first)
-        .all(db.conn())
+        .all(db.reads())
         .await?;
     Ok((rows.into_iter().map(Gathering::from).collect(), total))
 }
@@ -667,7 +667,7 @@ pub async fn list(
 pub async fn convenor_ids(db: &Database, gathering_id: Uuid) -> Result<Vec<Uuid>, DbErr> {
     Ok(gathering_convenor::Entity::find()
         .filter(gathering_convenor::Column::GatheringId.eq(gathering_id))
-        .all(db.conn())
+        .all(db.reads())
         .await?
         .into_iter()
         .map(|c| c.person_id)
@@ -687,7 +687,7 @@ pub async fn upcoming_published(
         .order_by_asc(gathering::Column::StartsAt)
         .order_by_asc(gathering::Column::Id)
         .limit(limit)
-        .all(db.conn())
+        .all(db.reads())
         .await?
         .into_iter()
         .map(Gathering::from)

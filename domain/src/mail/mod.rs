@@ -190,7 +190,7 @@ pub async fn claim(
                     .is_in(rows.iter().map(|row| row.recipient.clone())),
             )
             .into_tuple::<String>()
-            .all(db.conn())
+            .all(db.reads())
             .await?
             .into_iter()
             .collect()
@@ -332,7 +332,7 @@ pub async fn counts(db: &Database) -> Result<OutboxCounts, DbErr> {
     ] {
         *slot = outbox::Entity::find()
             .filter(outbox::Column::Status.eq(status))
-            .count(db.conn())
+            .count(db.reads())
             .await?;
     }
     Ok(counts)
@@ -371,7 +371,7 @@ pub async fn failed(
         .filter(outbox::Column::Status.eq(OutboxStatus::Failed))
         .order_by_desc(outbox::Column::CreatedAt)
         .limit(limit)
-        .all(db.conn())
+        .all(db.reads())
         .await?
         .into_iter()
         .map(|row| FailedMail {

@@ -183,7 +183,7 @@ pub async fn role(
     organisation_id: Uuid,
     person_id: Uuid,
 ) -> Result<Option<OrganisationRole>, DbErr> {
-    role_of(db.conn(), organisation_id, person_id).await
+    role_of(db.reads(), organisation_id, person_id).await
 }
 
 /// Refuses anyone but an owner of `organisation_id` (which must exist); returns the owner.
@@ -343,7 +343,7 @@ pub async fn members(
 ) -> Result<Vec<Member>, OrganisationError> {
     if !actor.is_admin() {
         let (person_id, _) = actor.person()?;
-        if role_of(db.conn(), organisation_id, person_id)
+        if role_of(db.reads(), organisation_id, person_id)
             .await?
             .is_none()
         {
@@ -356,7 +356,7 @@ pub async fn members(
         .filter(organisation_member::Column::OrganisationId.eq(organisation_id))
         .order_by_asc(organisation_member::Column::Id)
         .limit(MAX_MEMBERS_SHOWN)
-        .all(db.conn())
+        .all(db.reads())
         .await?
         .into_iter()
         .map(Member::from)
@@ -370,7 +370,7 @@ pub async fn memberships_of(db: &Database, person_id: Uuid) -> Result<Vec<Member
         .filter(organisation_member::Column::PersonId.eq(person_id))
         .order_by_asc(organisation_member::Column::Id)
         .limit(MAX_MEMBERSHIPS_SHOWN)
-        .all(db.conn())
+        .all(db.reads())
         .await?
         .into_iter()
         .map(Member::from)
@@ -380,7 +380,7 @@ pub async fn memberships_of(db: &Database, person_id: Uuid) -> Result<Vec<Member
 pub async fn by_slug(db: &Database, slug: &str) -> Result<Option<Organisation>, DbErr> {
     Ok(organisation::Entity::find()
         .filter(organisation::Column::Slug.eq(slug.trim()))
-        .one(db.conn())
+        .one(db.reads())
         .await?
         .map(Organisation::from))
 }
@@ -392,7 +392,7 @@ pub async fn by_ids(db: &Database, ids: &[Uuid]) -> Result<Vec<Organisation>, Db
     }
     Ok(organisation::Entity::find()
         .filter(organisation::Column::Id.is_in(ids.iter().copied()))
-        .all(db.conn())
+        .all(db.reads())
         .await?
         .into_iter()
         .map(Organisation::from)
@@ -402,7 +402,7 @@ pub async fn by_ids(db: &Database, ids: &[Uuid]) -> Result<Vec<Organisation>, Db
 /// A page of organisations in the order they joined.
 pub async fn list(db: &Database, page: PageRequest) -> Result<Page<Organisation>, DbErr> {
     let total = if page.count_total {
-        Some(organisation::Entity::find().count(db.conn()).await?)
+        Some(organisation::Entity::find().count(db.reads()).await?)
     } else {
         None
     };
@@ -410,6 +410,6 @@ pub async fn list(db: &Database, page: PageRequest) -> Result<Page<Organisation>
     if let Some(after) = page.after {
         query = query.filter(organisation::Column::Id.gt(after));
     }
-    let rows = crate::page::rows(db.conn(), query, &page).await?;
+    let rows = crate::page::rows(db.reads(), query, &page).await?;
     Ok(Page::from_rows(rows, page, total).map(Organisation::from))
 }

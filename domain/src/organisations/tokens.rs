@@ -114,12 +114,12 @@ pub async fn api_tokens(
     actor: &Actor,
     organisation_id: Uuid,
 ) -> Result<Vec<ApiToken>, OrganisationError> {
-    require_owner(db.conn(), actor, organisation_id).await?;
+    require_owner(db.reads(), actor, organisation_id).await?;
     Ok(api_token::Entity::find()
         .filter(api_token::Column::OrganisationId.eq(organisation_id))
         .order_by_desc(api_token::Column::Id)
         .limit(super::MAX_API_TOKENS_SHOWN)
-        .all(db.conn())
+        .all(db.reads())
         .await?
         .into_iter()
         .map(ApiToken::from)

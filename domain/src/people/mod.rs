@@ -228,7 +228,7 @@ pub(crate) async fn find_or_create(
 
 pub async fn by_id(db: &Database, id: Uuid) -> Result<Option<Person>, DbErr> {
     Ok(person::Entity::find_by_id(id)
-        .one(db.conn())
+        .one(db.reads())
         .await?
         .map(Person::from))
 }
@@ -240,7 +240,7 @@ pub async fn by_ids(db: &Database, ids: &[Uuid]) -> Result<Vec<Person>, DbErr> {
     }
     Ok(person::Entity::find()
         .filter(person::Column::Id.is_in(ids.iter().copied()))
-        .all(db.conn())
+        .all(db.reads())
         .await?
         .into_iter()
         .map(Person::from)

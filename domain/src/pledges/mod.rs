@@ -393,7 +393,7 @@ pub async fn changes_of(
         ])
         .filter(pledge_change::Column::PledgeId.is_in(pledge_ids.iter().copied()))
         .into_tuple()
-        .all(db.conn())
+        .all(db.reads())
         .await?;
     for (pledge_id, code) in rows {
         if let Some(change) = Change::from_code(&code) {
@@ -408,7 +408,7 @@ pub async fn changes_of(
 
 pub async fn by_id(db: &Database, id: Uuid) -> Result<Option<Pledge>, DbErr> {
     Ok(pledge::Entity::find_by_id(id)
-        .one(db.conn())
+        .one(db.reads())
         .await?
         .map(Pledge::from))
 }
@@ -420,7 +420,7 @@ pub async fn by_ids(db: &Database, ids: &[Uuid]) -> Result<Vec<Pledge>, DbErr> {
     }
     Ok(pledge::Entity::find()
         .filter(pledge::Column::Id.is_in(ids.iter().copied()))
-        .all(db.conn())
+        .all(db.reads())
         .await?
         .into_iter()
         .map(Pledge::from)
@@ -495,7 +495,7 @@ pub async fn list(
     quiet_after: TimeDelta,
 ) -> Result<Page<Pledge>, DbErr> {
     let (total, query) = paged(db, filter, &page, now, quiet_after).await?;
-    let rows = crate::page::rows(db.conn(), query, &page).await?;
+    let rows = crate::page::rows(db.reads(), query, &page).await?;
     Ok(Page::from_rows(rows, page, total).map(Pledge::from))
 }
 
@@ -509,7 +509,7 @@ async fn paged(
     quiet_after: TimeDelta,
 ) -> Result<(Option<u64>, Select<pledge::Entity>), DbErr> {
     let total = if page.count_total {
-        Some(filtered(filter, now, quiet_after).count(db.conn()).await?)
+        Some(filtered(filter, now, quiet_after).count(db.reads()).await?)
     } else {
         None
     };

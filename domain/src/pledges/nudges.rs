@@ -47,14 +47,14 @@ pub async fn nudge_quiet(
     let quiet = pledge::Entity::find()
         .filter(pledge::Column::Status.eq(PledgeStatus::Active))
         .filter(pledge::Column::LastActivityAt.lte(crate::time::before(as_of, quiet_after)))
-        .all(db.conn())
+        .all(db.reads())
         .await?;
     if quiet.is_empty() {
         return Ok(0);
     }
     let sent: HashSet<(Uuid, DateTime<Utc>, i32)> = pledge_nudge::Entity::find()
         .filter(pledge_nudge::Column::PledgeId.is_in(quiet.iter().map(|p| p.id)))
-        .all(db.conn())
+        .all(db.reads())
         .await?
         .into_iter()
         .map(|n| (n.pledge_id, n.quiet_since, n.round))
@@ -203,7 +203,7 @@ pub async fn unanswered(
     }
     let rows = pledge_nudge::Entity::find()
         .filter(pledge_nudge::Column::PledgeId.is_in(pledges.iter().map(|p| p.0)))
-        .all(db.conn())
+        .all(db.reads())
         .await?;
     for row in rows {
         if pledges.contains(&(row.pledge_id, row.quiet_since)) {

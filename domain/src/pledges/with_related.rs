@@ -92,7 +92,7 @@ pub async fn list_with(
             joined = joined.column_as(Expr::cust(changes_column(db.backend())), "gs_changes");
         }
         let statement = page.limit_rows(joined.build(db.backend()));
-        let rows = db.conn().query_all_raw(statement).await?;
+        let rows = db.reads().query_all_raw(statement).await?;
         let mut pledges = Vec::with_capacity(rows.len());
         let mut seen = std::collections::HashSet::new();
         for row in &rows {
@@ -115,7 +115,7 @@ pub async fn list_with(
         }
         pledges
     } else {
-        crate::page::rows(db.conn(), query, &page).await?
+        crate::page::rows(db.reads(), query, &page).await?
     };
     let page = Page::from_rows(rows, page, total).map(Pledge::from);
     if include.changes && changes.is_empty() && !page.items.is_empty() {

@@ -348,7 +348,7 @@ pub async fn by_ids(db: &Database, ids: &[Uuid]) -> Result<Vec<ProgressUpdate>, 
     }
     Ok(progress_update::Entity::find()
         .filter(progress_update::Column::Id.is_in(ids.iter().copied()))
-        .all(db.conn())
+        .all(db.reads())
         .await?
         .into_iter()
         .map(ProgressUpdate::from)
@@ -407,7 +407,7 @@ pub async fn list(
     page: PageRequest,
 ) -> Result<Page<ProgressUpdate>, DbErr> {
     let total = if page.count_total {
-        Some(filtered(filter).count(db.conn()).await?)
+        Some(filtered(filter).count(db.reads()).await?)
     } else {
         None
     };
@@ -415,7 +415,7 @@ pub async fn list(
     if let Some(after) = page.after {
         query = query.filter(progress_update::Column::Id.lt(after));
     }
-    let rows = crate::page::rows(db.conn(), query, &page).await?;
+    let rows = crate::page::rows(db.reads(), query, &page).await?;
     Ok(Page::from_rows(rows, page, total).map(ProgressUpdate::from))
 }
 

@@ -155,10 +155,10 @@ pub async fn access_totals(
     let rows = registration::Entity::find()
         .filter(registration::Column::GatheringId.eq(gathering_id))
         .filter(registration::Column::Status.ne(RegistrationStatus::Cancelled))
-        .all(db.conn())
+        .all(db.reads())
         .await?;
     let gathering = gathering::Entity::find_by_id(gathering_id)
-        .one(db.conn())
+        .one(db.reads())
         .await?
         .ok_or(RegistrationError::GatheringNotFound)?;
     if let Some(kept) = gathering.access_totals {
@@ -175,7 +175,7 @@ pub(crate) async fn require_own_convenor(
     gathering_id: Uuid,
 ) -> Result<(), RegistrationError> {
     actor.person()?;
-    if gatherings::convenes(db.conn(), actor, gathering_id).await? {
+    if gatherings::convenes(db.reads(), actor, gathering_id).await? {
         Ok(())
     } else {
         Err(AccessError::Forbidden(
@@ -220,7 +220,7 @@ pub async fn erase_expired_access_data(
     let due = gathering::Entity::find()
         .filter(gathering::Column::EndsAt.lt(ended_before))
         .filter(gathering::Column::AccessTotals.is_null())
-        .all(db.conn())
+        .all(db.reads())
         .await?;
     let mut erased = 0;
     for gathering in &due {

@@ -700,9 +700,9 @@ mod tests {
             ]
         );
         assert_eq!(answers[0].id, answers[2].id);
-        assert_eq!(registration::Entity::find().count(db.conn()).await?, 3);
-        assert_eq!(outbox::Entity::find().count(db.conn()).await?, 3);
-        let saved = gathering::Entity::find_by_id(id).one(db.conn()).await?;
+        assert_eq!(registration::Entity::find().count(db.reads()).await?, 3);
+        assert_eq!(outbox::Entity::find().count(db.reads()).await?, 3);
+        let saved = gathering::Entity::find_by_id(id).one(db.reads()).await?;
         assert_eq!(
             saved.map(|g| (g.in_person_taken, g.waitlist_seq)),
             Some((1, 2))

@@ -78,7 +78,7 @@ pub async fn by_slug_for_page(
                 .build(db.backend())
         }),
     };
-    let row = db.conn().query_one_raw(statement).await?;
+    let row = db.reads().query_one_raw(statement).await?;
     let Some(row) = row else {
         return Ok(None);
     };

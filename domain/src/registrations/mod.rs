@@ -205,13 +205,13 @@ pub async fn register(
         Some(behalf) => {
             // Refuse early, before an account is made for someone.
             let current = gathering::Entity::find_by_id(new.gathering_id)
-                .one(db.conn())
+                .one(db.reads())
                 .await?
                 .ok_or(RegistrationError::GatheringNotFound)?;
             open_mode(&current, new.mode, now)?;
             // A caller over their limits makes no account for anyone; the batch counts again
             // under its locks, which is what holds when several register at once.
-            let made = on_behalf_made(db.conn(), actor_id, new.gathering_id, now).await?;
+            let made = on_behalf_made(db.reads(), actor_id, new.gathering_id, now).await?;
             check_on_behalf(&limits, made)?;
             let txn = db.begin_write_on(Areas::GATHERINGS).await?;
             let person = people::find_or_create(&*txn, &behalf.email, now).await?;
@@ -313,7 +313,7 @@ pub async fn cancel(
     now: DateTime<Utc>,
 ) -> Result<Registration, RegistrationError> {
     let (actor_id, _) = actor.person()?;
-    let Some(found) = registration::Entity::find_by_id(id).one(db.conn()).await? else {
+    let Some(found) = registration::Entity::find_by_id(id).one(db.reads()).await? else {
         // Perhaps an attempt to register someone who already held a place: cached answers are
         // dropped as for any cancellation, so a cache hit tells nothing either.
         let txn = db.begin_write_on(Areas::GATHERINGS).await?;
@@ -562,7 +562,7 @@ pub async fn for_gathering(
     filter: &RegistrationFilter,
     page: PageRequest,
 ) -> Result<Page<Registration>, RegistrationError> {
-    gatherings::require_convenor::<RegistrationError>(db.conn(), actor, gathering_id).await?;
+    gatherings::require_convenor::<RegistrationError>(db.reads(), actor, gathering_id).await?;
     if filter.has_access_needs.is_some() {
         access::require_own_convenor(db, actor, gathering_id).await?;
     }
@@ -589,7 +589,7 @@ pub async fn for_gathering(
         Some(
             registration::Entity::find()
                 .filter(condition.clone())
-                .count(db.conn())
+                .count(db.reads())
                 .await?,
         )
     } else {
@@ -601,9 +601,9 @@ pub async fn for_gathering(
     if let Some(after) = page.after {
         query = query.filter(registration::Column::Id.gt(after));
     }
-    let rows = crate::page::rows(db.conn(), query, &page).await?;
+    let rows = crate::page::rows(db.reads(), query, &page).await?;
     let page = Page::from_rows(rows, page, total);
-    let items = with_positions(db.conn(), page.items).await?;
+    let items = with_positions(db.reads(), page.items).await?;
     Ok(Page {
         items,
         has_next_page: page.has_next_page,
@@ -619,7 +619,7 @@ pub async fn all_for_gathering(
 ) -> Result<Vec<Registration>, RegistrationError> {
     // The export carries access needs: the gathering's own convenors only, not admins.
     actor.person()?;
-    if !gatherings::convenes(db.conn(), actor, gathering_id).await? {
+    if !gatherings::convenes(db.reads(), actor, gathering_id).await? {
         return Err(AccessError::Forbidden(
             "only the gathering's convenors can export its registrations",
         )
@@ -628,9 +628,9 @@ pub async fn all_for_gathering(
     let rows = registration::Entity::find()
         .filter(registration::Column::GatheringId.eq(gathering_id))
         .order_by_asc(registration::Column::Id)
-        .all(db.conn())
+        .all(db.reads())
         .await?;
-    Ok(with_positions(db.conn(), rows).await?)
+    Ok(with_positions(db.reads(), rows).await?)
 }
 
 /// The most registrations `Person.registrations` shows: the newest this many.
@@ -642,9 +642,9 @@ pub async fn for_person(db: &Database, person_id: Uuid) -> Result<Vec<Registrati
         .filter(registration::Column::PersonId.eq(person_id))
         .order_by_desc(registration::Column::Id)
         .limit(MAX_PERSON_REGISTRATIONS_SHOWN)
-        .all(db.conn())
+        .all(db.reads())
         .await?;
-    with_positions(db.conn(), rows).await
+    with_positions(db.reads(), rows).await
 }
 
 /// The registrations `person_id` holds for each of `gathering_ids`, for batched loading.
@@ -659,9 +659,9 @@ pub async fn of_person_for(
     let rows = registration::Entity::find()
         .filter(registration::Column::PersonId.eq(person_id))
         .filter(registration::Column::GatheringId.is_in(gathering_ids.iter().copied()))
-        .all(db.conn())
+        .all(db.reads())
         .await?;
-    with_positions(db.conn(), rows).await
+    with_positions(db.reads(), rows).await
 }
 
 /// A gathering's confirmed and waitlisted registrations (defined with the gathering, which
@@ -687,7 +687,7 @@ pub async fn counts(db: &Database, gathering_ids: &[Uuid]) -> Result<HashMap<Uui
         .group_by(registration::Column::GatheringId)
         .group_by(registration::Column::Status)
         .into_tuple()
-        .all(db.conn())
+        .all(db.reads())
         .await?;
     for (gathering_id, status, n) in rows {
         let entry = counts.entry(gathering_id).or_default();
@@ -708,16 +708,16 @@ pub async fn by_id(
 ) -> Result<Registration, RegistrationError> {
     let (actor_id, _) = actor.person()?;
     let row = registration::Entity::find_by_id(id)
-        .one(db.conn())
+        .one(db.reads())
         .await?
         .ok_or(RegistrationError::NotFound)?;
     let allowed = row.person_id == actor_id
         || row.registered_by == Some(actor_id)
-        || gatherings::is_convenor(db.conn(), actor, row.gathering_id).await?;
+        || gatherings::is_convenor(db.reads(), actor, row.gathering_id).await?;
     if !allowed {
         return Err(RegistrationError::NotFound);
     }
-    Ok(with_positions(db.conn(), vec![row]).await?.remove(0))
+    Ok(with_positions(db.reads(), vec![row]).await?.remove(0))
 }
 
 /// Rows for `my_data`: everything held in a person's registrations.

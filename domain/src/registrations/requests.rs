@@ -64,7 +64,7 @@ pub async fn request_registration(
     now: DateTime<Utc>,
 ) -> Result<(), RegistrationError> {
     let current = gathering::Entity::find_by_id(request.registration.gathering_id)
-        .one(db.conn())
+        .one(db.reads())
         .await?
         .ok_or(RegistrationError::GatheringNotFound)?;
     open_mode(&current, request.registration.mode, now)?;
@@ -161,7 +161,7 @@ pub async fn pending_gathering(
         .filter(registration_request::Column::TokenHash.eq(hash_token(token.trim())))
         .filter(registration_request::Column::UsedAt.is_null())
         .filter(registration_request::Column::ExpiresAt.gt(now))
-        .one(db.conn())
+        .one(db.reads())
         .await?
     else {
         return Ok(None);

@@ -80,7 +80,7 @@ pub async fn claim(
     let endpoints: std::collections::HashMap<Uuid, webhook_endpoint::Model> =
         webhook_endpoint::Entity::find()
             .filter(webhook_endpoint::Column::Id.is_in(rows.iter().map(|r| r.endpoint_id)))
-            .all(db.conn())
+            .all(db.reads())
             .await?
             .into_iter()
             .map(|e| (e.id, e))

@@ -499,11 +499,11 @@ pub async fn list(
     actor: &Actor,
     organisation_id: Uuid,
 ) -> Result<Vec<Webhook>, WebhookError> {
-    require_manages(db.conn(), actor, organisation_id).await?;
+    require_manages(db.reads(), actor, organisation_id).await?;
     Ok(webhook_endpoint::Entity::find()
         .filter(webhook_endpoint::Column::OrganisationId.eq(organisation_id))
         .order_by_asc(webhook_endpoint::Column::Id)
-        .all(db.conn())
+        .all(db.reads())
         .await?
         .into_iter()
         .map(Webhook::from)
@@ -517,12 +517,12 @@ pub async fn deliveries(
     webhook_id: Uuid,
     page: PageRequest,
 ) -> Result<Page<Delivery>, WebhookError> {
-    managed(db.conn(), actor, webhook_id).await?;
+    managed(db.reads(), actor, webhook_id).await?;
     let of_endpoint = || {
         webhook_delivery::Entity::find().filter(webhook_delivery::Column::EndpointId.eq(webhook_id))
     };
     let total = if page.count_total {
-        Some(of_endpoint().count(db.conn()).await?)
+        Some(of_endpoint().count(db.reads()).await?)
     } else {
         None
     };
@@ -530,9 +530,9 @@ pub async fn deliveries(
     if let Some(after) = page.after {
         query = query.filter(webhook_delivery::Column::Id.lt(after));
     }
-    let rows = crate::page::rows(db.conn(), query, &page).await?;
+    let rows = crate::page::rows(db.reads(), query, &page).await?;
     let page = Page::from_rows(rows, page, total);
-    let mut attempts = attempts_of(db.conn(), page.items.iter().map(|d| d.id)).await?;
+    let mut attempts = attempts_of(db.reads(), page.items.iter().map(|d| d.id)).await?;
     Ok(page.map(|row| {
         let log = attempts.remove(&row.id).unwrap_or_default();
         Delivery::new(row, log)
