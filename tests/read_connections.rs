@@ -94,6 +94,51 @@ async fn a_read_cancelled_part_way_never_hands_its_rows_to_the_next_read() -> an
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_read_connection_the_database_ended_fails_one_read_not_the_next() -> anyhow::Result<()> {
+    let url = fresh_database(Backend::Postgres).await?;
+    let db = Database::connect(&url, 2).await?;
+    let first = read_pid(&db).await?;
+
+    // The database ends the read connection (a restart or failover does the same); PostgreSQL
+    // says so with an error before it closes it.
+    db.conn()
+        .execute_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT pg_terminate_backend($1)",
+            [first.into()],
+        ))
+        .await?;
+    let gone = db.clone();
+    wait_until(
+        "the read connection's backend ending",
+        Duration::from_secs(10),
+        async || {
+            let row = gone
+                .conn()
+                .query_one_raw(Statement::from_sql_and_values(
+                    DbBackend::Postgres,
+                    "SELECT COUNT(*) AS n FROM pg_stat_activity WHERE pid = $1",
+                    [first.into()],
+                ))
+                .await?
+                .context("no row")?;
+            Ok(row.try_get::<i64>("", "n")? == 0)
+        },
+    )
+    .await?;
+
+    // The read that finds it fails; the connection is tested, found dead and closed, so the
+    // next read runs on a new one.
+    assert!(
+        read_pid(&db).await.is_err(),
+        "a read on the ended connection succeeded"
+    );
+    let next = read_pid(&db).await?;
+    assert_ne!(next, first);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn reads_and_the_rest_stay_within_the_connection_limit() -> anyhow::Result<()> {
     let url = fresh_database(Backend::Postgres).await?;
     let db = Database::connect(&url, 4).await?;

@@ -13,7 +13,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use deadpool::managed::{self, Metrics, Object, RecycleResult};
+use deadpool::managed::{self, Metrics, Object, RecycleError, RecycleResult};
 use sea_orm::{
     ConnectionTrait, DatabaseConnection, DbBackend, DbErr, ExecResult, QueryResult, RuntimeErr,
     Statement, Values,
@@ -26,6 +26,10 @@ use sea_query_sqlx::SqlxValues;
 
 /// What [`crate::Database::on_statement`] counts with.
 type Counter = Option<Arc<dyn Fn() + Send + Sync>>;
+
+/// How long a connection is kept at most (sqlx's pool's default `max_lifetime`): a server that
+/// failed over, or a plan cached on the connection, is not kept for ever.
+const MAX_LIFETIME: Duration = Duration::from_secs(30 * 60);
 
 /// Opens and checks the connections of [`Reads`].
 pub(crate) struct Opener {
@@ -43,12 +47,16 @@ impl managed::Manager for Opener {
 
     /// A connection idle for a while (which a proxy or firewall may have dropped, or the
     /// database restarted under) is tested before it is lent again; a failed one is closed and
-    /// another taken, as the main pool does.
+    /// another taken, as the main pool does. One older than [`MAX_LIFETIME`] is closed too, as
+    /// sqlx's pool closes its own after the same time.
     async fn recycle(
         &self,
         conn: &mut PgConnection,
         metrics: &Metrics,
     ) -> RecycleResult<sqlx::Error> {
+        if metrics.age() >= MAX_LIFETIME {
+            return Err(RecycleError::message("the connection reached its lifetime"));
+        }
         if metrics.last_used() >= self.idle_before_test {
             conn.ping().await?;
         }
@@ -128,12 +136,15 @@ impl Reads {
         self.main = main;
     }
 
+    /// A connection for one statement, counted as a statement run.
     async fn lend(pool: &managed::Pool<Opener>, counter: &Counter) -> Result<Lent, DbErr> {
-        if let Some(count) = counter {
-            count();
-        }
         match pool.get().await {
-            Ok(conn) => Ok(Lent(Some(conn))),
+            Ok(conn) => {
+                if let Some(count) = counter {
+                    count();
+                }
+                Ok(Lent(Some(conn)))
+            }
             Err(managed::PoolError::Timeout(_)) => Err(DbErr::ConnectionAcquire(
                 sea_orm::error::ConnAcquireErr::Timeout,
             )),
@@ -161,10 +172,11 @@ impl Lent {
         self.0.as_deref_mut().ok_or(sqlx::Error::PoolClosed)
     }
 
-    /// After the statement's outcome: a database's own refusal (a constraint, a bad value)
-    /// leaves the connection ready for the next; any other error may not.
+    /// After the statement's outcome: a connection whose statement succeeded goes straight
+    /// back. After any error it is tested first (on drop): PostgreSQL reports the end of a
+    /// connection (a restart, `pg_terminate_backend`) as a database error too.
     fn done<T>(mut self, outcome: &Result<T, sqlx::Error>) {
-        if matches!(outcome, Ok(_) | Err(sqlx::Error::Database(_))) {
+        if outcome.is_ok() {
             drop(self.0.take());
         }
     }
