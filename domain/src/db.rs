@@ -71,6 +71,7 @@ fn connect_options(url: &str, max_connections: u32) -> ConnectOptions {
 
 impl Database {
     /// Connects to `sqlite://…` (creating the file) or `postgres://…`.
+    ///
     /// On PostgreSQL, half of `max_connections` (rounded down) serve single-statement reads
     /// (see [`crate::reads`]) and the rest everything else.
     pub async fn connect(url: &str, max_connections: u32) -> Result<Self, DbErr> {

@@ -4,8 +4,10 @@
 //! `Floating::return_to_pool`, sqlx 0.9), whatever happened on it. For a read that is one
 //! statement, that doubles the round trips. The test is there for connections abandoned
 //! part-way through a statement or a transaction. These connections never hold a transaction,
-//! and only one whose statement did not run to its end (the request was cancelled, or the
-//! connection failed) is tested before it goes back; one that fails the test is closed.
+//! and only one whose statement was cut short (the request was cancelled) or failed is tested
+//! before it goes back; one that fails the test is closed. (A read of one row may leave the
+//! rest of PostgreSQL's answer unread; sqlx reads it, up to "ready", before it sends anything
+//! more on that connection.)
 //!
 //! [`Reads`] implements sea-orm's `ConnectionTrait`, so the domain's reads run on it unchanged.
 //! On SQLite, or with too few connections to spare (`DATABASE_MAX_CONNECTIONS` of 1), and for
