@@ -8,35 +8,43 @@ use std::{collections::HashSet, time::Duration};
 
 use anyhow::Context;
 use groundswell_domain::Database;
-use sea_orm::{ConnectionTrait, DbBackend, Statement};
+use sea_orm::{ConnectionTrait, DbBackend, Statement, TryGetable, Value};
 
 use crate::helpers::*;
 
-/// The PostgreSQL backend a read runs on.
-async fn read_pid(db: &Database) -> anyhow::Result<i32> {
-    let row = db
-        .reads()
-        .query_one_raw(Statement::from_string(
+/// `column` of the one row `sql`, with `values`, answers on `conn`.
+async fn one<T: TryGetable>(
+    conn: &impl ConnectionTrait,
+    sql: &str,
+    values: Vec<Value>,
+    column: &str,
+) -> anyhow::Result<T> {
+    let row = conn
+        .query_one_raw(Statement::from_sql_and_values(
             DbBackend::Postgres,
-            "SELECT pg_backend_pid() AS pid",
+            sql,
+            values,
         ))
         .await?
         .context("no row")?;
-    Ok(row.try_get("", "pid")?)
+    Ok(row.try_get("", column)?)
+}
+
+/// The PostgreSQL backend a read runs on.
+async fn read_pid(db: &Database) -> anyhow::Result<i32> {
+    one(db.reads(), "SELECT pg_backend_pid() AS pid", vec![], "pid").await
 }
 
 /// Backends connected to this test's own database, other than the one asking.
 async fn connections_to(db: &Database) -> anyhow::Result<i64> {
-    let row = db
-        .conn()
-        .query_one_raw(Statement::from_string(
-            DbBackend::Postgres,
-            "SELECT COUNT(*) AS n FROM pg_stat_activity \
-             WHERE datname = current_database() AND pid <> pg_backend_pid()",
-        ))
-        .await?
-        .context("no row")?;
-    Ok(row.try_get("", "n")?)
+    one(
+        db.conn(),
+        "SELECT COUNT(*) AS n FROM pg_stat_activity \
+         WHERE datname = current_database() AND pid <> pg_backend_pid()",
+        vec![],
+        "n",
+    )
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -113,16 +121,14 @@ async fn a_read_connection_the_database_ended_fails_one_read_not_the_next() -> a
         "the read connection's backend ending",
         Duration::from_secs(10),
         async || {
-            let row = gone
-                .conn()
-                .query_one_raw(Statement::from_sql_and_values(
-                    DbBackend::Postgres,
-                    "SELECT COUNT(*) AS n FROM pg_stat_activity WHERE pid = $1",
-                    [first.into()],
-                ))
-                .await?
-                .context("no row")?;
-            Ok(row.try_get::<i64>("", "n")? == 0)
+            let left: i64 = one(
+                gone.conn(),
+                "SELECT COUNT(*) AS n FROM pg_stat_activity WHERE pid = $1",
+                vec![first.into()],
+                "n",
+            )
+            .await?;
+            Ok(left == 0)
         },
     )
     .await?;
@@ -147,15 +153,13 @@ async fn reads_and_the_rest_stay_within_the_connection_limit() -> anyhow::Result
     let reads = (0..12).map(|_| {
         let db = db.clone();
         async move {
-            let row = db
-                .reads()
-                .query_one_raw(Statement::from_string(
-                    DbBackend::Postgres,
-                    "SELECT pg_backend_pid() AS pid FROM pg_sleep(0.1)",
-                ))
-                .await?
-                .context("no row")?;
-            anyhow::Ok(row.try_get::<i32>("", "pid")?)
+            one::<i32>(
+                db.reads(),
+                "SELECT pg_backend_pid() AS pid FROM pg_sleep(0.1)",
+                vec![],
+                "pid",
+            )
+            .await
         }
     });
     // And four statements on the main pool at the same time, which has the other two.
@@ -186,15 +190,8 @@ async fn with_one_connection_reads_share_the_main_pool() -> anyhow::Result<()> {
     let url = fresh_database(Backend::Postgres).await?;
     let db = Database::connect(&url, 1).await?;
     let read = read_pid(&db).await?;
-    let row = db
-        .conn()
-        .query_one_raw(Statement::from_string(
-            DbBackend::Postgres,
-            "SELECT pg_backend_pid() AS pid",
-        ))
-        .await?
-        .context("no row")?;
-    assert_eq!(row.try_get::<i32>("", "pid")?, read);
+    let main: i32 = one(db.conn(), "SELECT pg_backend_pid() AS pid", vec![], "pid").await?;
+    assert_eq!(main, read);
     assert_eq!(connections_to(&db).await?, 0);
     Ok(())
 }

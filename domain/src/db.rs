@@ -79,7 +79,7 @@ impl Database {
         let for_reads = if postgres { max_connections / 2 } else { 0 };
         let options = connect_options(url, max_connections - for_reads);
         let conn = sea_orm::Database::connect(options).await?;
-        let reads = if for_reads > 0 && conn.get_database_backend() == DbBackend::Postgres {
+        let reads = if for_reads > 0 {
             Reads::postgres(
                 url,
                 for_reads as usize,

@@ -158,11 +158,31 @@ impl Reads {
             ))),
         }
     }
+
+    /// Runs `stmt` on a lent connection of `pool`.
+    async fn rows(
+        &self,
+        pool: &managed::Pool<Opener>,
+        stmt: Statement,
+        rows: Rows,
+    ) -> Result<Vec<PgRow>, DbErr> {
+        let mut lent = Self::lend(pool, &self.counter).await?;
+        let outcome = match (lent.conn(), rows) {
+            (Ok(conn), Rows::First) => query(stmt)
+                .fetch_optional(conn)
+                .await
+                .map(|row| row.into_iter().collect()),
+            (Ok(conn), Rows::All) => query(stmt).fetch_all(conn).await,
+            (Err(e), _) => Err(e),
+        };
+        lent.done(&outcome);
+        outcome.map_err(query_err)
+    }
 }
 
 /// A connection lent for one statement. It goes straight back for reuse only through
 /// [`Lent::done`], after its statement ran to its end. Dropped any other way (the statement was
-/// cancelled part-way, or the connection failed), it is tested as sqlx tests every connection:
+/// cancelled part-way, or failed), it is tested as sqlx tests every connection:
 /// the test reads whatever the statement still had to send, up to PostgreSQL's "ready", so it
 /// keeps its place in the pool (and the limit on connections) until then, and goes back only if
 /// that succeeds; otherwise it is closed.
@@ -211,6 +231,13 @@ fn query_err(e: sqlx::Error) -> DbErr {
     DbErr::Query(RuntimeErr::SqlxError(Arc::new(e)))
 }
 
+/// Which of a statement's rows a read wants.
+#[derive(Clone, Copy)]
+enum Rows {
+    First,
+    All,
+}
+
 #[async_trait::async_trait]
 impl ConnectionTrait for Reads {
     fn get_database_backend(&self) -> DbBackend {
@@ -229,29 +256,15 @@ impl ConnectionTrait for Reads {
         let Some(pool) = &self.pool else {
             return self.main.query_one_raw(stmt).await;
         };
-        let mut lent = Self::lend(pool, &self.counter).await?;
-        let outcome = match lent.conn() {
-            Ok(conn) => query(stmt).fetch_optional(conn).await,
-            Err(e) => Err(e),
-        };
-        lent.done(&outcome);
-        Ok(outcome.map_err(query_err)?.map(QueryResult::from))
+        let mut rows = self.rows(pool, stmt, Rows::First).await?;
+        Ok(rows.pop().map(QueryResult::from))
     }
 
     async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
         let Some(pool) = &self.pool else {
             return self.main.query_all_raw(stmt).await;
         };
-        let mut lent = Self::lend(pool, &self.counter).await?;
-        let outcome = match lent.conn() {
-            Ok(conn) => query(stmt).fetch_all(conn).await,
-            Err(e) => Err(e),
-        };
-        lent.done(&outcome);
-        Ok(outcome
-            .map_err(query_err)?
-            .into_iter()
-            .map(|row: PgRow| QueryResult::from(row))
-            .collect())
+        let rows = self.rows(pool, stmt, Rows::All).await?;
+        Ok(rows.into_iter().map(QueryResult::from).collect())
     }
 }
