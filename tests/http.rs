@@ -78,6 +78,23 @@ async fn health_readiness_and_graphiql_answer(db: Backend) -> anyhow::Result<()>
 
 async fn metrics_count_requests_and_show_the_outbox(db: Backend) -> anyhow::Result<()> {
     let app = spawn_app(db).await?;
+    // The recorder is the process's: other tests only add to these, so each of this test's
+    // requests must show as at least one more.
+    let counted = r#"groundswell_http_requests_total{route="/healthz",status="200"}"#;
+    let timed = r#"groundswell_http_request_duration_seconds_count{route="/healthz"}"#;
+    let before = app.metrics().await?;
+    for _ in 0..3 {
+        let health = app.http.get(app.url("/healthz")).send().await?;
+        assert_eq!(health.status(), 200);
+    }
+    let after = app.metrics().await?;
+    for series in [counted, timed] {
+        let (was, is) = (metric_value(&before, series), metric_value(&after, series));
+        assert!(
+            is >= was + 3.0,
+            "{series}: {was} before three requests, {is} after"
+        );
+    }
     app.sign_in("counted@example.org").await?;
     let text = app.metrics().await?;
     assert!(
@@ -91,6 +108,13 @@ async fn metrics_count_requests_and_show_the_outbox(db: Backend) -> anyhow::Resu
     assert!(text.contains("groundswell_mail_sent_total"), "{text}");
     assert!(!text.contains("counted@example.org"));
     Ok(())
+}
+
+/// The value of one series in Prometheus's text format; 0 when it is not there yet.
+fn metric_value(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
+        .unwrap_or(0.0)
 }
 
 /// A request that passed validation in full runs on the schema that skips the rules it passed

@@ -2,7 +2,8 @@
 //! delivery outcomes, and the outbox by state (read when scraped).
 
 use std::{
-    sync::OnceLock,
+    collections::HashMap,
+    sync::{LazyLock, OnceLock, PoisonError, RwLock},
     time::{Duration, Instant},
 };
 
@@ -13,6 +14,7 @@ use axum::{
     middleware::Next,
     response::{IntoResponse, Response},
 };
+use metrics::{Counter, Histogram};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio_util::sync::CancellationToken;
 
@@ -62,18 +64,77 @@ pub async fn upkeep(shutdown: CancellationToken) {
 
 /// Counts and times every request by its route pattern (never its URL, which may hold tokens).
 pub async fn track(request: Request<Body>, next: Next) -> Response {
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let route = request.extensions().get::<MatchedPath>().cloned();
     let started = Instant::now();
     let response = next.run(request).await;
-    let status = response.status().as_u16().to_string();
-    metrics::counter!("groundswell_http_requests_total", "route" => route.clone(), "status" => status)
-        .increment(1);
-    metrics::histogram!("groundswell_http_request_duration_seconds", "route" => route)
-        .record(started.elapsed().as_secs_f64());
+    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
+    RequestMetrics::of(route, response.status().as_u16()).record(started.elapsed());
     response
+}
+
+/// One route's request counter for one status, and its latency histogram.
+#[derive(Clone)]
+struct RequestMetrics {
+    requests: Counter,
+    duration: Histogram,
+}
+
+/// Each route's latency histogram and its counters by status, found in the recorder once.
+struct RouteMetrics {
+    duration: Histogram,
+    by_status: Vec<(u16, Counter)>,
+}
+
+impl RequestMetrics {
+    /// The handles for `route` and `status`. Asking the recorder for them on every request
+    /// built each metric's key (its labels as owned strings) and hashed it: an allocation and
+    /// a hash per label, per request. Routes are the router's patterns and statuses few, so
+    /// what is kept stays small.
+    fn of(route: &str, status: u16) -> RequestMetrics {
+        static KNOWN: LazyLock<RwLock<HashMap<String, RouteMetrics>>> =
+            LazyLock::new(RwLock::default);
+        let find = |routes: &HashMap<String, RouteMetrics>| {
+            let known = routes.get(route)?;
+            let (_, requests) = known.by_status.iter().find(|(s, _)| *s == status)?;
+            Some(RequestMetrics {
+                requests: requests.clone(),
+                duration: known.duration.clone(),
+            })
+        };
+        if let Some(found) = find(&KNOWN.read().unwrap_or_else(PoisonError::into_inner)) {
+            return found;
+        }
+        // Handles taken before the recorder is installed would record nowhere.
+        init();
+        let mut routes = KNOWN.write().unwrap_or_else(PoisonError::into_inner);
+        if let Some(found) = find(&routes) {
+            return found;
+        }
+        let known = routes
+            .entry(route.to_owned())
+            .or_insert_with(|| RouteMetrics {
+                duration: metrics::histogram!(
+                    "groundswell_http_request_duration_seconds",
+                    "route" => route.to_owned()
+                ),
+                by_status: Vec::new(),
+            });
+        let requests = metrics::counter!(
+            "groundswell_http_requests_total",
+            "route" => route.to_owned(),
+            "status" => status.to_string()
+        );
+        known.by_status.push((status, requests.clone()));
+        RequestMetrics {
+            requests,
+            duration: known.duration.clone(),
+        }
+    }
+
+    fn record(&self, took: Duration) {
+        self.requests.increment(1);
+        self.duration.record(took.as_secs_f64());
+    }
 }
 
 pub async fn render(State(state): State<AppState>) -> Response {
