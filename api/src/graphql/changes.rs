@@ -7,7 +7,7 @@ use groundswell_domain::{
     movement::{self, Figures, MovementSummary as DomainMovement},
 };
 
-use super::{ApiError, ApiResult, app, organisations::Region};
+use super::{ApiError, ApiResult, app, listed::ListedChange, organisations::Region};
 
 /// One of the five changes that people who draw on social care named.
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
@@ -65,9 +65,12 @@ pub struct ChangesQuery;
 #[Object]
 impl ChangesQuery {
     /// The five changes, in their published order, with live figures.
-    async fn changes(&self, ctx: &Context<'_>) -> ApiResult<Vec<ChangeSummary>> {
+    async fn changes(&self, ctx: &Context<'_>) -> ApiResult<Vec<ListedChange>> {
         let summaries = changes::summaries(&app(ctx)?.db).await?;
-        Ok(summaries.into_iter().map(ChangeSummary::from).collect())
+        Ok(summaries
+            .into_iter()
+            .map(|summary| ListedChange(summary.into()))
+            .collect())
     }
 }
 

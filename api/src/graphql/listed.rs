@@ -1,4 +1,4 @@
-//! The pledge wall's items, each written out in one step.
+//! The pledge wall's items and the five changes, each written out in one step.
 //!
 //! async-graphql resolves every selected field of an object as a boxed future of its own, run
 //! through a `FuturesUnordered` and gathered into a map. A wall page of 50 pledges asks for
@@ -37,7 +37,7 @@ use groundswell_domain::{
 use uuid::Uuid;
 
 use super::{
-    changes::Change,
+    changes::{Change, ChangeSummary},
     organisations::{OrganisationKind, Region},
     pledges::{Pledge, PledgeStatus},
     progress::ProgressSignal,
@@ -129,6 +129,53 @@ impl ListedPledge {
                     Some(update) => progress_update(ctx, &field.selection_set.node, update)?,
                     None => Value::Null,
                 },
+                _ => return None,
+            })
+        })
+    }
+}
+
+/// One of the five changes with its figures, as the schema's `ChangeSummary`. Its figures are
+/// all loaded with it, so every field can be written in one step; the same rules as for a
+/// pledge send anything else to the ordinary `ChangeSummary` object.
+pub struct ListedChange(pub ChangeSummary);
+
+impl OutputType for ListedChange {
+    fn type_name() -> Cow<'static, str> {
+        ChangeSummary::type_name()
+    }
+
+    fn create_type_info(registry: &mut Registry) -> String {
+        ChangeSummary::create_type_info(registry)
+    }
+
+    async fn resolve(
+        &self,
+        ctx: &ContextSelectionSet<'_>,
+        field: &Positioned<Field>,
+    ) -> ServerResult<Value> {
+        match self.write(ctx, &ctx.item.node) {
+            Some(value) => {
+                WRITTEN_WHOLE.fetch_add(1, Ordering::Relaxed);
+                Ok(value)
+            }
+            None => OutputType::resolve(&self.0, ctx, field).await,
+        }
+    }
+}
+
+impl ListedChange {
+    fn write(&self, ctx: &ContextSelectionSet<'_>, set: &SelectionSet) -> Option<Value> {
+        let summary = &self.0;
+        object(ctx, set, "ChangeSummary", |field| {
+            Some(match field.name.node.as_str() {
+                "change" => enum_value(summary.change),
+                "title" => Value::String(summary.title.clone()),
+                "pledgeCount" => Value::from(summary.pledge_count),
+                "organisationCount" => Value::from(summary.organisation_count),
+                "coalitionCount" => Value::from(summary.coalition_count),
+                "progressUpdateCount" => Value::from(summary.progress_update_count),
+                "lastProgressAt" => optional_moment(summary.last_progress_at),
                 _ => return None,
             })
         })
