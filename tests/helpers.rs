@@ -501,6 +501,8 @@ pub struct TestApp {
     pub http: reqwest::Client,
     /// SQL statements the server has run for requests.
     statements: Arc<AtomicU64>,
+    /// List items the server has written out in one step.
+    written_whole: Arc<AtomicU64>,
     background: Background,
     events: groundswell_api::events::Events,
     /// The server's generations of public data, bumped after a change made behind its back.
@@ -571,6 +573,7 @@ pub async fn start(
     };
     let address = app.address();
     let statements = app.statement_counter();
+    let written_whole = app.written_whole_counter();
     let generations = app.public_generations();
     let shutdown = app.shutdown_token();
     let handle = tokio::spawn(app.run_until_stopped());
@@ -581,6 +584,7 @@ pub async fn start(
         options,
         http: reqwest::Client::new(),
         statements,
+        written_whole,
         background,
         events,
         generations,
@@ -1101,6 +1105,11 @@ impl TestApp {
     /// loading events for subscribers).
     pub fn statements_so_far(&self) -> u64 {
         self.statements.load(Ordering::SeqCst)
+    }
+
+    /// List items this server has written out in one step so far (`graphql::listed`).
+    pub fn written_whole(&self) -> u64 {
+        self.written_whole.load(Ordering::SeqCst)
     }
 
     /// A direct connection to the server's database, for checks no client could make.

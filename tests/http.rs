@@ -106,6 +106,10 @@ async fn metrics_count_requests_and_show_the_outbox(db: Backend) -> anyhow::Resu
         "{text}"
     );
     assert!(text.contains("groundswell_mail_sent_total"), "{text}");
+    assert!(
+        text.contains("groundswell_graphql_items_written_whole_total"),
+        "{text}"
+    );
     assert!(!text.contains("counted@example.org"));
     Ok(())
 }

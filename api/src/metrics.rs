@@ -89,7 +89,8 @@ impl RequestMetrics {
     /// The handles for `route` and `status`. Asking the recorder for them on every request
     /// built each metric's key (its labels as owned strings) and hashed it: an allocation and
     /// a hash per label, per request. Routes are the router's patterns and statuses few, so
-    /// what is kept stays small.
+    /// what is kept stays small. The recorder never drops a series (no `idle_timeout`), so a
+    /// handle kept here always records into what `/metrics` shows.
     fn of(route: &str, status: u16) -> RequestMetrics {
         static KNOWN: LazyLock<RwLock<HashMap<String, RouteMetrics>>> =
             LazyLock::new(RwLock::default);

@@ -48,6 +48,7 @@ pub struct Application {
     background_loops: bool,
     shutdown: CancellationToken,
     statements: Arc<AtomicU64>,
+    written_whole: Arc<AtomicU64>,
     generations: Arc<groundswell_domain::generations::Generations>,
 }
 
@@ -78,6 +79,7 @@ impl Application {
         let events = Events::new(db.clone());
         let per_minute =
             NonZeroU32::new(config.sign_in_requests_per_minute).unwrap_or(NonZeroU32::MIN);
+        let written_whole = Arc::new(AtomicU64::new(0));
         let context = AppContext {
             db: db.clone(),
             secret: config.secret_key.clone(),
@@ -90,6 +92,7 @@ impl Application {
             renderer,
             webhooks: config.webhooks.clone(),
             registration_request_ttl: config.registration_request_ttl,
+            written_whole: written_whole.clone(),
         };
         let context_for_pages = context.clone();
         let schema = graphql::build(context.clone());
@@ -187,6 +190,7 @@ impl Application {
             background_loops: true,
             shutdown: CancellationToken::new(),
             statements,
+            written_whole,
             generations,
         })
     }
@@ -195,6 +199,12 @@ impl Application {
     /// worker's own statements not).
     pub fn statement_counter(&self) -> Arc<AtomicU64> {
         self.statements.clone()
+    }
+
+    /// How many list items this server has written out in one step (`graphql::listed`); tests
+    /// read it to know which path answered, whatever other servers in the process do.
+    pub fn written_whole_counter(&self) -> Arc<AtomicU64> {
+        self.written_whole.clone()
     }
 
     /// The generations of public data this server's cache checks: a test that changes the

@@ -37,6 +37,7 @@ use groundswell_domain::{
 use uuid::Uuid;
 
 use super::{
+    AppContext,
     changes::{Change, ChangeSummary},
     organisations::{OrganisationKind, Region},
     pledges::{Pledge, PledgeStatus},
@@ -45,9 +46,18 @@ use super::{
 };
 
 /// Items written out in one step since the process started, for `/metrics`
-/// (`groundswell_graphql_items_written_whole_total`): a test reads it to know the one-step path
-/// ran, and an operator sees whether clients' queries take it.
+/// (`groundswell_graphql_items_written_whole_total`), so an operator sees whether clients'
+/// queries take it. Each server also counts its own (`AppContext::written_whole`), which tests
+/// read, since several servers share a test process.
 pub static WRITTEN_WHOLE: AtomicU64 = AtomicU64::new(0);
+
+/// Counts an item written out in one step, for the process and for its server.
+fn written_whole(ctx: &ContextSelectionSet<'_>) {
+    WRITTEN_WHOLE.fetch_add(1, Ordering::Relaxed);
+    if let Some(app) = ctx.data_opt::<AppContext>() {
+        app.written_whole.fetch_add(1, Ordering::Relaxed);
+    }
+}
 
 /// A pledge in a list, with the relations its page loaded. `None` is "not loaded".
 pub struct ListedPledge {
@@ -73,7 +83,7 @@ impl OutputType for ListedPledge {
     ) -> ServerResult<Value> {
         match self.write(ctx, &ctx.item.node) {
             Some(value) => {
-                WRITTEN_WHOLE.fetch_add(1, Ordering::Relaxed);
+                written_whole(ctx);
                 Ok(value)
             }
             None => OutputType::resolve(&self.pledge, ctx, field).await,
@@ -156,7 +166,7 @@ impl OutputType for ListedChange {
     ) -> ServerResult<Value> {
         match self.write(ctx, &ctx.item.node) {
             Some(value) => {
-                WRITTEN_WHOLE.fetch_add(1, Ordering::Relaxed);
+                written_whole(ctx);
                 Ok(value)
             }
             None => OutputType::resolve(&self.0, ctx, field).await,

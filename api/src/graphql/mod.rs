@@ -94,6 +94,8 @@ pub struct AppContext {
     pub webhooks: crate::config::WebhookSettings,
     /// How long a registration link (registering with only an email) works.
     pub registration_request_ttl: chrono::Duration,
+    /// Items this server has written out in one step (`listed`); `/metrics` shows the process's.
+    pub written_whole: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// Who is asking, established once per request.
