@@ -51,12 +51,22 @@ use super::{
 /// read, since several servers share a test process.
 pub static WRITTEN_WHOLE: AtomicU64 = AtomicU64::new(0);
 
-/// Counts an item written out in one step, for the process and for its server.
-fn written_whole(ctx: &ContextSelectionSet<'_>) {
+/// An item's value: `written` in one step, counted for the process and for its server, or
+/// when the item could not be written so, what the `ordinary` object resolves.
+async fn written_or<T: OutputType>(
+    ctx: &ContextSelectionSet<'_>,
+    field: &Positioned<Field>,
+    written: Option<Value>,
+    ordinary: &T,
+) -> ServerResult<Value> {
+    let Some(value) = written else {
+        return OutputType::resolve(ordinary, ctx, field).await;
+    };
     WRITTEN_WHOLE.fetch_add(1, Ordering::Relaxed);
     if let Some(app) = ctx.data_opt::<AppContext>() {
         app.written_whole.fetch_add(1, Ordering::Relaxed);
     }
+    Ok(value)
 }
 
 /// A pledge in a list, with the relations its page loaded. `None` is "not loaded".
@@ -81,13 +91,7 @@ impl OutputType for ListedPledge {
         ctx: &ContextSelectionSet<'_>,
         field: &Positioned<Field>,
     ) -> ServerResult<Value> {
-        match self.write(ctx, &ctx.item.node) {
-            Some(value) => {
-                written_whole(ctx);
-                Ok(value)
-            }
-            None => OutputType::resolve(&self.pledge, ctx, field).await,
-        }
+        written_or(ctx, field, self.write(ctx, &ctx.item.node), &self.pledge).await
     }
 }
 
@@ -164,13 +168,7 @@ impl OutputType for ListedChange {
         ctx: &ContextSelectionSet<'_>,
         field: &Positioned<Field>,
     ) -> ServerResult<Value> {
-        match self.write(ctx, &ctx.item.node) {
-            Some(value) => {
-                written_whole(ctx);
-                Ok(value)
-            }
-            None => OutputType::resolve(&self.0, ctx, field).await,
-        }
+        written_or(ctx, field, self.write(ctx, &ctx.item.node), &self.0).await
     }
 }
 
