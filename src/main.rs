@@ -5,7 +5,7 @@
 ///
 /// mimalloc's version 2 (the `v2` feature), not 3, the crate's default: the live heap at the
 /// benchmark's peak is about 26 MB (heaptrack), and version 3 kept much more resident around
-/// it. In the same runs, the server peaked at 72 to 81 MiB with version 2 and 84 to 96 MiB with
+/// it. In the same runs, the server peaked at 71 to 81 MiB with version 2 and 84 to 96 MiB with
 /// version 3, for about 2% more instructions a request (callgrind, the five changes).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
